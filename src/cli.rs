@@ -1,0 +1,273 @@
+//! The command line: clap definitions (their doc comments are the help text) and the commands.
+//!
+//! Unit arguments (`--duration 30s`, `--scale 150%`) use the same parsers as scenario files, so
+//! the CLI and YAML accept the same syntax.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+use crate::report;
+use crate::run::{RunOptions, run as run_plan};
+use crate::scenario::units::{Span, parse_scale};
+use crate::scenario::{self, Overrides, ScenarioError};
+
+/// stampede: journey-based load testing with latency you can trust.
+#[derive(Debug, Parser)]
+#[command(name = "stampede", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by commands that load a scenario.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Base URL of the system under test, replacing the scenario's `target`.
+    #[arg(long, env = "STAMPEDE_TARGET")]
+    pub target: Option<String>,
+    /// Cap the run's length (and the length of constant flows), e.g. 30s or 2m.
+    #[arg(long, value_parser = parse_span)]
+    pub duration: Option<Duration>,
+    /// Multiply every rate and VU count, e.g. 0.5, 2 or 150%.
+    #[arg(long, value_parser = parse_scale_arg)]
+    pub scale: Option<f64>,
+}
+
+impl LoadArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            target: self.target.clone(),
+            scale: self.scale,
+            duration: self.duration,
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario against its target.
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Scenario overrides.
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Write results.json and intervals.hlog into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No live progress display.
+        #[arg(long)]
+        no_progress: bool,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Length of one measurement interval.
+        #[arg(long, value_parser = parse_span, default_value = "1s")]
+        interval: Duration,
+    },
+    /// Check a scenario and print each flow's plan; sends no traffic.
+    Validate {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Scenario overrides.
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Print the JSON Schema of the scenario format (or of results.json).
+    Schema {
+        /// The schema of results.json instead.
+        #[arg(long)]
+        results: bool,
+    },
+    /// Print the summary of a results.json again.
+    Report {
+        /// A results.json written by `run --out`.
+        result: PathBuf,
+    },
+    /// Start the built-in demo wallet and run the launch scenario against it.
+    Demo {
+        /// Which demo scenario: usdt-launch (default) or smoke.
+        #[arg(long, default_value = "usdt-launch")]
+        scenario: String,
+        /// Scenario overrides (e.g. --duration 20s for a short look).
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Write result files into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No live progress display.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Run the demo wallet service on its own.
+    DemoTarget {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Demo service settings.
+        #[command(flatten)]
+        config: crate::demo::DemoArgs,
+    },
+}
+
+fn parse_span(s: &str) -> Result<Duration, String> {
+    s.parse::<Span>().map(Span::get).map_err(|e| e.0)
+}
+
+fn parse_scale_arg(s: &str) -> Result<f64, String> {
+    parse_scale(s).map_err(|e| e.0)
+}
+
+/// Runs a parsed command line and returns its exit code.
+pub fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Run {
+            scenario,
+            load,
+            out,
+            no_progress,
+            quiet,
+            interval,
+        } => {
+            let progress = !no_progress && !quiet && std::io::stderr().is_terminal();
+            run_scenario(
+                &scenario,
+                &load.overrides(),
+                RunOptions {
+                    out,
+                    progress,
+                    interval,
+                },
+                quiet,
+            )
+        }
+        Command::Validate { scenario, load } => validate(&scenario, &load.overrides()),
+        Command::Schema { results } => {
+            let schema = if results {
+                report::results_schema()
+            } else {
+                scenario::json_schema()
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            Exit::Passed
+        }
+        Command::Report { result } => match report::read_json(&result) {
+            Ok(r) => {
+                print!("{}", report::terminal::render(&r));
+                Exit::Passed
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::InvalidInput
+            }
+        },
+        Command::Demo {
+            scenario,
+            load,
+            out,
+            no_progress,
+        } => {
+            let progress = !no_progress && std::io::stderr().is_terminal();
+            crate::demo::run_demo(
+                &scenario,
+                &load.overrides(),
+                RunOptions {
+                    out,
+                    progress,
+                    interval: Duration::from_secs(1),
+                },
+            )
+        }
+        Command::DemoTarget { listen, config } => {
+            crate::demo::serve_blocking(listen, config.into())
+        }
+    }
+}
+
+fn print_load_error(e: &ScenarioError) {
+    eprintln!("{e}");
+}
+
+fn validate(path: &Path, ov: &Overrides) -> Exit {
+    match scenario::load(path, ov) {
+        Ok(plan) => {
+            println!(
+                "{}: ok — {} journeys, {} flows",
+                path.display(),
+                plan.journeys.len(),
+                plan.flows.len()
+            );
+            for f in &plan.flows {
+                println!("  {:<16} {}", f.name, f.describe());
+            }
+            println!("  load ends after {}", Span(plan.load_length()));
+            Exit::Passed
+        }
+        Err(e) => {
+            print_load_error(&e);
+            Exit::InvalidInput
+        }
+    }
+}
+
+/// Loads and runs a scenario, prints the summary and writes result files.
+pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) -> Exit {
+    let plan = match scenario::load(path, ov) {
+        Ok(p) => p,
+        Err(e) => {
+            print_load_error(&e);
+            return Exit::InvalidInput;
+        }
+    };
+    run_loaded(plan, opts, quiet)
+}
+
+/// Runs a loaded plan, prints the summary and writes result files.
+pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
+    let out = opts.out.clone();
+    let outcome = match run_plan(plan, &opts) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let mut write_failed = false;
+    for e in &outcome.write_errors {
+        eprintln!("warning: {e}");
+    }
+    if let Some(dir) = &out
+        && let Err(e) = report::write_json(&outcome.result, &dir.join("results.json"))
+    {
+        eprintln!("error: {e}");
+        // Nothing is lost: print the whole result to stdout instead.
+        println!(
+            "{}",
+            serde_json::to_string(&outcome.result).unwrap_or_default()
+        );
+        write_failed = true;
+    }
+    if !quiet {
+        print!("{}", report::terminal::render(&outcome.result));
+        if let Some(dir) = &out {
+            println!("\nresults: {}", dir.display());
+        }
+    }
+    if outcome.result.interrupted {
+        Exit::Interrupted
+    } else if write_failed {
+        Exit::InvalidInput
+    } else {
+        Exit::Passed
+    }
+}

@@ -1,0 +1,108 @@
+//! The classification of failed requests: a small `Copy` enum counted per metric key, so a failure
+//! costs an array increment, not a formatted string.
+
+use std::fmt;
+
+/// Why a request (or the step around it) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The server refused the TCP connection.
+    ConnectRefused,
+    /// Any other connection failure (DNS, unreachable, no route).
+    Connect,
+    /// The connection was reset or closed mid-exchange.
+    Reset,
+    /// No complete response within the step's timeout.
+    Timeout,
+    /// The TLS handshake failed.
+    Tls,
+    /// The server broke HTTP (malformed response, bad framing).
+    Protocol,
+    /// The response body exceeded `max_body_bytes`.
+    BodyTooLarge,
+    /// The status was 400 or above and the step did not list it as expected.
+    Status,
+    /// A check on the response failed (or an extraction found nothing).
+    Check,
+    /// A template variable was unset, or a rendered value was not a valid header/URI.
+    Template,
+    /// A script step or hook failed.
+    Script,
+    /// A feeder ran out of rows.
+    Feed,
+}
+
+impl ErrorClass {
+    /// Number of classes (the length of per-class counter arrays).
+    pub const COUNT: usize = 12;
+
+    /// Every class, in counter order.
+    pub const ALL: [ErrorClass; ErrorClass::COUNT] = [
+        ErrorClass::ConnectRefused,
+        ErrorClass::Connect,
+        ErrorClass::Reset,
+        ErrorClass::Timeout,
+        ErrorClass::Tls,
+        ErrorClass::Protocol,
+        ErrorClass::BodyTooLarge,
+        ErrorClass::Status,
+        ErrorClass::Check,
+        ErrorClass::Template,
+        ErrorClass::Script,
+        ErrorClass::Feed,
+    ];
+
+    /// Position in counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable machine name used in results files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::ConnectRefused => "connect_refused",
+            ErrorClass::Connect => "connect",
+            ErrorClass::Reset => "reset",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Tls => "tls",
+            ErrorClass::Protocol => "protocol",
+            ErrorClass::BodyTooLarge => "body_too_large",
+            ErrorClass::Status => "status",
+            ErrorClass::Check => "check",
+            ErrorClass::Template => "template",
+            ErrorClass::Script => "script",
+            ErrorClass::Feed => "feed",
+        }
+    }
+
+    /// True for failures of the transport rather than of the response's content.
+    pub fn is_transport(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::ConnectRefused
+                | ErrorClass::Connect
+                | ErrorClass::Reset
+                | ErrorClass::Timeout
+                | ErrorClass::Tls
+                | ErrorClass::Protocol
+        )
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_match_the_all_table() {
+        for (i, c) in ErrorClass::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! The HTTP client: hyper connections owned by each virtual user, with phase timings.
+//!
+//! No pool is shared between virtual users: each holds at most one connection per origin in its
+//! [`Connections`], kept alive across iterations (like a browser tab), so connection reuse and
+//! churn behave like real users and no lock is shared on the request path. A keep-alive connection
+//! the server closed between requests is replaced once, transparently, when hyper hands the unsent
+//! request back; any other failure is classified into an [`ErrorClass`] and returned as data.
+//!
+//! Response bodies are streamed: counted and dropped unless the step extracts from them, in which
+//! case they are kept up to `max_body_bytes` and a larger body is a `BodyTooLarge` error.
+
+pub mod class;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+pub use class::ErrorClass;
+
+use crate::scenario::plan::{HttpVersion, Origin};
+
+/// Client settings shared by every virtual user of a run (TLS configuration is built once).
+#[derive(Debug, Clone)]
+pub struct Client {
+    tls_h2: Arc<rustls::ClientConfig>,
+    tls_h1: Arc<rustls::ClientConfig>,
+    version: HttpVersion,
+}
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+}
+
+struct Conn {
+    sender: Sender,
+    h2: bool,
+}
+
+/// One virtual user's open connections, one slot per origin.
+#[derive(Default)]
+pub struct Connections {
+    slots: Vec<Option<Conn>>,
+    /// Connections opened over this VU's life (for churn reporting).
+    pub opened: u64,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("open", &self.slots.iter().filter(|s| s.is_some()).count())
+            .finish()
+    }
+}
+
+impl Connections {
+    /// Closes every connection (for `keep_alive: false`, between iterations).
+    pub fn close_all(&mut self) {
+        self.slots.clear();
+    }
+
+    fn slot(&mut self, i: usize) -> &mut Option<Conn> {
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        &mut self.slots[i]
+    }
+}
+
+/// The outcome of one request attempt.
+#[derive(Debug)]
+pub struct Exchange {
+    /// When the attempt started (connection set-up included).
+    pub sent_at: Instant,
+    /// When the response head arrived.
+    pub head_at: Option<Instant>,
+    /// When the last byte arrived (or the failure happened).
+    pub done_at: Instant,
+    /// TCP connect time, if this attempt connected.
+    pub connect: Option<Duration>,
+    /// TLS handshake time, if this attempt made one.
+    pub tls: Option<Duration>,
+    /// Status code.
+    pub status: Option<u16>,
+    /// Response headers (empty on failure).
+    pub headers: HeaderMap,
+    /// Failure, with a message for the report.
+    pub error: Option<(ErrorClass, String)>,
+    /// Bytes received (head approximated from decoded headers, plus body).
+    pub bytes_in: u64,
+    /// Bytes sent (head approximated, plus body).
+    pub bytes_out: u64,
+}
+
+/// How to read the response body.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPolicy {
+    /// Keep the body in the caller's buffer.
+    pub keep: bool,
+    /// Largest body kept.
+    pub max_bytes: u64,
+}
+
+type Fail = (ErrorClass, String);
+
+impl Client {
+    /// Builds TLS settings once; `insecure` accepts any certificate.
+    pub fn new(version: HttpVersion, insecure: bool) -> Client {
+        let tls_h2 = Arc::new(tls_config(insecure, &[b"h2", b"http/1.1"]));
+        let tls_h1 = Arc::new(tls_config(insecure, &[b"http/1.1"]));
+        Client {
+            tls_h2,
+            tls_h1,
+            version,
+        }
+    }
+
+    /// Sends one request on the VU's connection to `origin` (opening one if needed) and reads the
+    /// response. Never panics and never returns `Err`: failures are in [`Exchange::error`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &self,
+        conns: &mut Connections,
+        origin_id: usize,
+        origin: &Origin,
+        mut req: Request<Full<Bytes>>,
+        body: BodyPolicy,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Exchange {
+        let sent_at = Instant::now();
+        let bytes_out =
+            head_size(req.headers()) + req.uri().path().len() as u64 + 16 + body_len(&req);
+        let mut ex = Exchange {
+            sent_at,
+            head_at: None,
+            done_at: sent_at,
+            connect: None,
+            tls: None,
+            status: None,
+            headers: HeaderMap::new(),
+            error: None,
+            bytes_in: 0,
+            bytes_out,
+        };
+        let work = async {
+            // At most one retry, only for a reused connection that turned out stale.
+            for _ in 0..2 {
+                let slot = conns.slot(origin_id);
+                let reused = matches!(slot, Some(c) if !c.sender.is_closed());
+                if !reused {
+                    *slot = None;
+                    let (conn, connect, tls) = self.connect(origin).await?;
+                    ex.connect = Some(connect);
+                    ex.tls = tls;
+                    conns.opened += 1;
+                    *conns.slot(origin_id) = Some(conn);
+                }
+                let Some(conn) = conns.slot(origin_id).as_mut() else {
+                    break;
+                };
+                if conn.h2 {
+                    // HTTP/2 needs the full URI for :scheme and :authority.
+                    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                    if let Ok(uri) = format!("{}{pq}", origin.base).parse() {
+                        *req.uri_mut() = uri;
+                    }
+                    req.headers_mut().remove(http::header::HOST);
+                }
+                let result = match &mut conn.sender {
+                    Sender::H1(s) => match s.ready().await {
+                        Ok(()) => s.try_send_request(req).await,
+                        Err(e) if reused => {
+                            tracing_stale(&e);
+                            *conns.slot(origin_id) = None;
+                            continue;
+                        }
+                        Err(e) => return Err(classify(&e)),
+                    },
+                    Sender::H2(s) => match s.ready().await {
+                        Ok(()) => s.try_send_request(req).await,
+                        Err(e) if reused => {
+                            tracing_stale(&e);
+                            *conns.slot(origin_id) = None;
+                            continue;
+                        }
+                        Err(e) => return Err(classify(&e)),
+                    },
+                };
+                match result {
+                    Ok(resp) => return read_response(resp, &mut ex, body, buf).await,
+                    Err(mut e) => {
+                        *conns.slot(origin_id) = None;
+                        match e.take_message() {
+                            Some(back) if reused => {
+                                req = back;
+                                continue;
+                            }
+                            _ => return Err(classify(e.error())),
+                        }
+                    }
+                }
+            }
+            Err((
+                ErrorClass::Reset,
+                "connection closed before the request could be sent".into(),
+            ))
+        };
+        let outcome = tokio::time::timeout(timeout, work).await;
+        ex.done_at = Instant::now();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(fail)) => {
+                *conns.slot(origin_id) = None;
+                ex.error = Some(fail);
+            }
+            Err(_) => {
+                // The connection is in an unknown state mid-exchange: never reuse it.
+                *conns.slot(origin_id) = None;
+                ex.error = Some((
+                    ErrorClass::Timeout,
+                    format!("no complete response within {timeout:?}"),
+                ));
+            }
+        }
+        ex
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<(Conn, Duration, Option<Duration>), Fail> {
+        let start = Instant::now();
+        let stream = tcp_connect(&origin.host, origin.port).await?;
+        let connect = start.elapsed();
+        if origin.https {
+            let tls_start = Instant::now();
+            let config = match self.version {
+                HttpVersion::Http1 => self.tls_h1.clone(),
+                _ => self.tls_h2.clone(),
+            };
+            let name =
+                rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
+                    (
+                        ErrorClass::Tls,
+                        format!("`{}` is not a valid TLS server name: {e}", origin.host),
+                    )
+                })?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .map_err(|e| {
+                    (
+                        ErrorClass::Tls,
+                        format!("TLS handshake with {}: {e}", origin.host),
+                    )
+                })?;
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let tls_time = tls_start.elapsed();
+            let conn = handshake(tls, h2).await?;
+            Ok((conn, connect, Some(tls_time)))
+        } else {
+            let conn = handshake(stream, self.version == HttpVersion::Http2).await?;
+            Ok((conn, connect, None))
+        }
+    }
+}
+
+fn tracing_stale(_e: &hyper::Error) {
+    // A keep-alive connection closed by the server while idle is normal; it is replaced silently.
+}
+
+async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Fail> {
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| (ErrorClass::Connect, format!("cannot resolve {host}: {e}")))?;
+    let mut last: Option<Fail> = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => {
+                let class = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    ErrorClass::ConnectRefused
+                } else {
+                    ErrorClass::Connect
+                };
+                last = Some((class, format!("connect to {addr}: {e}")));
+            }
+        }
+    }
+    Err(last.unwrap_or((
+        ErrorClass::Connect,
+        format!("{host} resolved to no address"),
+    )))
+}
+
+async fn handshake<T>(io: T, h2: bool) -> Result<Conn, Fail>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = TokioIo::new(io);
+    if h2 {
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn {
+            sender: Sender::H2(sender),
+            h2: true,
+        })
+    } else {
+        let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn {
+            sender: Sender::H1(sender),
+            h2: false,
+        })
+    }
+}
+
+async fn read_response(
+    resp: Response<Incoming>,
+    ex: &mut Exchange,
+    policy: BodyPolicy,
+    buf: &mut Vec<u8>,
+) -> Result<(), Fail> {
+    ex.head_at = Some(Instant::now());
+    let (parts, mut body) = resp.into_parts();
+    ex.status = Some(parts.status.as_u16());
+    ex.bytes_in = head_size(&parts.headers) + 17;
+    ex.headers = parts.headers;
+    buf.clear();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| classify(&e))?;
+        if let Ok(data) = frame.into_data() {
+            ex.bytes_in += data.len() as u64;
+            if policy.keep {
+                if buf.len() as u64 + data.len() as u64 > policy.max_bytes {
+                    return Err((
+                        ErrorClass::BodyTooLarge,
+                        format!(
+                            "response body exceeds max_body_bytes ({} bytes)",
+                            policy.max_bytes
+                        ),
+                    ));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn head_size(h: &HeaderMap) -> u64 {
+    h.iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum::<u64>()
+        + 2
+}
+
+fn body_len(req: &Request<Full<Bytes>>) -> u64 {
+    use hyper::body::Body as _;
+    req.body().size_hint().exact().unwrap_or(0)
+}
+
+/// Maps a hyper error to an error class, looking through its sources for I/O errors.
+pub fn classify(e: &hyper::Error) -> Fail {
+    let class = if e.is_timeout() {
+        ErrorClass::Timeout
+    } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        ErrorClass::Protocol
+    } else if e.is_incomplete_message()
+        || e.is_closed()
+        || e.is_canceled()
+        || e.is_body_write_aborted()
+    {
+        ErrorClass::Reset
+    } else {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        let mut class = ErrorClass::Protocol;
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                class = match io.kind() {
+                    ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+                        ErrorClass::Reset
+                    }
+                    TimedOut => ErrorClass::Timeout,
+                    _ if io
+                        .get_ref()
+                        .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+                    {
+                        ErrorClass::Tls
+                    }
+                    _ => ErrorClass::Reset,
+                };
+                break;
+            }
+            src = s.source();
+        }
+        class
+    };
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    (class, msg)
+}
+
+fn tls_config(insecure: bool, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = match rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => b,
+        // The ring provider supports the default versions; fall back to TLS 1.3 only otherwise.
+        Err(_) => match rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+        {
+            Ok(b) => b,
+            Err(_) => {
+                return rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+            }
+        },
+    };
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+/// Certificate verifier for `insecure: true`: accepts any certificate, still checks signatures
+/// of the handshake itself so the connection is a real TLS session.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

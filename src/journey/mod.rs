@@ -1,0 +1,236 @@
+//! One iteration of one virtual user: steps in order, each request timed from its due time.
+//!
+//! Due times: an iteration is due when the scheduler says; its first request is due then; each
+//! later request is due when the step before it ended, plus think time. Think times sleep *until* a
+//! due time rather than *for* a duration, so a late wake-up is charged to the next request's latency
+//! instead of disappearing. Failures are counted (an [`ErrorClass`] per step) and never propagate as
+//! `Err`: the iteration ends (`on_error: abort`) or continues, and the run goes on.
+
+mod request;
+mod vu;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand_distr::{Distribution, Exp, Normal};
+
+pub use vu::{VirtualUser, VuError};
+
+use crate::http::{Client, ErrorClass};
+use crate::metrics::{IterationOutcome, Registry};
+use crate::scenario::Plan;
+use crate::scenario::plan::{OnError, Step, Think};
+
+/// What every iteration of one flow shares.
+#[derive(Debug, Clone)]
+pub struct FlowCtx {
+    /// The plan.
+    pub plan: Arc<Plan>,
+    /// The HTTP client settings.
+    pub client: Client,
+    /// Where measurements go.
+    pub registry: Arc<Registry>,
+    /// Flow index.
+    pub flow: usize,
+    /// Key index of the flow's first step.
+    pub key_base: usize,
+}
+
+impl FlowCtx {
+    fn flow_key(&self) -> usize {
+        self.registry.keys().steps + self.flow
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Go,
+    Stop,
+}
+
+/// Runs one iteration due at `due_at` and records it.
+pub async fn run_iteration(
+    vu: &mut VirtualUser,
+    ctx: &FlowCtx,
+    due_at: Instant,
+) -> IterationOutcome {
+    let plan = &ctx.plan;
+    let journey = &plan.journeys[plan.flows[ctx.flow].journey];
+    vu.iteration += 1;
+    vu.new_trace();
+    let mut failed = false;
+    if let Err(e) = vu.draw_rows(plan, &journey.feeders) {
+        ctx.registry.flow_error(ctx.flow, ErrorClass::Feed);
+        ctx.registry
+            .example(ctx.flow_key(), ErrorClass::Feed, || e.to_string());
+        failed = true;
+    }
+    let mut next_due = due_at;
+    if !failed && let Some(before) = &journey.before {
+        failed = !run_script(vu, ctx, |vu| plan.scripts.run(before, &mut vu.scope));
+    }
+    if !failed {
+        let mut state = IterState {
+            next_due: &mut next_due,
+            failed: false,
+        };
+        run_steps(&journey.steps, vu, ctx, &mut state).await;
+        failed = state.failed;
+    }
+    if let Some(after) = &journey.after {
+        failed |= !run_script(vu, ctx, |vu| plan.scripts.run(after, &mut vu.scope));
+    }
+    if !plan.settings.keep_alive {
+        vu.conns.close_all();
+    }
+    let outcome = if failed {
+        IterationOutcome::Failed
+    } else {
+        IterationOutcome::Ok
+    };
+    ctx.registry.iteration(
+        ctx.flow,
+        Instant::now().saturating_duration_since(due_at),
+        outcome,
+    );
+    outcome
+}
+
+struct IterState<'a> {
+    next_due: &'a mut Instant,
+    failed: bool,
+}
+
+fn run_script(
+    vu: &mut VirtualUser,
+    ctx: &FlowCtx,
+    f: impl FnOnce(&mut VirtualUser) -> Result<(), crate::script::ScriptError>,
+) -> bool {
+    match f(vu) {
+        Ok(()) => true,
+        Err(e) => {
+            ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
+            ctx.registry
+                .example(ctx.flow_key(), ErrorClass::Script, || e.to_string());
+            false
+        }
+    }
+}
+
+type StepsFuture<'a> = Pin<Box<dyn Future<Output = Next> + Send + 'a>>;
+
+/// Nested blocks (group, loop, if) recurse through a boxed future; flat journeys never box.
+fn run_nested<'a>(
+    steps: &'a [Step],
+    vu: &'a mut VirtualUser,
+    ctx: &'a FlowCtx,
+    st: &'a mut IterState<'_>,
+) -> StepsFuture<'a> {
+    Box::pin(run_steps(steps, vu, ctx, st))
+}
+
+async fn run_steps(
+    steps: &[Step],
+    vu: &mut VirtualUser,
+    ctx: &FlowCtx,
+    st: &mut IterState<'_>,
+) -> Next {
+    let plan = &ctx.plan;
+    for step in steps {
+        let next = match step {
+            Step::Request(r) => {
+                let ok = request::execute(r, vu, ctx, *st.next_due).await;
+                *st.next_due = Instant::now();
+                if ok {
+                    Next::Go
+                } else {
+                    st.failed = true;
+                    if plan.settings.on_error == OnError::Abort {
+                        Next::Stop
+                    } else {
+                        Next::Go
+                    }
+                }
+            }
+            Step::Think(t) => {
+                let pause = sample_think(t, &mut vu.rng);
+                *st.next_due += pause;
+                tokio::time::sleep_until(tokio::time::Instant::from_std(*st.next_due)).await;
+                Next::Go
+            }
+            Step::Script(s) => {
+                if run_script(vu, ctx, |vu| plan.scripts.run(s, &mut vu.scope)) {
+                    Next::Go
+                } else {
+                    st.failed = true;
+                    Next::Stop
+                }
+            }
+            Step::Group(inner) => run_nested(inner, vu, ctx, st).await,
+            Step::If(i) => match plan.scripts.test(&i.condition, &mut vu.scope) {
+                Ok(true) => run_nested(&i.then, vu, ctx, st).await,
+                Ok(false) => run_nested(&i.otherwise, vu, ctx, st).await,
+                Err(e) => {
+                    ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
+                    ctx.registry
+                        .example(ctx.flow_key(), ErrorClass::Script, || e.to_string());
+                    st.failed = true;
+                    Next::Stop
+                }
+            },
+            Step::Loop(l) => {
+                let mut next = Next::Go;
+                let rounds = l.count.unwrap_or(l.max);
+                for _ in 0..rounds {
+                    if let Some(cond) = &l.condition {
+                        match plan.scripts.test(cond, &mut vu.scope) {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(e) => {
+                                ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
+                                ctx.registry
+                                    .example(ctx.flow_key(), ErrorClass::Script, || e.to_string());
+                                st.failed = true;
+                                next = Next::Stop;
+                                break;
+                            }
+                        }
+                    }
+                    next = run_nested(&l.steps, vu, ctx, st).await;
+                    if next == Next::Stop {
+                        break;
+                    }
+                }
+                next
+            }
+        };
+        if next == Next::Stop {
+            return Next::Stop;
+        }
+    }
+    Next::Go
+}
+
+/// Draws a think time.
+pub fn sample_think(t: &Think, rng: &mut impl Rng) -> Duration {
+    match *t {
+        Think::Fixed(d) => d,
+        Think::Uniform(r) => {
+            let (lo, hi) = (r.low.as_secs_f64(), r.high.as_secs_f64());
+            Duration::from_secs_f64(lo + (hi - lo) * rng.random::<f64>())
+        }
+        Think::Normal { mean, stddev } => {
+            match Normal::new(mean.as_secs_f64(), stddev.as_secs_f64()) {
+                Ok(n) => Duration::from_secs_f64(n.sample(rng).max(0.0)),
+                Err(_) => mean,
+            }
+        }
+        Think::Exponential(mean) => match Exp::new(1.0 / mean.as_secs_f64().max(1e-9)) {
+            Ok(e) => Duration::from_secs_f64(e.sample(rng).min(mean.as_secs_f64() * 50.0)),
+            Err(_) => mean,
+        },
+    }
+}

@@ -1,0 +1,431 @@
+//! A request step: render, send, check, extract, retry, record.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Uri};
+use http_body_util::Full;
+use rand::Rng;
+use rhai::{Dynamic, ImmutableString};
+
+use super::{FlowCtx, VirtualUser};
+use crate::http::{BodyPolicy, ErrorClass, Exchange};
+use crate::metrics::RequestSample;
+use crate::scenario::plan::{Body, Check, ExtractSource, HeaderTemplate, Request, Retry};
+use crate::scenario::template::{Missing, RenderCtx};
+
+/// Runs a request step (with its retries); true when it succeeded.
+pub(super) async fn execute(
+    r: &Request,
+    vu: &mut VirtualUser,
+    ctx: &FlowCtx,
+    due_at: Instant,
+) -> bool {
+    let key = ctx.key_base + r.id.0 as usize;
+    let mut due = due_at;
+    let mut attempt = 0u32;
+    loop {
+        let req = match build(r, vu, ctx) {
+            Ok(req) => req,
+            Err(msg) => {
+                ctx.registry
+                    .request(key, &failed_sample(due, ErrorClass::Template, attempt > 0));
+                ctx.registry.example(key, ErrorClass::Template, || msg);
+                return false;
+            }
+        };
+        let plan = &ctx.plan;
+        let origin = &plan.origins[r.origin];
+        let policy = BodyPolicy {
+            keep: r.keeps_body,
+            max_bytes: plan.settings.max_body_bytes,
+        };
+        let ex = ctx
+            .client
+            .send(
+                &mut vu.conns,
+                r.origin,
+                origin,
+                req,
+                policy,
+                &mut vu.buf,
+                r.timeout,
+            )
+            .await;
+        if ex.error.is_none() {
+            store_cookies(vu, r.origin, &ex.headers);
+        }
+        let latency = ex.done_at.saturating_duration_since(due);
+        let (passed, failure) = evaluate(r, vu, &ex, latency);
+        let error = ex
+            .error
+            .as_ref()
+            .map(|(c, _)| *c)
+            .or(failure.as_ref().map(|(c, _)| *c));
+        let sample = RequestSample {
+            latency,
+            service: ex.done_at.saturating_duration_since(ex.sent_at),
+            ttfb: ex.head_at.map(|h| h.saturating_duration_since(ex.sent_at)),
+            connect: ex.connect,
+            tls: ex.tls,
+            status: ex.status,
+            error,
+            bytes_in: ex.bytes_in,
+            bytes_out: ex.bytes_out,
+            retry: attempt > 0,
+            checks: (passed, failure.is_some() as u32),
+        };
+        ctx.registry.request(key, &sample);
+        let Some(class) = error else { return true };
+        let message = || match (&ex.error, &failure) {
+            (Some((_, m)), _) | (None, Some((_, m))) => m.clone(),
+            _ => String::new(),
+        };
+        ctx.registry.example(key, class, message);
+        match &r.retry {
+            Some(policy) if attempt < policy.max && should_retry(policy, class, ex.status) => {
+                let pause = backoff(policy, attempt, &mut vu.rng);
+                due = Instant::now() + pause;
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                attempt += 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample {
+    let now = Instant::now();
+    RequestSample {
+        latency: now.saturating_duration_since(due),
+        service: Duration::ZERO,
+        ttfb: None,
+        connect: None,
+        tls: None,
+        status: None,
+        error: Some(class),
+        bytes_in: 0,
+        bytes_out: 0,
+        retry,
+        checks: (0, 0),
+    }
+}
+
+fn should_retry(p: &Retry, class: ErrorClass, status: Option<u16>) -> bool {
+    match class {
+        ErrorClass::Timeout => p.timeout,
+        ErrorClass::Reset | ErrorClass::Protocol => p.reset,
+        ErrorClass::ConnectRefused | ErrorClass::Connect | ErrorClass::Tls => p.connect,
+        ErrorClass::Status | ErrorClass::Check => status
+            .is_some_and(|s| p.statuses.contains(&s) || (p.any_5xx && (500..600).contains(&s))),
+        _ => false,
+    }
+}
+
+/// Exponential backoff within the policy's range, with full jitter (AWS's recommendation: it
+/// spreads retries of many users instead of synchronising them).
+fn backoff(p: &Retry, attempt: u32, rng: &mut impl Rng) -> Duration {
+    let cap = p.backoff.high.as_secs_f64();
+    let base = p.backoff.low.as_secs_f64() * 2f64.powi(attempt.min(30) as i32);
+    let top = base.min(cap).max(p.backoff.low.as_secs_f64());
+    Duration::from_secs_f64(
+        p.backoff.low.as_secs_f64().min(top)
+            + (top - p.backoff.low.as_secs_f64()).max(0.0) * rng.random::<f64>(),
+    )
+}
+
+fn render_ctx<'a>(
+    vu: &'a VirtualUser,
+    ctx: &'a FlowCtx,
+    names: &'a [(String, Vec<String>)],
+) -> RenderCtx<'a> {
+    let _ = ctx;
+    RenderCtx {
+        scope: &vu.scope,
+        rows: &vu.rows,
+        feed_names: names,
+        vu: vu.id,
+        iteration: vu.iteration,
+    }
+}
+
+fn feed_names(ctx: &FlowCtx) -> Vec<(String, Vec<String>)> {
+    ctx.plan
+        .feeders
+        .iter()
+        .map(|f| (f.name.clone(), f.columns.clone()))
+        .collect()
+}
+
+fn build(
+    r: &Request,
+    vu: &mut VirtualUser,
+    ctx: &FlowCtx,
+) -> Result<http::Request<Full<Bytes>>, String> {
+    let plan = &ctx.plan;
+    let origin = &plan.origins[r.origin];
+    // Names are only needed to word a missing-feeder message, which is rare; build them lazily.
+    let missing = |m: Missing| format!("{m}");
+    let mut scratch = std::mem::take(&mut vu.scratch);
+    scratch.clear();
+    let names: Vec<(String, Vec<String>)> = Vec::new();
+    let rendered = {
+        let rc = render_ctx(vu, ctx, &names);
+        r.path.render(&rc, &mut scratch)
+    };
+    if let Err(m) = rendered {
+        vu.scratch = scratch;
+        return Err(describe_missing(m, ctx));
+    }
+    let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(&scratch));
+    vu.scratch = scratch;
+    let uri = uri.map_err(|e| format!("rendered path is not a valid URI: {e}"))?;
+
+    let mut headers = HeaderMap::with_capacity(r.headers.len() + 4);
+    headers.insert(http::header::HOST, origin.authority.clone());
+    for (name, value) in &r.headers {
+        let v = match value {
+            HeaderTemplate::Static(v) => v.clone(),
+            HeaderTemplate::Dynamic(t) => {
+                let mut out = Vec::with_capacity(64);
+                let rc = render_ctx(vu, ctx, &names);
+                t.render(&rc, &mut out)
+                    .map_err(|m| describe_missing(m, ctx))?;
+                HeaderValue::from_maybe_shared(Bytes::from(out))
+                    .map_err(|_| format!("header `{name}` rendered to an invalid value"))?
+            }
+        };
+        headers.insert(name.clone(), v);
+    }
+    let mut cookie = String::new();
+    for (o, k, v) in &vu.cookies {
+        if *o == r.origin {
+            if !cookie.is_empty() {
+                cookie.push_str("; ");
+            }
+            let _ = write!(cookie, "{k}={v}");
+        }
+    }
+    if !cookie.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&cookie)
+    {
+        headers.insert(http::header::COOKIE, v);
+    }
+    if plan.settings.traceparent {
+        let span: u64 = vu.rng.random::<u64>() | 1;
+        let tp = format!("00-{:032x}-{span:016x}-01", vu.trace_id);
+        if let Ok(v) = HeaderValue::from_str(&tp) {
+            headers.insert(http::HeaderName::from_static("traceparent"), v);
+        }
+    }
+    let body = match &r.body {
+        Body::Empty => Bytes::new(),
+        Body::Static(b, ct) => {
+            if let Some(ct) = ct {
+                headers.insert(http::header::CONTENT_TYPE, ct.clone());
+            }
+            b.clone()
+        }
+        Body::Dynamic(t, ct) => {
+            if let Some(ct) = ct {
+                headers.insert(http::header::CONTENT_TYPE, ct.clone());
+            }
+            let mut out = Vec::with_capacity(256);
+            let rc = render_ctx(vu, ctx, &names);
+            t.render(&rc, &mut out)
+                .map_err(|m| describe_missing(m, ctx))?;
+            Bytes::from(out)
+        }
+    };
+    let _ = missing;
+    let mut req = http::Request::new(Full::new(body));
+    *req.method_mut() = r.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+fn describe_missing(m: Missing, ctx: &FlowCtx) -> String {
+    if m.0 == "feeder" || m.0.contains('.') {
+        let names = feed_names(ctx);
+        let _ = names;
+    }
+    format!("{m}: it was never extracted or assigned before this step")
+}
+
+/// Runs checks and extractions; returns the number of checks passed and the first failure.
+fn evaluate(
+    r: &Request,
+    vu: &mut VirtualUser,
+    ex: &Exchange,
+    latency: Duration,
+) -> (u32, Option<(ErrorClass, String)>) {
+    let Some(status) = ex.status else {
+        return (0, None);
+    };
+    if ex.error.is_some() {
+        return (0, None);
+    }
+    let json = if r.parses_json {
+        serde_json::from_slice::<serde_json::Value>(&vu.buf).ok()
+    } else {
+        None
+    };
+    let mut passed = 0u32;
+    let mut failure: Option<(ErrorClass, String)> = None;
+    let mut fail = |class: ErrorClass, msg: String| {
+        if failure.is_none() {
+            failure = Some((class, msg));
+        }
+    };
+    let has_status_check = r.checks.iter().any(|c| matches!(c, Check::Status(_)));
+    if !has_status_check && status >= 400 {
+        fail(ErrorClass::Status, format!("status {status}"));
+    }
+    for check in &r.checks {
+        let ok = match check {
+            Check::Status(codes) => {
+                let ok = codes.contains(&status);
+                if !ok {
+                    fail(
+                        ErrorClass::Check,
+                        format!("status {status}, expected {codes:?}"),
+                    );
+                }
+                ok
+            }
+            Check::JsonEq(path, text, expected) => {
+                let got = json.as_ref().and_then(|j| path.query(j).first().cloned());
+                let ok = got.as_ref().is_some_and(|g| json_equal(g, expected));
+                if !ok {
+                    let got = got.map_or_else(|| "nothing".to_string(), |g| g.to_string());
+                    fail(
+                        ErrorClass::Check,
+                        format!("{text} is {got}, expected {expected}"),
+                    );
+                }
+                ok
+            }
+            Check::Exists(path, text) => {
+                let ok = json.as_ref().is_some_and(|j| !path.query(j).is_empty());
+                if !ok {
+                    fail(ErrorClass::Check, format!("{text} matched nothing"));
+                }
+                ok
+            }
+            Check::BodyContains(needle) => {
+                let ok = memchr_find(&vu.buf, needle.as_bytes());
+                if !ok {
+                    fail(
+                        ErrorClass::Check,
+                        format!("body does not contain {needle:?}"),
+                    );
+                }
+                ok
+            }
+            Check::Header(name, expected) => {
+                let got = ex.headers.get(name);
+                let ok = match (got, expected) {
+                    (Some(v), Some(e)) => v.as_bytes() == e.as_bytes(),
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if !ok {
+                    fail(
+                        ErrorClass::Check,
+                        format!("header {name} missing or different"),
+                    );
+                }
+                ok
+            }
+            Check::MaxLatency(budget) => {
+                let ok = latency <= *budget;
+                if !ok {
+                    fail(
+                        ErrorClass::Check,
+                        format!("latency {latency:?} over budget {budget:?}"),
+                    );
+                }
+                ok
+            }
+        };
+        passed += ok as u32;
+    }
+    for e in &r.extract {
+        let value: Option<Dynamic> = match &e.source {
+            ExtractSource::Json(path, _) => json
+                .as_ref()
+                .and_then(|j| path.query(j).first().map(|v| crate::script::from_json(v))),
+            ExtractSource::Regex(re) => std::str::from_utf8(&vu.buf).ok().and_then(|text| {
+                re.captures(text)
+                    .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                    .map(|m| Dynamic::from(ImmutableString::from(m.as_str())))
+            }),
+            ExtractSource::Header(h) => ex
+                .headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| Dynamic::from(ImmutableString::from(s))),
+            ExtractSource::Cookie(name) => vu
+                .cookies
+                .iter()
+                .find(|(o, k, _)| *o == r.origin && k == name)
+                .map(|(_, _, v)| Dynamic::from(ImmutableString::from(v.as_str()))),
+        };
+        match value {
+            Some(v) if !v.is_unit() => {
+                vu.scope.set_or_push(e.var.clone(), v);
+            }
+            _ => {
+                vu.scope.set_or_push(e.var.clone(), Dynamic::UNIT);
+                let what = match &e.source {
+                    ExtractSource::Json(_, text) => text.clone(),
+                    ExtractSource::Regex(re) => format!("regex {}", re.as_str()),
+                    ExtractSource::Header(h) => format!("header {h}"),
+                    ExtractSource::Cookie(c) => format!("cookie {c}"),
+                };
+                fail(
+                    ErrorClass::Check,
+                    format!("extract `{}`: {what} found nothing", e.var),
+                );
+            }
+        }
+    }
+    (passed, failure)
+}
+
+fn json_equal(got: &serde_json::Value, expected: &serde_json::Value) -> bool {
+    match (got, expected) {
+        (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
+        // YAML `filled` and JSON "filled" are the same; so are a number and its text form.
+        (serde_json::Value::Number(a), serde_json::Value::String(b)) => {
+            b.parse::<f64>().ok() == a.as_f64()
+        }
+        _ => got == expected,
+    }
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn store_cookies(vu: &mut VirtualUser, origin: usize, headers: &HeaderMap) {
+    for v in headers.get_all(http::header::SET_COOKIE) {
+        let Ok(text) = v.to_str() else { continue };
+        let mut parts = text.split(';');
+        let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        let expired = parts.any(|a| {
+            let a = a.trim().to_ascii_lowercase();
+            a == "max-age=0" || a.starts_with("max-age=-")
+        });
+        vu.cookies.retain(|(o, k, _)| !(*o == origin && k == name));
+        if !expired {
+            vu.cookies
+                .push((origin, name.to_string(), value.to_string()));
+        }
+    }
+}

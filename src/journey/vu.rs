@@ -1,0 +1,108 @@
+//! A virtual user: variables (a Rhai scope), cookies, connections, feeder rows and a random
+//! generator, living across iterations.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rhai::{Dynamic, ImmutableString, Scope};
+
+use crate::http::Connections;
+use crate::scenario::Plan;
+use crate::scenario::feeder::{Exhausted, Pick, Row};
+use crate::script::{ScriptError, from_json};
+
+/// One simulated user.
+#[derive(Debug)]
+pub struct VirtualUser {
+    /// Number within its flow, from 1.
+    pub id: u64,
+    /// Iterations started.
+    pub iteration: u64,
+    /// Variables (extracted, scripted, from `vars`).
+    pub scope: Scope<'static>,
+    /// Open connections.
+    pub conns: Connections,
+    /// Cookies: (origin index, name, value).
+    pub cookies: Vec<(usize, String, String)>,
+    /// Current row of each feeder.
+    pub rows: Vec<Option<Row>>,
+    /// Random source for think times and jitter.
+    pub rng: SmallRng,
+    /// Scratch buffers reused by every request.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
+    pub(crate) trace_id: u128,
+}
+
+impl VirtualUser {
+    /// Creates a user: declares the plan's variables, sets `vars`, takes its `unique` feeder
+    /// rows, and runs the script library's top-level statements.
+    pub fn new(plan: &Plan, id: u64, seed: u64) -> Result<VirtualUser, VuError> {
+        let mut scope = Scope::new();
+        for name in &plan.declared {
+            scope.push_dynamic(name.clone(), Dynamic::UNIT);
+        }
+        for (name, value) in &plan.vars {
+            scope.push_dynamic(name.clone(), from_json(value));
+        }
+        let mut rows = vec![None; plan.feeders.len()];
+        for (i, f) in plan.feeders.iter().enumerate() {
+            if f.pick == Pick::Unique {
+                let row = f.draw(0)?;
+                push_row(&mut scope, &f.name, &f.columns, &row);
+                rows[i] = Some(row);
+            }
+        }
+        let mut vu = VirtualUser {
+            id,
+            iteration: 0,
+            scope,
+            conns: Connections::default(),
+            cookies: Vec::new(),
+            rows,
+            rng: SmallRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            buf: Vec::with_capacity(4096),
+            scratch: Vec::with_capacity(256),
+            trace_id: 0,
+        };
+        plan.scripts.init_vu(&mut vu.scope)?;
+        Ok(vu)
+    }
+
+    /// Draws this iteration's rows for the journey's per-iteration feeders.
+    pub(crate) fn draw_rows(&mut self, plan: &Plan, feeders: &[usize]) -> Result<(), Exhausted> {
+        for &i in feeders {
+            let f = &plan.feeders[i];
+            let row = f.draw(0)?;
+            push_row(&mut self.scope, &f.name, &f.columns, &row);
+            self.rows[i] = Some(row);
+        }
+        Ok(())
+    }
+
+    /// Starts a new W3C trace for this iteration.
+    pub(crate) fn new_trace(&mut self) {
+        self.trace_id = self.rng.random::<u128>() | 1;
+    }
+}
+
+fn push_row(scope: &mut Scope<'static>, name: &str, columns: &[String], row: &Row) {
+    let mut map = rhai::Map::new();
+    for (c, v) in columns.iter().zip(row.iter()) {
+        map.insert(
+            c.as_str().into(),
+            Dynamic::from(ImmutableString::from(v.as_str())),
+        );
+    }
+    scope.set_or_push(name, Dynamic::from_map(map));
+}
+
+/// Why a virtual user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum VuError {
+    /// A `unique` feeder has no row left for it.
+    #[error(transparent)]
+    Feed(#[from] Exhausted),
+    /// The script library's set-up failed.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+}

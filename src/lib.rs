@@ -1,0 +1,30 @@
+//! stampede: a journey-based, mixed-workload HTTP load generator whose latency numbers can be
+//! trusted.
+//!
+//! # Layout
+//!
+//! - [`scenario`]: YAML in, a validated [`scenario::Plan`] out (or every problem with its
+//!   `file:line:column`). Templates and scripts are compiled here, once.
+//! - [`script`]: the sandboxed Rhai engine, helper functions, per-virtual-user scopes.
+//! - [`schedule`]: when iterations start: open (arrival-rate curves) and closed (looping virtual
+//!   users) executors, one per flow, on one run clock.
+//! - [`journey`]: one iteration of one virtual user: requests, checks, extraction, think times,
+//!   loops, conditions, retries.
+//! - [`http`]: the hyper client: per-VU connections, TLS, phase timings, error classes.
+//! - [`metrics`]: per-thread HDR recorders merged by a collector each interval.
+//! - [`report`]: the result model (`results.json`), terminal summary, interval log, progress.
+//! - [`run`]: orchestration of one run: clock, flows, graceful stop, signals.
+//! - [`demo`]: the built-in wallet service used by `stampede demo` and the tests.
+//! - [`cli`]: argument parsing and the commands; [`exit`]: exit codes.
+
+pub mod cli;
+pub mod demo;
+pub mod exit;
+pub mod http;
+pub mod journey;
+pub mod metrics;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod schedule;
+pub mod script;

@@ -1,0 +1,612 @@
+//! Recording and merging measurements.
+//!
+//! Each OS thread that records gets its own shard (a `Mutex<Stats>` that only it and the collector
+//! touch), found through a thread-local, so the per-sample path takes no lock shared between
+//! workers: the collector swaps each shard's `Stats` out once per interval and merges them by
+//! addition (wrk2's `hdr_add`). Histograms are HDR, in microseconds with 3 significant digits,
+//! created on a key's first sample so idle keys cost nothing. Metric keys are dense indices fixed
+//! at plan time ([`KeyTable`]); no strings are touched while recording.
+
+pub mod codec;
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::http::class::ErrorClass;
+use crate::scenario::Plan;
+
+/// Significant digits of every histogram.
+pub const SIGFIGS: u8 = 3;
+
+/// A latency histogram in microseconds.
+pub type Hist = Histogram<u64>;
+
+/// A new, empty, auto-resizing histogram.
+pub fn new_hist() -> Hist {
+    // ok: 3 significant digits with a lowest value of 1 is always a valid configuration.
+    #[allow(clippy::expect_used)]
+    Histogram::new(SIGFIGS).expect("valid histogram bounds")
+}
+
+fn record(h: &mut Option<Box<Hist>>, d: Duration) {
+    let us = (d.as_micros() as u64).max(1);
+    let h = h.get_or_insert_with(|| Box::new(new_hist()));
+    // `record` grows an auto-resizing histogram; only a value beyond what it can ever track
+    // fails, and that is clamped rather than lost. (`saturating_record` alone would clamp to the
+    // current size and never grow.)
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
+}
+
+fn add_hist(into: &mut Option<Box<Hist>>, from: &Option<Box<Hist>>) {
+    if let Some(f) = from {
+        match into {
+            Some(i) => {
+                // Both auto-resize, so addition cannot run out of range.
+                let _ = i.add(&**f);
+            }
+            None => *into = Some(f.clone()),
+        }
+    }
+}
+
+/// Dense metric keys: one per (flow, request step), fixed at plan time.
+#[derive(Debug, Clone)]
+pub struct KeyTable {
+    /// Per flow: its name, journey step names, and the index of its first step key.
+    pub flows: Vec<FlowKeys>,
+    /// Number of step keys in all.
+    pub steps: usize,
+}
+
+/// The keys of one flow.
+#[derive(Debug, Clone)]
+pub struct FlowKeys {
+    /// Flow name.
+    pub name: String,
+    /// Step names in `StepId` order.
+    pub steps: Vec<String>,
+    /// Key index of the flow's first step.
+    pub base: usize,
+}
+
+impl KeyTable {
+    /// Builds the keys of a plan.
+    pub fn from_plan(plan: &Plan) -> KeyTable {
+        let mut base = 0;
+        let flows = plan
+            .flows
+            .iter()
+            .map(|f| {
+                let steps: Vec<String> = plan.journeys[f.journey]
+                    .requests
+                    .iter()
+                    .map(|r| r.name.clone())
+                    .collect();
+                let k = FlowKeys {
+                    name: f.name.clone(),
+                    base,
+                    steps,
+                };
+                base += k.steps.len();
+                k
+            })
+            .collect();
+        KeyTable { flows, steps: base }
+    }
+
+    /// The `flow.step` name of a step key.
+    pub fn step_name(&self, key: usize) -> String {
+        for f in &self.flows {
+            if key >= f.base && key < f.base + f.steps.len() {
+                return format!("{}.{}", f.name, f.steps[key - f.base]);
+            }
+        }
+        format!("key{key}")
+    }
+}
+
+/// One request's measurements.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSample {
+    /// From due time to the last byte (what users felt).
+    pub latency: Duration,
+    /// From the actual send to the last byte.
+    pub service: Duration,
+    /// From the actual send to the response head.
+    pub ttfb: Option<Duration>,
+    /// Connection set-up, when this request opened one.
+    pub connect: Option<Duration>,
+    /// TLS handshake, when this request made one.
+    pub tls: Option<Duration>,
+    /// Response status, when one arrived.
+    pub status: Option<u16>,
+    /// Failure class, if it failed.
+    pub error: Option<ErrorClass>,
+    /// Bytes received (head and body).
+    pub bytes_in: u64,
+    /// Bytes sent (head and body).
+    pub bytes_out: u64,
+    /// Whether this attempt was a retry.
+    pub retry: bool,
+    /// Checks passed and failed on this response.
+    pub checks: (u32, u32),
+}
+
+/// Per-step counters and histograms for one interval (or merged, for the run).
+#[derive(Debug, Clone, Default)]
+pub struct StepStats {
+    /// Latency from due time.
+    pub latency: Option<Box<Hist>>,
+    /// Service time from send.
+    pub service: Option<Box<Hist>>,
+    /// Time to first byte.
+    pub ttfb: Option<Box<Hist>>,
+    /// Connect time.
+    pub connect: Option<Box<Hist>>,
+    /// TLS handshake time.
+    pub tls: Option<Box<Hist>>,
+    /// Requests sent (retries included).
+    pub requests: u64,
+    /// Of which retries.
+    pub retries: u64,
+    /// Failures per class (`ErrorClass::index`).
+    pub errors: [u64; ErrorClass::COUNT],
+    /// Responses per status code (few distinct codes, so a small vector).
+    pub statuses: Vec<(u16, u64)>,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Checks passed.
+    pub checks_passed: u64,
+    /// Checks failed.
+    pub checks_failed: u64,
+}
+
+impl StepStats {
+    fn record(&mut self, s: &RequestSample) {
+        self.requests += 1;
+        self.retries += s.retry as u64;
+        record(&mut self.latency, s.latency);
+        record(&mut self.service, s.service);
+        if let Some(t) = s.ttfb {
+            record(&mut self.ttfb, t);
+        }
+        if let Some(c) = s.connect {
+            record(&mut self.connect, c);
+        }
+        if let Some(t) = s.tls {
+            record(&mut self.tls, t);
+        }
+        if let Some(e) = s.error {
+            self.errors[e.index()] += 1;
+        }
+        if let Some(code) = s.status {
+            match self.statuses.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, n)) => *n += 1,
+                None => self.statuses.push((code, 1)),
+            }
+        }
+        self.bytes_in += s.bytes_in;
+        self.bytes_out += s.bytes_out;
+        self.checks_passed += s.checks.0 as u64;
+        self.checks_failed += s.checks.1 as u64;
+    }
+
+    /// Adds another's counts into this one.
+    pub fn add(&mut self, o: &StepStats) {
+        add_hist(&mut self.latency, &o.latency);
+        add_hist(&mut self.service, &o.service);
+        add_hist(&mut self.ttfb, &o.ttfb);
+        add_hist(&mut self.connect, &o.connect);
+        add_hist(&mut self.tls, &o.tls);
+        self.requests += o.requests;
+        self.retries += o.retries;
+        for (a, b) in self.errors.iter_mut().zip(o.errors) {
+            *a += b;
+        }
+        for &(code, n) in &o.statuses {
+            match self.statuses.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, m)) => *m += n,
+                None => self.statuses.push((code, n)),
+            }
+        }
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.checks_passed += o.checks_passed;
+        self.checks_failed += o.checks_failed;
+    }
+
+    /// Failed requests (any class).
+    pub fn failed(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+}
+
+/// How an iteration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IterationOutcome {
+    /// Every step succeeded.
+    Ok,
+    /// A step failed.
+    Failed,
+    /// Cancelled at the end of the graceful stop (or a second Ctrl-C).
+    Interrupted,
+}
+
+/// Per-flow counters and histograms.
+#[derive(Debug, Clone, Default)]
+pub struct FlowStats {
+    /// Whole-iteration latency from its due time.
+    pub iteration: Option<Box<Hist>>,
+    /// Schedule lag: how late iterations started after their due time.
+    pub lag: Option<Box<Hist>>,
+    /// Iterations that completed without failure.
+    pub iterations_ok: u64,
+    /// Iterations with a failed step.
+    pub iterations_failed: u64,
+    /// Iterations cut off at the end.
+    pub interrupted: u64,
+    /// Open-model arrivals that found no free virtual user.
+    pub dropped: u64,
+    /// Arrivals the schedule called for (open model), dropped ones included.
+    pub planned: u64,
+    /// Failures outside requests (scripts, feeders), per class.
+    pub errors: [u64; ErrorClass::COUNT],
+}
+
+impl FlowStats {
+    /// Adds another's counts into this one.
+    pub fn add(&mut self, o: &FlowStats) {
+        add_hist(&mut self.iteration, &o.iteration);
+        add_hist(&mut self.lag, &o.lag);
+        self.iterations_ok += o.iterations_ok;
+        self.iterations_failed += o.iterations_failed;
+        self.interrupted += o.interrupted;
+        self.dropped += o.dropped;
+        self.planned += o.planned;
+        for (a, b) in self.errors.iter_mut().zip(o.errors) {
+            *a += b;
+        }
+    }
+
+    /// Iterations that ran to an end (ok or failed).
+    pub fn iterations(&self) -> u64 {
+        self.iterations_ok + self.iterations_failed
+    }
+}
+
+/// Everything recorded in one interval, or merged over the run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Per step key.
+    pub steps: Vec<StepStats>,
+    /// Per flow.
+    pub flows: Vec<FlowStats>,
+}
+
+impl Stats {
+    /// Empty stats for a key table.
+    pub fn new(keys: &KeyTable) -> Stats {
+        Stats {
+            steps: vec![StepStats::default(); keys.steps],
+            flows: vec![FlowStats::default(); keys.flows.len()],
+        }
+    }
+
+    /// Adds another's counts into this one (same key table).
+    pub fn add(&mut self, o: &Stats) {
+        for (a, b) in self.steps.iter_mut().zip(&o.steps) {
+            a.add(b);
+        }
+        for (a, b) in self.flows.iter_mut().zip(&o.flows) {
+            a.add(b);
+        }
+    }
+}
+
+/// One recording thread's stats; the collector takes them each interval.
+#[derive(Debug)]
+struct Shard {
+    stats: Mutex<Stats>,
+}
+
+/// Live per-flow gauges, read by progress and reports.
+#[derive(Debug, Default)]
+pub struct FlowGauges {
+    /// Virtual users currently running an iteration.
+    pub busy_vus: AtomicU64,
+    /// Virtual users that exist (busy or idle).
+    pub vus: AtomicU64,
+    /// Target level right now (arrivals/s or VUs), as `f64` bits.
+    pub target: AtomicU64,
+}
+
+impl FlowGauges {
+    /// Sets the target level.
+    pub fn set_target(&self, v: f64) {
+        self.target.store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// The target level.
+    pub fn target(&self) -> f64 {
+        f64::from_bits(self.target.load(Ordering::Relaxed))
+    }
+}
+
+/// The run's recorder: shards per thread, plus gauges.
+#[derive(Debug)]
+pub struct Registry {
+    id: u64,
+    keys: Arc<KeyTable>,
+    shards: Mutex<Vec<Arc<Shard>>>,
+    /// Per-flow gauges, by flow index.
+    pub gauges: Vec<FlowGauges>,
+    /// One bit per error class per key (steps, then flows): whether an example is kept.
+    example_seen: Vec<std::sync::atomic::AtomicU32>,
+    examples: Mutex<Vec<ErrorExample>>,
+}
+
+/// The first message seen for an error class on a key, for the report.
+#[derive(Debug, Clone)]
+pub struct ErrorExample {
+    /// `flow.step` or `flow`.
+    pub key: String,
+    /// The class.
+    pub class: ErrorClass,
+    /// The message.
+    pub message: String,
+}
+
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    // A thread may record for more than one registry (tests run several runs in one process),
+    // so it keeps a few (registry id, shard) pairs.
+    static LOCAL: RefCell<Vec<(u64, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn lock(m: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
+    // A panic while holding a shard can only come from a bug in this module; the counters are
+    // still consistent enough to report, so keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Registry {
+    /// A registry for a key table.
+    pub fn new(keys: Arc<KeyTable>) -> Registry {
+        let gauges = (0..keys.flows.len())
+            .map(|_| FlowGauges::default())
+            .collect();
+        let n = keys.steps + keys.flows.len();
+        Registry {
+            id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
+            keys,
+            shards: Mutex::new(Vec::new()),
+            gauges,
+            example_seen: (0..n)
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
+            examples: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The key table.
+    pub fn keys(&self) -> &KeyTable {
+        &self.keys
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
+        let shard = LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            if let Some((_, s)) = local.iter().find(|(id, _)| *id == self.id) {
+                return s.clone();
+            }
+            let s = Arc::new(Shard {
+                stats: Mutex::new(Stats::new(&self.keys)),
+            });
+            self.shards
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(s.clone());
+            if local.len() >= 8 {
+                local.remove(0);
+            }
+            local.push((self.id, s.clone()));
+            s
+        });
+        let mut g = lock(&shard.stats);
+        f(&mut g)
+    }
+
+    /// Records one request of step key `key`.
+    pub fn request(&self, key: usize, s: &RequestSample) {
+        self.with(|st| {
+            if let Some(k) = st.steps.get_mut(key) {
+                k.record(s);
+            }
+        });
+    }
+
+    /// Records a finished iteration of flow `flow`.
+    pub fn iteration(&self, flow: usize, latency: Duration, outcome: IterationOutcome) {
+        self.with(|st| {
+            if let Some(f) = st.flows.get_mut(flow) {
+                match outcome {
+                    IterationOutcome::Ok => f.iterations_ok += 1,
+                    IterationOutcome::Failed => f.iterations_failed += 1,
+                    IterationOutcome::Interrupted => f.interrupted += 1,
+                }
+                if outcome != IterationOutcome::Interrupted {
+                    record(&mut f.iteration, latency);
+                }
+            }
+        });
+    }
+
+    /// Records how late an iteration started.
+    pub fn lag(&self, flow: usize, lag: Duration) {
+        self.with(|st| {
+            if let Some(f) = st.flows.get_mut(flow) {
+                record(&mut f.lag, lag);
+            }
+        });
+    }
+
+    /// Counts planned arrivals of an open flow, and how many of them were dropped.
+    pub fn arrivals(&self, flow: usize, planned: u64, dropped: u64) {
+        self.with(|st| {
+            if let Some(f) = st.flows.get_mut(flow) {
+                f.planned += planned;
+                f.dropped += dropped;
+            }
+        });
+    }
+
+    /// Keeps `message()` as the example for `class` on step key `key` (or flow `key - steps` for
+    /// keys past the steps) unless one is kept already; the check is one atomic load.
+    pub fn example(&self, key: usize, class: ErrorClass, message: impl FnOnce() -> String) {
+        let Some(seen) = self.example_seen.get(key) else {
+            return;
+        };
+        let bit = 1u32 << class.index();
+        if seen.load(Ordering::Relaxed) & bit != 0
+            || seen.fetch_or(bit, Ordering::Relaxed) & bit != 0
+        {
+            return;
+        }
+        let name = if key < self.keys.steps {
+            self.keys.step_name(key)
+        } else {
+            self.keys
+                .flows
+                .get(key - self.keys.steps)
+                .map_or_else(String::new, |f| f.name.clone())
+        };
+        self.examples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ErrorExample {
+                key: name,
+                class,
+                message: message(),
+            });
+    }
+
+    /// The kept error examples.
+    pub fn examples(&self) -> Vec<ErrorExample> {
+        self.examples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts a failure outside any request (script, feeder) on flow `flow`.
+    pub fn flow_error(&self, flow: usize, class: ErrorClass) {
+        self.with(|st| {
+            if let Some(f) = st.flows.get_mut(flow) {
+                f.errors[class.index()] += 1;
+            }
+        });
+    }
+
+    /// Takes everything recorded since the last call, merged across shards.
+    pub fn collect(&self) -> Stats {
+        let shards: Vec<Arc<Shard>> = self
+            .shards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut out = Stats::new(&self.keys);
+        for s in shards {
+            let taken = {
+                let mut g = lock(&s.stats);
+                std::mem::replace(&mut *g, Stats::new(&self.keys))
+            };
+            out.add(&taken);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Arc<KeyTable> {
+        Arc::new(KeyTable {
+            flows: vec![FlowKeys {
+                name: "f".into(),
+                steps: vec!["a".into(), "b".into()],
+                base: 0,
+            }],
+            steps: 2,
+        })
+    }
+
+    fn sample(ms: u64) -> RequestSample {
+        RequestSample {
+            latency: Duration::from_millis(ms),
+            service: Duration::from_millis(ms / 2),
+            ttfb: None,
+            connect: None,
+            tls: None,
+            status: Some(200),
+            error: None,
+            bytes_in: 10,
+            bytes_out: 5,
+            retry: false,
+            checks: (1, 0),
+        }
+    }
+
+    #[test]
+    fn merging_threads_equals_recording_in_one() {
+        let reg = Arc::new(Registry::new(keys()));
+        let mut single = StepStats::default();
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000u64 {
+                        reg.request(1, &sample(1 + (i * 7 + t) % 900));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        for t in 0..4u64 {
+            for i in 0..1000u64 {
+                single.record(&sample(1 + (i * 7 + t) % 900));
+            }
+        }
+        let merged = reg.collect();
+        let (m, s) = (
+            merged.steps[1].latency.as_ref().unwrap(),
+            single.latency.as_ref().unwrap(),
+        );
+        assert_eq!(m.len(), 4000);
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(m.value_at_quantile(q), s.value_at_quantile(q));
+        }
+        assert_eq!(merged.steps[1].statuses, vec![(200, 4000)]);
+        // Collecting takes: the next interval starts empty.
+        assert_eq!(reg.collect().steps[1].requests, 0);
+    }
+
+    #[test]
+    fn idle_keys_allocate_no_histograms() {
+        let reg = Registry::new(keys());
+        reg.request(0, &sample(5));
+        let st = reg.collect();
+        assert!(st.steps[0].latency.is_some());
+        assert!(st.steps[1].latency.is_none());
+    }
+}

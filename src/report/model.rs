@@ -1,0 +1,299 @@
+//! `results.json`: the one model every renderer reads (versioned; its JSON Schema is published by
+//! `stampede schema --results`).
+//!
+//! Percentiles are stored for reading, and each histogram is stored whole (V2 + DEFLATE, base64)
+//! so that later tools can merge runs exactly or recompute any percentile.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::http::ErrorClass;
+use crate::metrics::{FlowStats, Hist, StepStats, codec};
+
+/// Version of the results format; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunResult {
+    /// Results format version.
+    pub schema_version: u32,
+    /// `stampede <version>`.
+    pub tool: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub source: String,
+    /// Wall-clock start, milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// Seconds from start to the last result.
+    pub duration_s: f64,
+    /// True when the run was stopped by a signal.
+    pub interrupted: bool,
+    /// Length of one interval in seconds.
+    pub interval_s: f64,
+    /// Per-flow results.
+    pub flows: Vec<FlowResult>,
+    /// One example message per (key, error class).
+    pub error_examples: Vec<ErrorExampleResult>,
+    /// Per-interval summaries per key, for charts and trends.
+    pub intervals: Vec<IntervalRow>,
+    /// Where the run happened.
+    pub environment: Environment,
+}
+
+/// One flow's results.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FlowResult {
+    /// Flow name.
+    pub name: String,
+    /// `live` or `background`.
+    pub kind: String,
+    /// Journey name.
+    pub journey: String,
+    /// The load model, in words.
+    pub model: String,
+    /// `open` or `closed`.
+    pub model_kind: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Iterations that completed without failure.
+    pub iterations_ok: u64,
+    /// Iterations with a failed step.
+    pub iterations_failed: u64,
+    /// Iterations cut off at the end.
+    pub interrupted: u64,
+    /// Open model: arrivals the schedule called for.
+    pub planned: u64,
+    /// Open model: arrivals that found no free virtual user.
+    pub dropped: u64,
+    /// Completed iterations per second over the flow's active time.
+    pub iteration_rate: f64,
+    /// Whole-iteration latency from due time.
+    pub iteration: Option<Latency>,
+    /// Schedule lag (start − due).
+    pub schedule_lag: Option<Latency>,
+    /// Failures outside requests (script, feed) by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Per-step results.
+    pub steps: Vec<StepResult>,
+}
+
+/// One request step's results.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StepResult {
+    /// `flow.step`.
+    pub key: String,
+    /// Step name.
+    pub name: String,
+    /// Method.
+    pub method: String,
+    /// Path or URL as written.
+    pub url: String,
+    /// Requests sent (retries included).
+    pub requests: u64,
+    /// Of which retries.
+    pub retries: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// Failures by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Responses by status code.
+    pub statuses: BTreeMap<String, u64>,
+    /// Requests per second over the flow's active time.
+    pub rate: f64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Checks passed.
+    pub checks_passed: u64,
+    /// Checks failed.
+    pub checks_failed: u64,
+    /// Latency from due time (what users felt).
+    pub latency: Option<Latency>,
+    /// Service time from the actual send.
+    pub service_time: Option<Latency>,
+    /// Time to first byte.
+    pub ttfb: Option<Latency>,
+    /// Connect time (requests that opened a connection).
+    pub connect: Option<Latency>,
+    /// TLS handshake time.
+    pub tls: Option<Latency>,
+}
+
+/// A latency distribution (microseconds).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 95th percentile.
+    pub p95_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest.
+    pub max_us: u64,
+    /// The histogram: base64 of HdrHistogram V2 + DEFLATE.
+    pub histogram: String,
+}
+
+impl Latency {
+    /// Summarises a histogram; `None` when it is empty.
+    pub fn from_hist(h: Option<&Hist>) -> Option<Latency> {
+        let h = h?;
+        if h.is_empty() {
+            return None;
+        }
+        Some(Latency {
+            count: h.len(),
+            min_us: h.min(),
+            mean_us: h.mean(),
+            p50_us: h.value_at_quantile(0.5),
+            p90_us: h.value_at_quantile(0.9),
+            p95_us: h.value_at_quantile(0.95),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            histogram: codec::encode(h),
+        })
+    }
+}
+
+/// The first message seen for an error class on a key.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorExampleResult {
+    /// `flow.step` or `flow`.
+    pub key: String,
+    /// Error class.
+    pub class: String,
+    /// Message.
+    pub message: String,
+}
+
+/// One interval's summary for one key.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct IntervalRow {
+    /// Seconds from the run start to the interval's end.
+    pub t: f64,
+    /// `flow.step`, or `flow.iteration` for whole iterations.
+    pub key: String,
+    /// Requests (or iterations) completed in the interval.
+    pub count: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Median latency.
+    pub p50_us: u64,
+    /// 95th percentile.
+    pub p95_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest.
+    pub max_us: u64,
+    /// Flow rows only: busy virtual users at the interval's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_vus: Option<u64>,
+    /// Flow rows only: target level (arrivals/s or VUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// Flow rows only: dropped arrivals in the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
+}
+
+/// The machine the run happened on.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Environment {
+    /// Operating system.
+    pub os: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Host name, when known.
+    pub hostname: Option<String>,
+}
+
+impl Environment {
+    /// This machine.
+    pub fn current() -> Environment {
+        Environment {
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            hostname: std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string()),
+        }
+    }
+}
+
+/// Error counts by class name, zeros left out.
+pub fn class_counts(errors: &[u64; ErrorClass::COUNT]) -> BTreeMap<String, u64> {
+    ErrorClass::ALL
+        .iter()
+        .zip(errors)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| (c.name().to_string(), *n))
+        .collect()
+}
+
+/// Builds a step result from merged stats.
+pub fn step_result(
+    key: String,
+    info: &crate::scenario::plan::RequestInfo,
+    s: &StepStats,
+    active_s: f64,
+) -> StepResult {
+    StepResult {
+        key,
+        name: info.name.clone(),
+        method: info.method.to_string(),
+        url: info.url.clone(),
+        requests: s.requests,
+        retries: s.retries,
+        failed: s.failed(),
+        errors: class_counts(&s.errors),
+        statuses: s
+            .statuses
+            .iter()
+            .map(|(c, n)| (c.to_string(), *n))
+            .collect(),
+        rate: if active_s > 0.0 {
+            s.requests as f64 / active_s
+        } else {
+            0.0
+        },
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        checks_passed: s.checks_passed,
+        checks_failed: s.checks_failed,
+        latency: Latency::from_hist(s.latency.as_deref()),
+        service_time: Latency::from_hist(s.service.as_deref()),
+        ttfb: Latency::from_hist(s.ttfb.as_deref()),
+        connect: Latency::from_hist(s.connect.as_deref()),
+        tls: Latency::from_hist(s.tls.as_deref()),
+    }
+}
+
+/// Flow totals that do not depend on steps.
+pub fn flow_counts(f: &FlowStats) -> (u64, u64, u64, u64, u64) {
+    (
+        f.iterations_ok,
+        f.iterations_failed,
+        f.interrupted,
+        f.planned,
+        f.dropped,
+    )
+}

@@ -1,0 +1,103 @@
+//! The final summary table: per flow, its iterations and each step's count, rate, error share and
+//! latency percentiles (from due time).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::model::{Latency, RunResult};
+use crate::scenario::units::short_duration;
+
+fn ms(us: u64) -> String {
+    short_duration(Duration::from_micros(us))
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}%", 100.0 * part as f64 / whole as f64)
+    }
+}
+
+fn row(out: &mut String, name: &str, count: u64, rate: f64, errors: u64, l: Option<&Latency>) {
+    let _ = write!(
+        out,
+        "  {name:<28} {count:>9} {rate:>9.1}/s {:>8}",
+        pct(errors, count)
+    );
+    match l {
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                " {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                ms(l.p50_us),
+                ms(l.p90_us),
+                ms(l.p95_us),
+                ms(l.p99_us),
+                ms(l.p999_us),
+                ms(l.max_us)
+            );
+        }
+        None => out.push('\n'),
+    }
+}
+
+/// Renders the summary.
+pub fn render(r: &RunResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nstampede: {} — {:.1}s{}",
+        r.scenario,
+        r.duration_s,
+        if r.interrupted { " (interrupted)" } else { "" }
+    );
+    for f in &r.flows {
+        let total = f.iterations_ok + f.iterations_failed;
+        let _ = writeln!(out, "\nflow {} [{}] — {}", f.name, f.journey, f.model);
+        let mut facts = format!(
+            "  iterations: {total} ({} failed, {} interrupted)",
+            f.iterations_failed, f.interrupted
+        );
+        if f.model_kind == "open" {
+            let _ = write!(facts, ", planned {}, dropped {}", f.planned, f.dropped);
+        }
+        if let Some(lag) = &f.schedule_lag {
+            let _ = write!(facts, ", schedule lag p99 {}", ms(lag.p99_us));
+        }
+        let _ = writeln!(out, "{facts}");
+        for (class, n) in &f.errors {
+            let _ = writeln!(out, "  {class} errors outside requests: {n}");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "step", "count", "rate", "errors", "p50", "p90", "p95", "p99", "p99.9", "max"
+        );
+        for s in &f.steps {
+            row(
+                &mut out,
+                &s.name,
+                s.requests,
+                s.rate,
+                s.failed,
+                s.latency.as_ref(),
+            );
+        }
+        row(
+            &mut out,
+            "(iteration)",
+            total,
+            f.iteration_rate,
+            f.iterations_failed,
+            f.iteration.as_ref(),
+        );
+    }
+    if !r.error_examples.is_empty() {
+        let _ = writeln!(out, "\nerrors (first example of each kind):");
+        for e in r.error_examples.iter().take(20) {
+            let _ = writeln!(out, "  {} {}: {}", e.key, e.class, e.message);
+        }
+    }
+    out
+}

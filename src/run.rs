@@ -1,0 +1,486 @@
+//! Orchestration of one run: start the collector and every flow on one clock, end the load, give
+//! in-flight iterations their graceful stop, handle Ctrl-C and SIGTERM, and assemble the result.
+//!
+//! The collector is a plain OS thread rather than a task: it does blocking file I/O (the interval
+//! log) once per interval and must keep ticking even when the runtime's workers are saturated.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::task::JoinSet;
+
+use crate::http::Client;
+use crate::journey::FlowCtx;
+use crate::metrics::{KeyTable, Registry, Stats, new_hist};
+use crate::report::hlog::HlogWriter;
+use crate::report::model::{
+    Environment, ErrorExampleResult, FlowResult, IntervalRow, Latency, RunResult, SCHEMA_VERSION,
+    class_counts, step_result,
+};
+use crate::report::progress::{FlowLine, Progress};
+use crate::scenario::Plan;
+use crate::scenario::plan::{FlowKind, LoadModel};
+use crate::schedule::{ControlHandle, run_flow};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where result files go (`None`: terminal only).
+    pub out: Option<PathBuf>,
+    /// Show live progress.
+    pub progress: bool,
+    /// Collector interval.
+    pub interval: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            out: None,
+            progress: false,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A run-fatal problem (the run did not happen or its files could not be written).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The output folder is missing and cannot be created, or is not writable.
+    #[error("cannot write results to `{path}`: {source}")]
+    OutDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The results.
+    pub result: RunResult,
+    /// Problems writing result files during or after the run (the results are still complete).
+    pub write_errors: Vec<String>,
+}
+
+/// Checks that `dir` can hold result files, creating it if needed, before any traffic.
+pub fn prepare_out(dir: &std::path::Path) -> Result<(), RunError> {
+    let err = |source| RunError::OutDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let probe = dir.join(".stampede-write-test");
+    std::fs::write(&probe, b"ok").map_err(err)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Runs a plan to completion on a new multi-threaded runtime.
+pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    if let Some(out) = &opts.out {
+        prepare_out(out)?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let outcome = rt.block_on(execute(Arc::new(plan), opts.clone()));
+    // In-flight connection tasks may linger; do not wait for them.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    Ok(outcome)
+}
+
+struct CollectorOut {
+    cumulative: Stats,
+    rows: Vec<IntervalRow>,
+    error: Option<String>,
+}
+
+/// Runs a plan on the current runtime.
+pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
+    let keys = Arc::new(KeyTable::from_plan(&plan));
+    let registry = Arc::new(Registry::new(keys.clone()));
+    let client = Client::new(plan.settings.http, plan.settings.insecure);
+    let start_delay = Duration::from_millis(20);
+    let t0 = Instant::now() + start_delay;
+    let wall_t0 = SystemTime::now() + start_delay;
+    let mut write_errors = Vec::new();
+
+    let hlog = match &opts.out {
+        Some(dir) => match HlogWriter::create(&dir.join("intervals.hlog"), wall_t0) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                write_errors.push(format!("cannot create intervals.hlog: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let progress = opts.progress.then(|| {
+        Progress::new(
+            &plan
+                .flows
+                .iter()
+                .map(|f| f.name.clone())
+                .collect::<Vec<_>>(),
+        )
+    });
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let collector = {
+        let (registry, plan, interval) = (registry.clone(), plan.clone(), opts.interval);
+        std::thread::Builder::new()
+            .name("stampede-collector".into())
+            .spawn(move || collect_loop(&registry, &plan, t0, interval, hlog, progress, &stop_rx))
+    };
+
+    let (handle, control) = ControlHandle::new();
+    let mut flows = JoinSet::new();
+    for (i, f) in plan.flows.iter().enumerate() {
+        let ctx = FlowCtx {
+            plan: plan.clone(),
+            client: client.clone(),
+            registry: registry.clone(),
+            flow: i,
+            key_base: keys.flows[i].base,
+        };
+        flows.spawn(run_flow(ctx, t0 + f.start, control.clone()));
+    }
+
+    let load_end = tokio::time::Instant::from_std(t0 + plan.load_length());
+    let graceful = plan.settings.graceful_stop;
+    let mut cancel_at: Option<tokio::time::Instant> = None;
+    let mut interrupted = false;
+    let mut signals = Signals::new();
+    let mut load_ended = false;
+    loop {
+        tokio::select! {
+            r = flows.join_next() => if r.is_none() { break },
+            _ = tokio::time::sleep_until(load_end), if !load_ended => {
+                load_ended = true;
+                handle.stop();
+                cancel_at.get_or_insert(tokio::time::Instant::now() + graceful);
+            }
+            _ = sleep_opt(cancel_at) => handle.cancel(),
+            _ = signals.next() => {
+                if interrupted {
+                    handle.cancel();
+                } else {
+                    interrupted = true;
+                    eprintln!("\nstampede: stopping (in-flight iterations get {graceful:?}; press Ctrl-C again to stop at once)");
+                    handle.stop();
+                    let at = tokio::time::Instant::now() + graceful;
+                    cancel_at = Some(cancel_at.map_or(at, |c| c.min(at)));
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(());
+    let collected = match collector {
+        Ok(h) => h.join().ok(),
+        Err(e) => {
+            write_errors.push(format!("collector thread did not start: {e}"));
+            None
+        }
+    };
+    let collected = collected.unwrap_or_else(|| CollectorOut {
+        cumulative: registry.collect(),
+        rows: Vec::new(),
+        error: None,
+    });
+    if let Some(e) = collected.error {
+        write_errors.push(e);
+    }
+    let elapsed = Instant::now().saturating_duration_since(t0).as_secs_f64();
+    let result = assemble(
+        &plan,
+        &keys,
+        &registry,
+        collected.cumulative,
+        collected.rows,
+        wall_t0,
+        elapsed,
+        interrupted,
+        opts.interval,
+    );
+    RunOutcome {
+        result,
+        write_errors,
+    }
+}
+
+async fn sleep_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGINT and SIGTERM as one stream.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match &mut self.term {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+                _ = term => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+fn collect_loop(
+    registry: &Registry,
+    plan: &Plan,
+    t0: Instant,
+    interval: Duration,
+    mut hlog: Option<HlogWriter>,
+    progress: Option<Progress>,
+    stop: &mpsc::Receiver<()>,
+) -> CollectorOut {
+    let keys = registry.keys();
+    let mut cumulative = Stats::new(keys);
+    let mut rows = Vec::new();
+    let mut error = None;
+    let mut dropped_total = vec![0u64; plan.flows.len()];
+    let total_s = plan.load_length().as_secs_f64();
+    let mut n = 1u32;
+    loop {
+        let deadline = t0 + interval * n;
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let last = !matches!(
+            stop.recv_timeout(wait),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        let st = registry.collect();
+        let start_off = interval * (n - 1);
+        let end_off = if last {
+            Instant::now().saturating_duration_since(t0).max(start_off)
+        } else {
+            interval * n
+        };
+        let len = end_off - start_off;
+        let t = end_off.as_secs_f64();
+        let mut lines = Vec::new();
+        for (fi, fk) in keys.flows.iter().enumerate() {
+            let mut flow_hist = new_hist();
+            let (mut requests, mut errors) = (0, 0);
+            for (si, step) in fk.steps.iter().enumerate() {
+                let s = &st.steps[fk.base + si];
+                requests += s.requests;
+                errors += s.failed();
+                let Some(h) = s.latency.as_deref() else {
+                    continue;
+                };
+                let _ = flow_hist.add(h);
+                let key = format!("{}.{step}", fk.name);
+                rows.push(row(t, &key, h, s.requests, s.failed()));
+                if let Some(w) = &mut hlog
+                    && let Err(e) = w.write(&key, h, start_off, len)
+                {
+                    error.get_or_insert(format!("writing intervals.hlog: {e}"));
+                }
+            }
+            let f = &st.flows[fi];
+            let g = &registry.gauges[fi];
+            dropped_total[fi] += f.dropped;
+            let busy = g.busy_vus.load(std::sync::atomic::Ordering::Relaxed);
+            let target = g.target();
+            let iter_key = format!("{}.iteration", fk.name);
+            let mut r = match f.iteration.as_deref() {
+                Some(h) => {
+                    if let Some(w) = &mut hlog
+                        && let Err(e) = w.write(&iter_key, h, start_off, len)
+                    {
+                        error.get_or_insert(format!("writing intervals.hlog: {e}"));
+                    }
+                    row(t, &iter_key, h, f.iterations(), f.iterations_failed)
+                }
+                None => IntervalRow {
+                    t,
+                    key: iter_key,
+                    count: 0,
+                    errors: 0,
+                    p50_us: 0,
+                    p95_us: 0,
+                    p99_us: 0,
+                    max_us: 0,
+                    active_vus: None,
+                    target: None,
+                    dropped: None,
+                },
+            };
+            r.active_vus = Some(busy);
+            r.target = Some(target);
+            r.dropped = Some(f.dropped);
+            rows.push(r);
+            lines.push(FlowLine {
+                name: fk.name.clone(),
+                rate: f.iterations() as f64 / len.as_secs_f64().max(1e-3),
+                target,
+                open: matches!(plan.flows[fi].model, LoadModel::Open(_)),
+                busy_vus: busy,
+                requests,
+                errors,
+                p95_us: (!flow_hist.is_empty()).then(|| flow_hist.value_at_quantile(0.95)),
+                dropped: dropped_total[fi],
+            });
+        }
+        if let Some(w) = &mut hlog {
+            let _ = w.flush();
+        }
+        if let Some(p) = &progress {
+            p.update(t, total_s, &lines);
+        }
+        cumulative.add(&st);
+        if last {
+            break;
+        }
+        n += 1;
+    }
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    CollectorOut {
+        cumulative,
+        rows,
+        error,
+    }
+}
+
+fn row(t: f64, key: &str, h: &crate::metrics::Hist, count: u64, errors: u64) -> IntervalRow {
+    IntervalRow {
+        t,
+        key: key.to_string(),
+        count,
+        errors,
+        p50_us: h.value_at_quantile(0.5),
+        p95_us: h.value_at_quantile(0.95),
+        p99_us: h.value_at_quantile(0.99),
+        max_us: h.max(),
+        active_vus: None,
+        target: None,
+        dropped: None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    plan: &Plan,
+    keys: &KeyTable,
+    registry: &Registry,
+    total: Stats,
+    rows: Vec<IntervalRow>,
+    wall_t0: SystemTime,
+    elapsed: f64,
+    interrupted: bool,
+    interval: Duration,
+) -> RunResult {
+    let flows = plan
+        .flows
+        .iter()
+        .enumerate()
+        .map(|(fi, f)| {
+            let fk = &keys.flows[fi];
+            let journey = &plan.journeys[f.journey];
+            let active = (elapsed - f.start.as_secs_f64())
+                .min(f.length().as_secs_f64())
+                .max(1e-3);
+            let fs = &total.flows[fi];
+            let steps = journey
+                .requests
+                .iter()
+                .enumerate()
+                .map(|(si, info)| {
+                    step_result(
+                        format!("{}.{}", fk.name, info.name),
+                        info,
+                        &total.steps[fk.base + si],
+                        active,
+                    )
+                })
+                .collect();
+            FlowResult {
+                name: f.name.clone(),
+                kind: match f.kind {
+                    FlowKind::Live => "live".into(),
+                    FlowKind::Background => "background".into(),
+                },
+                journey: journey.name.clone(),
+                model: f.describe(),
+                model_kind: match f.model {
+                    LoadModel::Open(_) => "open".into(),
+                    LoadModel::Closed(_) => "closed".into(),
+                },
+                tags: f.tags.iter().cloned().collect(),
+                iterations_ok: fs.iterations_ok,
+                iterations_failed: fs.iterations_failed,
+                interrupted: fs.interrupted,
+                planned: fs.planned,
+                dropped: fs.dropped,
+                iteration_rate: fs.iterations() as f64 / active,
+                iteration: Latency::from_hist(fs.iteration.as_deref()),
+                schedule_lag: Latency::from_hist(fs.lag.as_deref()),
+                errors: class_counts(&fs.errors),
+                steps,
+            }
+        })
+        .collect();
+    RunResult {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("stampede {}", env!("CARGO_PKG_VERSION")),
+        scenario: plan.name.clone(),
+        source: plan.source.display().to_string(),
+        started_at_unix_ms: wall_t0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        duration_s: elapsed,
+        interrupted,
+        interval_s: interval.as_secs_f64(),
+        flows,
+        error_examples: registry
+            .examples()
+            .into_iter()
+            .map(|e| ErrorExampleResult {
+                key: e.key,
+                class: e.class.name().to_string(),
+                message: e.message,
+            })
+            .collect(),
+        intervals: rows,
+        environment: Environment::current(),
+    }
+}

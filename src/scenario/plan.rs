@@ -1,0 +1,478 @@
+//! The validated, typed model of a scenario: what the engine runs.
+//!
+//! Everything here is resolved: journeys have their includes inlined, templates and scripts are
+//! compiled, names are indices, units are typed. Nothing in a `Plan` is parsed again at run time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use regex::Regex;
+use rhai::ImmutableString;
+use serde_json_path::JsonPath;
+
+use super::feeder::Feeder;
+use super::source::Pos;
+use super::template::Template;
+use super::units::{Span, SpanRange};
+use crate::schedule::curve::Curve;
+use crate::script::{Scripts, Snippet};
+
+/// A runnable scenario.
+#[derive(Debug)]
+pub struct Plan {
+    /// Scenario name.
+    pub name: String,
+    /// Scenario description.
+    pub description: Option<String>,
+    /// The scenario file.
+    pub source: PathBuf,
+    /// Servers requests go to; a request names one by index.
+    pub origins: Vec<Origin>,
+    /// Run-wide settings.
+    pub settings: Settings,
+    /// Initial virtual-user variables.
+    pub vars: Vec<(ImmutableString, serde_json::Value)>,
+    /// Names every virtual user declares at start (unset), so scripts may assign them.
+    pub declared: Vec<ImmutableString>,
+    /// Data feeders.
+    pub feeders: Vec<Arc<Feeder>>,
+    /// The Rhai engine and library.
+    pub scripts: Arc<Scripts>,
+    /// Journeys.
+    pub journeys: Vec<Journey>,
+    /// Flows.
+    pub flows: Vec<Flow>,
+    /// Threshold expressions per key glob, with their positions (evaluated by `analysis`).
+    pub thresholds: Vec<(String, Vec<(String, Pos)>)>,
+}
+
+/// Settings that apply to the whole run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Default per-request timeout.
+    pub timeout: Duration,
+    /// How long in-flight iterations may finish after the load ends.
+    pub graceful_stop: Duration,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// Which HTTP version to speak.
+    pub http: HttpVersion,
+    /// Keep connections across iterations.
+    pub keep_alive: bool,
+    /// What a failed request does to its iteration.
+    pub on_error: OnError,
+    /// Largest body read for extraction and checks.
+    pub max_body_bytes: u64,
+    /// Send W3C `traceparent`.
+    pub traceparent: bool,
+}
+
+/// HTTP version policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/2 when TLS ALPN offers it, else HTTP/1.1.
+    Auto,
+    /// Always HTTP/1.1.
+    Http1,
+    /// Always HTTP/2 (prior knowledge on plain TCP).
+    Http2,
+}
+
+/// What a failed request does to its iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop the iteration (later steps depend on earlier ones).
+    Abort,
+    /// Go on with the next step.
+    Continue,
+}
+
+/// A server: scheme, host and port, plus a path prefix from the target URL.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `default`, a named target, or the URL for absolute step URLs.
+    pub name: String,
+    /// TLS or not.
+    pub https: bool,
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The `Host` header value.
+    pub authority: HeaderValue,
+    /// `https://host:port` for HTTP/2 request URIs.
+    pub base: String,
+    /// Path prefix from the target URL (`/api` in `http://h/api`), without a trailing slash.
+    pub prefix: String,
+}
+
+/// Index of a request within its journey; with the flow it forms a metric key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepId(pub u32);
+
+/// A journey: what one iteration does.
+#[derive(Debug)]
+pub struct Journey {
+    /// Name.
+    pub name: String,
+    /// Steps, includes inlined.
+    pub steps: Vec<Step>,
+    /// Hook run before each iteration.
+    pub before: Option<Snippet>,
+    /// Hook run after each iteration.
+    pub after: Option<Snippet>,
+    /// Every request step, by `StepId`.
+    pub requests: Vec<RequestInfo>,
+    /// Feeders drawn per iteration (sequential and random ones this journey reads).
+    pub feeders: Vec<usize>,
+}
+
+/// What reports say about a request step.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// Step name (unique in the journey).
+    pub name: String,
+    /// HTTP method.
+    pub method: Method,
+    /// Path or URL as written.
+    pub url: String,
+}
+
+/// One step of a journey.
+#[derive(Debug)]
+pub enum Step {
+    /// An HTTP request.
+    Request(Box<Request>),
+    /// A pause.
+    Think(Think),
+    /// Rhai statements.
+    Script(Snippet),
+    /// A named group.
+    Group(Vec<Step>),
+    /// A loop.
+    Loop(Box<Loop>),
+    /// A conditional.
+    If(Box<If>),
+}
+
+/// An HTTP request step.
+#[derive(Debug)]
+pub struct Request {
+    /// Its id in the journey.
+    pub id: StepId,
+    /// Method.
+    pub method: Method,
+    /// Index into `Plan::origins`.
+    pub origin: usize,
+    /// Path and query (origin-form), prefix included.
+    pub path: Template,
+    /// Headers, defaults merged in.
+    pub headers: Vec<(HeaderName, HeaderTemplate)>,
+    /// Body.
+    pub body: Body,
+    /// Extractions.
+    pub extract: Vec<Extract>,
+    /// Checks.
+    pub checks: Vec<Check>,
+    /// Retry policy.
+    pub retry: Option<Retry>,
+    /// Timeout for one attempt.
+    pub timeout: Duration,
+    /// Whether the response body must be kept (extraction or checks read it).
+    pub keeps_body: bool,
+    /// Whether the body must be parsed as JSON.
+    pub parses_json: bool,
+}
+
+/// A header value, pre-built when it has no placeholders.
+#[derive(Debug)]
+pub enum HeaderTemplate {
+    /// Fixed value (cloning is a reference-count bump).
+    Static(HeaderValue),
+    /// Rendered per request.
+    Dynamic(Template),
+}
+
+/// A request body.
+#[derive(Debug)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// Fixed bytes with an optional content type.
+    Static(Bytes, Option<HeaderValue>),
+    /// Rendered per request.
+    Dynamic(Template, Option<HeaderValue>),
+}
+
+/// One extraction into a variable.
+#[derive(Debug)]
+pub struct Extract {
+    /// Variable name.
+    pub var: ImmutableString,
+    /// Where the value comes from.
+    pub source: ExtractSource,
+}
+
+/// Where an extracted value comes from.
+#[derive(Debug)]
+pub enum ExtractSource {
+    /// First node matched by a JSONPath (written form kept for messages).
+    Json(JsonPath, String),
+    /// First capture group (or whole match) of a regex over the body.
+    Regex(Regex),
+    /// A response header.
+    Header(HeaderName),
+    /// A cookie set by the response.
+    Cookie(String),
+}
+
+/// One check on a response.
+#[derive(Debug)]
+pub enum Check {
+    /// Status must be one of these.
+    Status(Vec<u16>),
+    /// First node at the path must equal the value.
+    JsonEq(JsonPath, String, serde_json::Value),
+    /// The path must match something.
+    Exists(JsonPath, String),
+    /// The body must contain the text.
+    BodyContains(String),
+    /// The header must be present (and equal the value when given).
+    Header(HeaderName, Option<String>),
+    /// The response must arrive within the budget (measured from the due time).
+    MaxLatency(Duration),
+}
+
+/// Retry policy of a request.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// Retries after the first attempt.
+    pub max: u32,
+    /// Statuses that are retried.
+    pub statuses: Vec<u16>,
+    /// Any 5xx is retried.
+    pub any_5xx: bool,
+    /// Timeouts are retried.
+    pub timeout: bool,
+    /// Resets and protocol errors are retried.
+    pub reset: bool,
+    /// Connection failures are retried.
+    pub connect: bool,
+    /// Backoff bounds.
+    pub backoff: SpanRange,
+}
+
+/// A pause.
+#[derive(Debug, Clone, Copy)]
+pub enum Think {
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniform in a range.
+    Uniform(SpanRange),
+    /// Normal, clamped at zero.
+    Normal {
+        /// Mean.
+        mean: Duration,
+        /// Standard deviation.
+        stddev: Duration,
+    },
+    /// Exponential with this mean.
+    Exponential(Duration),
+}
+
+/// A loop step.
+#[derive(Debug)]
+pub struct Loop {
+    /// Fixed count.
+    pub count: Option<u64>,
+    /// Condition checked before each round.
+    pub condition: Option<Snippet>,
+    /// Bound on rounds of a `while` loop.
+    pub max: u64,
+    /// Body.
+    pub steps: Vec<Step>,
+}
+
+/// A conditional step.
+#[derive(Debug)]
+pub struct If {
+    /// Condition.
+    pub condition: Snippet,
+    /// Steps when true.
+    pub then: Vec<Step>,
+    /// Steps when false.
+    pub otherwise: Vec<Step>,
+}
+
+/// Live traffic or batch work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// User-facing traffic.
+    Live,
+    /// Batch work competing with live traffic.
+    Background,
+}
+
+/// A flow: a journey under a load model.
+#[derive(Debug)]
+pub struct Flow {
+    /// Name.
+    pub name: String,
+    /// Index into `Plan::journeys`.
+    pub journey: usize,
+    /// Load model.
+    pub model: LoadModel,
+    /// Offset from the run start.
+    pub start: Duration,
+    /// Live or background.
+    pub kind: FlowKind,
+    /// Tags attached to every sample.
+    pub tags: Vec<(String, String)>,
+    /// Seed for arrivals and think times.
+    pub seed: u64,
+}
+
+/// How a flow generates load.
+#[derive(Debug, Clone)]
+pub enum LoadModel {
+    /// Arrivals on a rate curve, independent of responses.
+    Open(Open),
+    /// Virtual users looping.
+    Closed(Closed),
+}
+
+/// Open-model settings.
+#[derive(Debug, Clone)]
+pub struct Open {
+    /// Arrivals per second over time.
+    pub curve: Curve,
+    /// Spacing of arrivals.
+    pub arrivals: Arrivals,
+    /// Most virtual users at once.
+    pub max_vus: u64,
+}
+
+/// Arrival spacing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    /// Evenly spaced.
+    Uniform,
+    /// Exponential gaps (a Poisson process).
+    Poisson,
+}
+
+/// Closed-model settings.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// Virtual users over time.
+    pub curve: Curve,
+    /// One iteration per VU every this long.
+    pub pace: Option<Duration>,
+    /// Pause between a VU's iterations.
+    pub think: Option<Think>,
+    /// Total iterations across VUs.
+    pub iterations: Option<u64>,
+    /// Iterations per VU.
+    pub per_vu_iterations: Option<u64>,
+}
+
+impl Flow {
+    /// How long the flow generates load.
+    pub fn length(&self) -> Duration {
+        let secs = match &self.model {
+            LoadModel::Open(o) => o.curve.len(),
+            LoadModel::Closed(c) => c.curve.len(),
+        };
+        Duration::from_secs_f64(secs)
+    }
+
+    /// One line describing the load model, for `validate` and reports.
+    pub fn describe(&self) -> String {
+        let start = if self.start.is_zero() {
+            String::new()
+        } else {
+            format!(", starts at {}", Span(self.start))
+        };
+        let kind = if self.kind == FlowKind::Background {
+            " [background]"
+        } else {
+            ""
+        };
+        match &self.model {
+            LoadModel::Open(o) => format!(
+                "open, {} arrivals, peak {:.2}/s over {}, max {} VUs, ~{} iterations{start}{kind}",
+                match o.arrivals {
+                    Arrivals::Uniform => "uniform",
+                    Arrivals::Poisson => "Poisson",
+                },
+                o.curve.peak(),
+                Span(self.length()),
+                o.max_vus,
+                o.curve.total().floor() as u64,
+            ),
+            LoadModel::Closed(c) => {
+                let pacing = match (c.pace, c.think) {
+                    (Some(p), _) => format!("paced every {}", Span(p)),
+                    (None, Some(_)) => "looping with think time".to_string(),
+                    (None, None) => "looping back to back".to_string(),
+                };
+                let limit = match (c.iterations, c.per_vu_iterations) {
+                    (Some(n), _) => format!(", {n} iterations in total"),
+                    (None, Some(n)) => format!(", {n} iterations per VU"),
+                    _ => String::new(),
+                };
+                let expected = match (c.pace, c.iterations) {
+                    (_, Some(n)) => format!(", {n} iterations"),
+                    (Some(p), None) => format!(
+                        ", ~{} iterations",
+                        (c.curve.total() / p.as_secs_f64()).floor() as u64
+                    ),
+                    _ => String::new(),
+                };
+                format!(
+                    "closed, peak {} VUs over {}, {pacing}{limit}{expected}{start}{kind}",
+                    c.curve.peak().round() as u64,
+                    Span(self.length()),
+                )
+            }
+        }
+    }
+}
+
+impl Plan {
+    /// The time from run start to the end of the last flow's load.
+    pub fn load_length(&self) -> Duration {
+        self.flows
+            .iter()
+            .map(|f| f.start + f.length())
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Multiplies every rate and VU count by `k`.
+    pub fn scale(&mut self, k: f64) {
+        for f in &mut self.flows {
+            match &mut f.model {
+                LoadModel::Open(o) => {
+                    o.curve = o.curve.scaled(k);
+                    o.max_vus = ((o.max_vus as f64) * k).ceil().max(1.0) as u64;
+                }
+                LoadModel::Closed(c) => c.curve = c.curve.scaled(k),
+            }
+        }
+    }
+
+    /// Cuts every flow off `d` after the run start.
+    pub fn limit_duration(&mut self, d: Duration) {
+        for f in &mut self.flows {
+            let left = d.saturating_sub(f.start).as_secs_f64();
+            match &mut f.model {
+                LoadModel::Open(o) => o.curve = o.curve.truncated(left),
+                LoadModel::Closed(c) => c.curve = c.curve.truncated(left),
+            }
+        }
+    }
+}

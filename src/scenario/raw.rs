@@ -1,0 +1,599 @@
+//! The scenario file exactly as written: serde types with `deny_unknown_fields`, no meaning attached.
+//!
+//! Values that need interpretation (rates, durations, templates) stay text here; `validate` turns
+//! them into the typed [`Plan`](super::plan::Plan) and reports every problem with its position.
+//! These types also generate the JSON Schema (`stampede schema`), so their doc comments are the
+//! descriptions editors show.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario file.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// Name of the scenario, shown in reports.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free text shown in reports.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Base URL of the system under test (overridable with `--target` or `STAMPEDE_TARGET`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Named base URLs for systems made of several services; steps pick one with `target:`.
+    #[serde(default)]
+    pub targets: IndexMap<String, String>,
+    /// Settings that apply to every request and flow unless overridden.
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    /// Initial variables of every virtual user (visible in templates and scripts).
+    #[serde(default)]
+    pub vars: IndexMap<String, serde_json::Value>,
+    /// Data feeders by name; `{{ name.field }}` reads the current row.
+    #[serde(default)]
+    pub data: IndexMap<String, RawFeeder>,
+    /// Rhai script files whose functions are available to every script step; their top-level
+    /// statements run once per virtual user, to initialise its state.
+    #[serde(default)]
+    pub scripts: Vec<String>,
+    /// Journeys by name: ordered steps one virtual user performs as one iteration.
+    #[serde(default)]
+    pub journeys: IndexMap<String, RawJourney>,
+    /// Flows by name: a journey bound to a load model. All flows run at once.
+    #[serde(default)]
+    pub flows: IndexMap<String, RawFlow>,
+    /// Pass/fail criteria per metric key (globs allowed), e.g. `trade.exchange: ["p99 < 400ms"]`.
+    #[serde(default)]
+    pub thresholds: IndexMap<String, Vec<String>>,
+}
+
+/// Defaults for requests and flows.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Per-request timeout (default 10s).
+    pub timeout: Option<String>,
+    /// Headers sent with every request.
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// How long in-flight iterations may finish after the load ends (default 10s).
+    pub graceful_stop: Option<String>,
+    /// Accept any TLS certificate (for self-signed test systems).
+    pub insecure: Option<bool>,
+    /// `auto` (ALPN decides, default), `http1` or `http2`.
+    pub http: Option<String>,
+    /// Keep connections open across iterations (default true); false opens a new one per iteration.
+    pub keep_alive: Option<bool>,
+    /// What a failed request does to its iteration: `abort` (default) or `continue`.
+    pub on_error: Option<String>,
+    /// Largest response body read for extraction or checks, in bytes (default 10 MiB).
+    pub max_body_bytes: Option<u64>,
+    /// Send a W3C `traceparent` header on every request (default true).
+    pub traceparent: Option<bool>,
+}
+
+/// A data feeder: rows from a CSV or JSON-lines file.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeeder {
+    /// CSV file with a header row, relative to the scenario file.
+    pub csv: Option<String>,
+    /// JSON-lines file (one object per line), relative to the scenario file.
+    pub jsonl: Option<String>,
+    /// `sequential` (default), `random` or `unique` (each virtual user keeps its own row).
+    pub pick: Option<String>,
+    /// When rows run out: `wrap` (default for sequential) or `error` (default for unique).
+    pub on_exhausted: Option<String>,
+}
+
+/// A journey: a list of steps, or a map with hooks.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum RawJourney {
+    /// Just the steps.
+    Steps(Vec<RawStep>),
+    /// Steps with hooks.
+    Full(RawJourneyFull),
+}
+
+/// A journey with Rhai hooks around each iteration.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawJourneyFull {
+    /// Rhai run before each iteration.
+    pub before: Option<String>,
+    /// Rhai run after each iteration, even when it failed.
+    pub after: Option<String>,
+    /// The steps.
+    pub steps: Vec<RawStep>,
+}
+
+impl RawJourney {
+    /// The steps, whichever form was written.
+    pub fn steps(&self) -> &[RawStep] {
+        match self {
+            RawJourney::Steps(s) => s,
+            RawJourney::Full(f) => &f.steps,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJourney {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawJourney;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of steps, or a map with `steps` (and optional `before`/`after`)",
+                )
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawJourney, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawJourney::Steps)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawJourney, A::Error> {
+                RawJourneyFull::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawJourney::Full)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawJourney {
+    fn schema_name() -> Cow<'static, str> {
+        "Journey".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let steps = g.subschema_for::<Vec<RawStep>>();
+        let full = g.subschema_for::<RawJourneyFull>();
+        json_schema!({ "anyOf": [steps, full] })
+    }
+}
+
+/// One step. Exactly one of the kind keys is set: a method (`get`, `post`, …), `think`, `script`,
+/// `group`, `loop`, `if` or `include`.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Step name, unique within the journey; metric key `flow.name`. Required for requests.
+    pub name: Option<String>,
+    /// GET this path or URL.
+    pub get: Option<String>,
+    /// POST to this path or URL.
+    pub post: Option<String>,
+    /// PUT to this path or URL.
+    pub put: Option<String>,
+    /// PATCH this path or URL.
+    pub patch: Option<String>,
+    /// DELETE this path or URL.
+    pub delete: Option<String>,
+    /// HEAD this path or URL.
+    pub head: Option<String>,
+    /// OPTIONS this path or URL.
+    pub options: Option<String>,
+    /// Which named target a relative path goes to (default: `target`).
+    pub target: Option<String>,
+    /// Request headers (templates allowed in values).
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// Query parameters appended to the path (templates allowed in values).
+    #[serde(default)]
+    pub query: IndexMap<String, String>,
+    /// JSON body; a string that is exactly `{{ var }}` inserts the variable's JSON value.
+    pub json: Option<serde_json::Value>,
+    /// Form body (`application/x-www-form-urlencoded`).
+    pub form: Option<IndexMap<String, String>>,
+    /// Raw body text (templates allowed).
+    pub body: Option<String>,
+    /// Values taken from the response into virtual-user variables.
+    #[serde(default)]
+    pub extract: IndexMap<String, RawExtract>,
+    /// Conditions the response must meet; a failure is an error of this step.
+    pub check: Option<RawCheck>,
+    /// Retry policy for this request.
+    pub retry: Option<RawRetry>,
+    /// Timeout for this request (overrides the default).
+    pub timeout: Option<String>,
+    /// Pause: `2s`, `{ uniform: 1s..3s }`, `{ normal: { mean: 2s, stddev: 500ms } }`,
+    /// `{ exponential: 2s }`.
+    pub think: Option<RawThink>,
+    /// Rhai statements run in the virtual user's scope.
+    pub script: Option<String>,
+    /// A named group of steps.
+    pub group: Option<Vec<RawStep>>,
+    /// Repeat steps a number of times or while a condition holds.
+    #[serde(rename = "loop")]
+    pub repeat: Option<RawLoop>,
+    /// A Rhai condition; `then` runs when true, `else` otherwise.
+    #[serde(rename = "if")]
+    pub condition: Option<String>,
+    /// Steps for a true `if`.
+    pub then: Option<Vec<RawStep>>,
+    /// Steps for a false `if`.
+    #[serde(rename = "else")]
+    pub otherwise: Option<Vec<RawStep>>,
+    /// Runs the steps of another journey here.
+    pub include: Option<String>,
+}
+
+/// Where an extracted value comes from.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum RawExtract {
+    /// A JSONPath (RFC 9535) into a JSON body, e.g. `$.token`.
+    Path(String),
+    /// One of the explicit forms.
+    Spec(RawExtractSpec),
+}
+
+/// Explicit extraction: exactly one source.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExtractSpec {
+    /// JSONPath into the JSON body.
+    pub json: Option<String>,
+    /// Regex over the body; the first capture group (or the whole match).
+    pub regex: Option<String>,
+    /// A response header's value.
+    pub header: Option<String>,
+    /// A cookie set by the response.
+    pub cookie: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawExtract {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawExtract;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a JSONPath like `$.token`, or a map with one of json, regex, header, cookie",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawExtract, E> {
+                Ok(RawExtract::Path(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawExtract, A::Error> {
+                RawExtractSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawExtract::Spec)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawExtract {
+    fn schema_name() -> Cow<'static, str> {
+        "Extract".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let spec = g.subschema_for::<RawExtractSpec>();
+        json_schema!({ "anyOf": [{ "type": "string" }, spec] })
+    }
+}
+
+/// Response checks.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// Expected status code, or a list of acceptable ones.
+    pub status: Option<OneOrMany<u16>>,
+    /// JSONPath → expected value.
+    #[serde(default)]
+    pub json: IndexMap<String, serde_json::Value>,
+    /// JSONPaths that must match at least one node.
+    #[serde(default)]
+    pub exists: Vec<String>,
+    /// Text the body must contain.
+    pub body_contains: Option<String>,
+    /// Headers that must be present (name → expected value, or `~` for any value).
+    #[serde(default)]
+    pub headers: IndexMap<String, Option<String>>,
+    /// Latency budget: a slower response fails the check.
+    pub max_latency: Option<String>,
+}
+
+/// Retry policy.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Retries after the first attempt.
+    pub max: u32,
+    /// What to retry on: status codes, `5xx`, `timeout`, `reset`, `connect`.
+    #[serde(default)]
+    pub on: Vec<Scalar>,
+    /// Backoff range, doubled per attempt within it, with full jitter (`100ms..2s`).
+    pub backoff: Option<String>,
+}
+
+/// A think time.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum RawThink {
+    /// A constant pause, e.g. `2s`.
+    Fixed(String),
+    /// A random pause.
+    Random(RawThinkRandom),
+}
+
+/// A random think time: exactly one distribution.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawThinkRandom {
+    /// Uniform over a range, e.g. `1s..3s`.
+    pub uniform: Option<String>,
+    /// Normal with a mean and standard deviation (never below zero).
+    pub normal: Option<RawNormal>,
+    /// Exponential with this mean.
+    pub exponential: Option<String>,
+}
+
+/// Normal distribution parameters.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNormal {
+    /// Mean pause.
+    pub mean: String,
+    /// Standard deviation.
+    pub stddev: String,
+}
+
+impl<'de> Deserialize<'de> for RawThink {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawThink;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like `2s`, or a map with uniform, normal or exponential")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawThink, E> {
+                Ok(RawThink::Fixed(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawThink, A::Error> {
+                RawThinkRandom::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawThink::Random)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawThink {
+    fn schema_name() -> Cow<'static, str> {
+        "Think".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let random = g.subschema_for::<RawThinkRandom>();
+        json_schema!({ "anyOf": [{ "type": "string" }, random] })
+    }
+}
+
+/// A loop.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoop {
+    /// Run the steps this many times.
+    pub count: Option<u64>,
+    /// Run the steps while this Rhai condition holds.
+    #[serde(rename = "while")]
+    pub while_: Option<String>,
+    /// Upper bound on `while` rounds (default 1000).
+    pub max: Option<u64>,
+    /// The steps to repeat.
+    pub steps: Vec<RawStep>,
+}
+
+/// A flow: a journey bound to a load model.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlow {
+    /// The journey each iteration runs.
+    pub journey: Option<String>,
+    /// Open model: arrivals per unit of time, constant (`50/s`) or stages.
+    pub rate: Option<OneOrStages>,
+    /// Open model: `uniform` (default) or `poisson` spacing of arrivals.
+    pub arrivals: Option<String>,
+    /// Open model: most virtual users at once; an arrival that finds none free is dropped.
+    pub max_vus: Option<u64>,
+    /// Closed model: virtual users looping, constant (`10`) or stages.
+    pub vus: Option<OneOrStages>,
+    /// Closed model: one iteration every this long per virtual user (late ones run at once).
+    pub pace: Option<String>,
+    /// Closed model: pause between a virtual user's iterations.
+    pub think: Option<RawThink>,
+    /// Closed model: stop after this many iterations in total.
+    pub iterations: Option<u64>,
+    /// Closed model: each virtual user runs this many iterations, then stops.
+    pub per_vu_iterations: Option<u64>,
+    /// Delay from the start of the run before this flow starts.
+    pub start: Option<String>,
+    /// How long a constant-rate or constant-VU flow runs.
+    pub duration: Option<String>,
+    /// `live` (default) or `background` (batch work competing with live traffic).
+    pub kind: Option<String>,
+    /// Tags attached to every sample of this flow.
+    #[serde(default)]
+    pub tags: IndexMap<String, String>,
+    /// Seed for this flow's random choices (Poisson arrivals, think times).
+    pub seed: Option<u64>,
+}
+
+/// A load level: either one constant value or a list of stages.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OneOrStages {
+    /// A constant rate or VU count.
+    One(Scalar),
+    /// A curve made of stages.
+    Stages(Vec<RawStage>),
+}
+
+impl<'de> Deserialize<'de> for OneOrStages {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrStages;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value like `50/s` or `10`, or a list of stages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OneOrStages, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(OneOrStages::Stages)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrStages, E> {
+                Ok(OneOrStages::One(Scalar(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneOrStages, E> {
+                Ok(OneOrStages::One(Scalar(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrStages, E> {
+                Ok(OneOrStages::One(Scalar(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<OneOrStages, E> {
+                Ok(OneOrStages::One(Scalar(v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for OneOrStages {
+    fn schema_name() -> Cow<'static, str> {
+        "Load".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let stages = g.subschema_for::<Vec<RawStage>>();
+        json_schema!({ "anyOf": [{ "type": ["string", "number"] }, stages] })
+    }
+}
+
+/// One stage of a curve: `{ to: X, over: T }` ramps, `{ hold: T }` holds, `{ at: X }` jumps
+/// (with an optional `hold`), `{ sine: … }` oscillates.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    /// Ramp linearly to this level…
+    pub to: Option<Scalar>,
+    /// …over this long.
+    pub over: Option<String>,
+    /// Keep the level for this long.
+    pub hold: Option<String>,
+    /// Jump to this level at once.
+    pub at: Option<Scalar>,
+    /// Oscillate around the current level (a diurnal curve).
+    pub sine: Option<RawSine>,
+}
+
+/// A sine stage: `level ± amplitude` with a period, for a duration.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSine {
+    /// Peak deviation from the current level (same unit as the level).
+    pub amplitude: Scalar,
+    /// Length of one full wave.
+    pub period: String,
+    /// How long the stage lasts.
+    #[serde(rename = "for")]
+    pub length: String,
+}
+
+/// A scalar written as text or a number; kept as text until validation gives it a unit.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or a short text value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number"] })
+    }
+}
+
+/// One value or a list of them (`status: 200` or `status: [200, 201]`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// A single value.
+    One(T),
+    /// Several values.
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    /// The values as a vector.
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OneOrMany<u16> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany<u16>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status code like 200, or a list like [200, 201]")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                u16::try_from(v)
+                    .map(OneOrMany::One)
+                    .map_err(|_| E::custom(format!("status {v} is out of range")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u16::try_from(v)
+                    .map(OneOrMany::One)
+                    .map_err(|_| E::custom(format!("status {v} is out of range")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for OneOrMany<u16> {
+    fn schema_name() -> Cow<'static, str> {
+        "StatusCodes".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "anyOf": [{ "type": "integer" }, { "type": "array", "items": { "type": "integer" } }] })
+    }
+}

@@ -1,0 +1,153 @@
+//! The closed model: virtual users looping, their number following a curve.
+//!
+//! A controller raises and lowers the target count; VU k runs while the target is at least k and
+//! parks (after finishing its iteration) when it drops below. With `pace`, VU iteration i is due at
+//! `start + i·pace`; an iteration overdue because an earlier one overran runs at once but keeps its
+//! original due time (wrk2's correction), so a stall at the target shows up in latency instead of
+//! vanishing from it. Without `pace` a VU's next iteration is due when the previous one (plus think
+//! time) ended: the classic closed loop, whose latency cannot show queueing the way an open model's
+//! does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::Control;
+use super::open::{finish, report_vu_error};
+use crate::journey::{FlowCtx, VirtualUser, run_iteration, sample_think};
+use crate::scenario::plan::Closed;
+
+/// How often the controller re-reads the curve during ramps.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Runs a closed-model flow.
+pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control: Control) {
+    let (target_tx, target_rx) = watch::channel(0u64);
+    let remaining = Arc::new(AtomicU64::new(closed.iterations.unwrap_or(u64::MAX)));
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut spawned = 0u64;
+    let len = closed.curve.len();
+    let gauges = &ctx.registry.gauges[ctx.flow];
+    let closed = Arc::new(closed);
+    loop {
+        let now = Instant::now();
+        let t = now.saturating_duration_since(flow_start).as_secs_f64();
+        if now < flow_start {
+            tokio::select! {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(flow_start)) => continue,
+                _ = control.stopped() => break,
+            }
+        }
+        if t >= len || control.is_stopped() {
+            break;
+        }
+        let level = closed.curve.level_at(t);
+        let target = (level + 1e-9).floor() as u64;
+        let _ = target_tx.send_if_modified(|v| {
+            let changed = *v != target;
+            *v = target;
+            changed
+        });
+        gauges.set_target(level);
+        while spawned < target {
+            spawned += 1;
+            let vu = match VirtualUser::new(&ctx.plan, spawned, ctx.plan.flows[ctx.flow].seed) {
+                Ok(vu) => vu,
+                Err(e) => {
+                    report_vu_error(&ctx, &e);
+                    continue;
+                }
+            };
+            tasks.spawn(vu_loop(
+                vu,
+                spawned,
+                ctx.clone(),
+                closed.clone(),
+                target_rx.clone(),
+                control.clone(),
+                remaining.clone(),
+            ));
+        }
+        gauges.vus.store(spawned, Ordering::Relaxed);
+        while tasks.try_join_next().is_some() {}
+        if tasks.is_empty() && spawned > 0 && remaining.load(Ordering::Relaxed) == 0 {
+            break;
+        }
+        if tasks.is_empty()
+            && closed.per_vu_iterations.is_some()
+            && spawned >= closed.curve.peak().floor() as u64
+        {
+            break;
+        }
+        let next = now + TICK;
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
+            _ = control.stopped() => break,
+        }
+    }
+    let _ = target_tx.send(0);
+    gauges.set_target(0.0);
+    finish(&ctx, &mut tasks, &mut control).await;
+}
+
+async fn vu_loop(
+    mut vu: VirtualUser,
+    k: u64,
+    ctx: FlowCtx,
+    closed: Arc<Closed>,
+    mut target: watch::Receiver<u64>,
+    control: Control,
+    remaining: Arc<AtomicU64>,
+) {
+    let gauges = &ctx.registry.gauges[ctx.flow];
+    let mut done = 0u64;
+    let mut start = Instant::now();
+    let mut i = 0u32;
+    let mut next_due = start;
+    loop {
+        if control.is_stopped() {
+            return;
+        }
+        if *target.borrow() < k {
+            // Parked: wait until the target comes back up to this VU, or the load ends.
+            if target.wait_for(|t| *t >= k).await.is_err() || control.is_stopped() {
+                return;
+            }
+            start = Instant::now();
+            i = 0;
+            next_due = start;
+        }
+        if closed.per_vu_iterations.is_some_and(|n| done >= n) {
+            return;
+        }
+        if remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
+            .is_err()
+        {
+            return;
+        }
+        let due = match closed.pace {
+            Some(p) => start + p * i,
+            None => next_due,
+        };
+        if due > Instant::now() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        }
+        ctx.registry
+            .lag(ctx.flow, Instant::now().saturating_duration_since(due));
+        gauges.busy_vus.fetch_add(1, Ordering::Relaxed);
+        run_iteration(&mut vu, &ctx, due).await;
+        gauges.busy_vus.fetch_sub(1, Ordering::Relaxed);
+        done += 1;
+        i += 1;
+        next_due = Instant::now();
+        if closed.pace.is_none()
+            && let Some(t) = &closed.think
+        {
+            next_due += sample_think(t, &mut vu.rng);
+        }
+    }
+}

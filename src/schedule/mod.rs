@@ -1,0 +1,80 @@
+//! When iterations start: one executor per flow, each on its own curve, all on one run clock.
+//!
+//! The load models are a closed set, so they are an enum ([`LoadModel`]) dispatched here rather
+//! than a trait. Both executors share the stop protocol in [`Control`]: `stop` ends the load (no
+//! new iterations; in-flight ones go on), `cancel` aborts in-flight iterations, which are counted
+//! as interrupted.
+
+pub mod closed;
+pub mod curve;
+pub mod open;
+
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::journey::FlowCtx;
+use crate::scenario::plan::LoadModel;
+
+/// Stop signals shared by the run and its executors.
+#[derive(Debug, Clone)]
+pub struct Control {
+    stop: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
+}
+
+/// The sending side of [`Control`].
+#[derive(Debug)]
+pub struct ControlHandle {
+    stop: watch::Sender<bool>,
+    cancel: watch::Sender<bool>,
+}
+
+impl ControlHandle {
+    /// A new pair.
+    pub fn new() -> (ControlHandle, Control) {
+        let (stop_tx, stop) = watch::channel(false);
+        let (cancel_tx, cancel) = watch::channel(false);
+        (
+            ControlHandle {
+                stop: stop_tx,
+                cancel: cancel_tx,
+            },
+            Control { stop, cancel },
+        )
+    }
+    /// Ends the load: no new iterations start.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+    /// Aborts in-flight iterations (and stops the load).
+    pub fn cancel(&self) {
+        let _ = self.stop.send(true);
+        let _ = self.cancel.send(true);
+    }
+}
+
+impl Control {
+    /// True once the load was stopped.
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+    /// Resolves when the load is stopped.
+    pub async fn stopped(&mut self) {
+        let _ = self.stop.wait_for(|s| *s).await;
+    }
+    /// Resolves when in-flight work must be abandoned.
+    pub async fn cancelled(&mut self) {
+        let _ = self.cancel.wait_for(|c| *c).await;
+    }
+}
+
+/// Runs one flow's executor from `flow_start` until its load ends and its iterations finish (or are
+/// cancelled).
+pub async fn run_flow(ctx: FlowCtx, flow_start: Instant, control: Control) {
+    let model = ctx.plan.flows[ctx.flow].model.clone();
+    match model {
+        LoadModel::Open(o) => open::run(ctx, o, flow_start, control).await,
+        LoadModel::Closed(c) => closed::run(ctx, c, flow_start, control).await,
+    }
+}

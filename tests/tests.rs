@@ -1,0 +1,6 @@
+//! The single integration-test binary: every test drives the real library or binary against real
+//! servers on 127.0.0.1, bound to port 0.
+
+mod util;
+
+mod scenario_errors;
