@@ -356,7 +356,7 @@ fn evaluate(
         let value: Option<Dynamic> = match &e.source {
             ExtractSource::Json(path, _) => json
                 .as_ref()
-                .and_then(|j| path.query(j).first().map(|v| crate::script::from_json(v))),
+                .and_then(|j| path.query(j).first().map(crate::script::from_json)),
             ExtractSource::Regex(re) => std::str::from_utf8(&vu.buf).ok().and_then(|text| {
                 re.captures(text)
                     .and_then(|c| c.get(1).or_else(|| c.get(0)))

@@ -47,7 +47,7 @@ impl VirtualUser {
         let mut rows = vec![None; plan.feeders.len()];
         for (i, f) in plan.feeders.iter().enumerate() {
             if f.pick == Pick::Unique {
-                let row = f.draw(0)?;
+                let row = f.draw()?;
                 push_row(&mut scope, &f.name, &f.columns, &row);
                 rows[i] = Some(row);
             }
@@ -72,7 +72,7 @@ impl VirtualUser {
     pub(crate) fn draw_rows(&mut self, plan: &Plan, feeders: &[usize]) -> Result<(), Exhausted> {
         for &i in feeders {
             let f = &plan.feeders[i];
-            let row = f.draw(0)?;
+            let row = f.draw()?;
             push_row(&mut self.scope, &f.name, &f.columns, &row);
             self.rows[i] = Some(row);
         }

@@ -91,9 +91,9 @@ impl Feeder {
         self.columns.iter().position(|c| c == name)
     }
 
-    /// The row for an iteration (`sequential`, `random`) or for virtual user `vu_index`
-    /// (`unique`, counted from 0 across the run).
-    pub fn draw(&self, vu_index: usize) -> Result<Row, Exhausted> {
+    /// The next row: per iteration for `sequential` and `random`; for `unique`, called once per
+    /// virtual user, so each user takes a row no other user has.
+    pub fn draw(&self) -> Result<Row, Exhausted> {
         let n = self.rows.len();
         let exhausted = || Exhausted {
             name: self.name.clone(),
@@ -104,8 +104,7 @@ impl Feeder {
         }
         let i = match self.pick {
             Pick::Random => rand::rng().random_range(0..n),
-            Pick::Sequential => self.cursor.fetch_add(1, Ordering::Relaxed),
-            Pick::Unique => vu_index,
+            Pick::Sequential | Pick::Unique => self.cursor.fetch_add(1, Ordering::Relaxed),
         };
         if i >= n && self.on_exhausted == OnExhausted::Error {
             return Err(exhausted());
@@ -232,14 +231,14 @@ mod tests {
     #[test]
     fn sequential_wraps_or_errors() {
         let f = feeder(Pick::Sequential, OnExhausted::Wrap);
-        let got: Vec<String> = (0..5).map(|_| f.draw(0).unwrap()[0].clone()).collect();
+        let got: Vec<String> = (0..5).map(|_| f.draw().unwrap()[0].clone()).collect();
         assert_eq!(got, ["0", "1", "2", "0", "1"]);
         let f = feeder(Pick::Sequential, OnExhausted::Error);
         for _ in 0..3 {
-            f.draw(0).unwrap();
+            f.draw().unwrap();
         }
         assert!(
-            f.draw(0)
+            f.draw()
                 .unwrap_err()
                 .to_string()
                 .contains("ran out of rows")
@@ -249,9 +248,9 @@ mod tests {
     #[test]
     fn unique_gives_each_vu_its_own_row() {
         let f = feeder(Pick::Unique, OnExhausted::Error);
-        assert_eq!(f.draw(2).unwrap()[0], "2");
-        assert_eq!(f.draw(2).unwrap()[0], "2");
-        assert!(f.draw(3).is_err());
+        let rows: Vec<String> = (0..3).map(|_| f.draw().unwrap()[0].clone()).collect();
+        assert_eq!(rows, ["0", "1", "2"]);
+        assert!(f.draw().is_err(), "a fourth user finds no row of its own");
     }
 
     #[test]

@@ -126,6 +126,13 @@ impl Builder {
                 }
                 None => {
                     // A key: remember it; complex (non-scalar) keys are indexed under "?".
+                    // Block mappings are marked at their first `:`; point them at their first
+                    // key instead, where a reader looks.
+                    if let Some(p) = self.index.values.get_mut(path.as_str())
+                        && (pos.line, pos.col) < (p.line, p.col)
+                    {
+                        *p = pos;
+                    }
                     *key = Some((scalar.unwrap_or("?").to_string(), pos));
                     None
                 }

@@ -103,7 +103,7 @@ pub fn fmt_duration(d: Duration, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if micros == 0 {
         return f.write_str("0s");
     }
-    if micros % 1_000_000 == 0 {
+    if micros.is_multiple_of(1_000_000) {
         let mut secs = micros / 1_000_000;
         let h = secs / 3600;
         secs %= 3600;
@@ -119,7 +119,7 @@ pub fn fmt_duration(d: Duration, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write!(f, "{s}s")?;
         }
         Ok(())
-    } else if micros % 1000 == 0 {
+    } else if micros.is_multiple_of(1000) {
         write!(f, "{}ms", micros / 1000)
     } else if micros >= 1000 {
         write!(f, "{:.3}ms", micros as f64 / 1000.0)
@@ -324,7 +324,8 @@ mod tests {
     fn rates_display_readably() {
         assert_eq!("50/s".parse::<Rate>().unwrap().to_string(), "50/s");
         assert_eq!("30/m".parse::<Rate>().unwrap().to_string(), "30/m");
-        assert_eq!("1/30s".parse::<Rate>().unwrap().to_string(), "1/30s");
+        assert_eq!("1/30s".parse::<Rate>().unwrap().to_string(), "2/m");
+        assert_eq!("1/45s".parse::<Rate>().unwrap().to_string(), "1/45s");
     }
 
     #[test]

@@ -331,6 +331,7 @@ mod tests {
         let c = ramp_hold().scaled(2.0).truncated(5.0);
         assert!((c.len() - 5.0).abs() < 1e-12);
         assert!((c.level_at(4.999) - 99.98).abs() < 1e-6);
-        assert!((c.total() - 500.0).abs() < 1e-9);
+        // The doubled ramp reaches 100/s at 5 s: the area of that triangle.
+        assert!((c.total() - 250.0).abs() < 1e-9);
     }
 }

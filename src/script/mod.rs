@@ -290,7 +290,7 @@ fn register_helpers(e: &mut Engine) {
     });
     e.register_fn("rand_float", || rand::rng().random::<f64>());
     e.register_fn("rand_float", |lo: f64, hi: f64| -> RhaiResult<f64> {
-        if !(hi >= lo) {
+        if hi < lo || hi.is_nan() || lo.is_nan() {
             return fail(format!(
                 "rand_float({lo}, {hi}): the upper bound is below the lower"
             ));
