@@ -3,4 +3,8 @@
 
 mod util;
 
+mod journeys;
+mod run_closed;
+mod run_open;
 mod scenario_errors;
+mod signals;

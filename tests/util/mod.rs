@@ -1,1 +1,314 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: a loopback test server with scripted behaviours,
+//! in-process and real-binary runners, and per-test folders.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use stampede::exit::Exit;
+use stampede::report::RunResult;
+
+/// What the test server saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Arrival time of every request, by path.
+    pub arrivals: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Requests in flight right now.
+    pub in_flight: AtomicU64,
+    /// (arrival, in flight including this one) for every request.
+    pub concurrency: Mutex<Vec<(Instant, u64)>>,
+    /// Requests answered with 2xx, by path.
+    pub ok: Mutex<HashMap<String, u64>>,
+    /// When the first request arrived.
+    pub first: Mutex<Option<Instant>>,
+}
+
+impl Seen {
+    /// Arrival times for a path.
+    pub fn arrivals(&self, path: &str) -> Vec<Instant> {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+    /// 2xx answers for a path.
+    pub fn ok(&self, path: &str) -> u64 {
+        self.ok.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+/// Behaviour knobs of the test server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// `/stall` holds every request that arrives in [first + from, first + from + len) until
+    /// the window ends: a server-wide pause, like a long GC.
+    pub stall: Option<(Duration, Duration)>,
+}
+
+/// A running test server on 127.0.0.1:0.
+pub struct TestServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// What it saw.
+    pub seen: Arc<Seen>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a test server with the routes below on its own runtime thread.
+///
+/// - `GET /ok` → 200 `{"ok":true}`
+/// - `POST /login` `{"user":U}` → `{"token":"tok-U"}`
+/// - `GET /secure` → 200 only with `Authorization: Bearer tok-…`, else 401
+/// - `POST /signed` → 200 only when `x-signature` is the hex HMAC-SHA256 of the body keyed by the
+///   bearer token, else 401
+/// - `GET /slow?ms=N` → waits N ms, then 200
+/// - `GET /stall` → 200, held while the configured stall window is open
+/// - `GET /status?code=N` → status N
+pub fn start_server(cfg: ServerConfig) -> TestServer {
+    let seen = Arc::new(Seen::default());
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let seen2 = seen.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            loop {
+                tokio::select! {
+                    a = listener.accept() => {
+                        let Ok((stream, _)) = a else { continue };
+                        let (seen, cfg) = (seen2.clone(), cfg.clone());
+                        tokio::spawn(async move {
+                            let svc = service_fn(move |req| {
+                                let (seen, cfg) = (seen.clone(), cfg.clone());
+                                async move { Ok::<_, Infallible>(route(&seen, &cfg, req).await) }
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                        });
+                    }
+                    _ = &mut rx => break,
+                }
+            }
+        });
+        rt.shutdown_timeout(Duration::from_millis(100));
+    });
+    TestServer {
+        addr,
+        seen,
+        stop: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+fn reply(code: u16, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap();
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let now = Instant::now();
+    let path = req.uri().path().to_string();
+    let first = *seen.first.lock().unwrap().get_or_insert(now);
+    seen.arrivals
+        .lock()
+        .unwrap()
+        .entry(path.clone())
+        .or_default()
+        .push(now);
+    let inflight = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    seen.concurrency.lock().unwrap().push((now, inflight));
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let sig = req
+        .headers()
+        .get("x-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ms = query(&req, "ms").and_then(|v| v.parse::<u64>().ok());
+    let code = query(&req, "code").and_then(|v| v.parse::<u16>().ok());
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let resp = match path.as_str() {
+        "/ok" => reply(200, r#"{"ok":true}"#),
+        "/login" => {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            match v["user"].as_str() {
+                Some(u) => reply(
+                    200,
+                    &serde_json::json!({ "token": format!("tok-{u}") }).to_string(),
+                ),
+                None => reply(400, r#"{"error":"no user"}"#),
+            }
+        }
+        "/secure" => match bearer {
+            Some(t) if t.starts_with("tok-") => reply(200, r#"{"balance":100}"#),
+            _ => reply(401, r#"{"error":"unauthorized"}"#),
+        },
+        "/signed" => {
+            let good = bearer.as_deref().is_some_and(|t| {
+                let want = hex::encode(stampede::script::hmac_sha256(
+                    t,
+                    &String::from_utf8_lossy(&body),
+                ));
+                sig.as_deref() == Some(want.as_str())
+            });
+            if good {
+                reply(200, r#"{"status":"filled"}"#)
+            } else {
+                reply(401, r#"{"error":"bad signature"}"#)
+            }
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(ms.unwrap_or(100))).await;
+            reply(200, r#"{"ok":true}"#)
+        }
+        "/stall" => {
+            if let Some((from, len)) = cfg.stall {
+                let (open, close) = (first + from, first + from + len);
+                if now >= open && now < close {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(close)).await;
+                }
+            }
+            reply(200, r#"{"ok":true}"#)
+        }
+        "/status" => reply(code.unwrap_or(500), r#"{"status":"x"}"#),
+        _ => reply(404, r#"{"error":"not found"}"#),
+    };
+    seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if resp.status().is_success() {
+        *seen.ok.lock().unwrap().entry(path).or_default() += 1;
+    }
+    resp
+}
+
+/// A per-test folder.
+pub fn dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Writes a scenario file into `dir`.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs the CLI in-process.
+pub fn run_cli(args: &[&str]) -> Exit {
+    let mut full = vec!["stampede"];
+    full.extend_from_slice(args);
+    stampede::cli::run(stampede::cli::Cli::try_parse_from(full).unwrap())
+}
+
+/// Runs a scenario in-process with `--out`, returning the exit code and results.
+pub fn run_scenario(path: &Path, out: &Path) -> (Exit, RunResult) {
+    let exit = run_cli(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let result = stampede::report::read_json(&out.join("results.json")).unwrap();
+    (exit, result)
+}
+
+/// The path of the real binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stampede")
+}
+
+/// Runs the real binary and returns (exit code, stdout, stderr).
+pub fn run_bin(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A flow's results by name.
+pub fn flow<'a>(r: &'a RunResult, name: &str) -> &'a stampede::report::model::FlowResult {
+    r.flows
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no flow {name}"))
+}
+
+/// A step's results by `flow.step`.
+pub fn step<'a>(r: &'a RunResult, key: &str) -> &'a stampede::report::model::StepResult {
+    r.flows
+        .iter()
+        .flat_map(|f| &f.steps)
+        .find(|s| s.key == key)
+        .unwrap_or_else(|| panic!("no step {key}"))
+}
+
+/// Decodes a stored histogram.
+pub fn hist(l: &stampede::report::model::Latency) -> hdrhistogram::Histogram<u64> {
+    stampede::metrics::codec::decode(&l.histogram).unwrap()
+}

@@ -1,0 +1,163 @@
+//! Journeys: extraction and reuse, Rhai-signed requests, several flows at once.
+
+use crate::util::*;
+
+const TOKEN_JOURNEY: &str = r#"
+journeys:
+  j:
+    - name: login
+      post: /login
+      json: { user: "u{{ vu }}" }
+      extract: { token: $.token }
+      check: { status: 200 }
+    - name: secure
+      get: /secure
+      headers: { authorization: "Bearer {{ token }}" }
+      check: { status: 200, json: { $.balance: 100 } }
+    - script: |
+        payload = json_stringify(#{ amount: 5, pair: "USDT/TON" });
+        signature = hmac_sha256_hex(KEY, payload);
+    - name: signed
+      post: /signed
+      headers: { authorization: "Bearer {{ token }}", x-signature: "{{ signature }}", content-type: application/json }
+      body: "{{ payload }}"
+      check: { status: 200 }
+flows:
+  f: { journey: j, rate: 20/s, duration: 2s }
+"#;
+
+fn run_token_journey(key_expr: &str) -> (stampede::report::RunResult, TestServer) {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let text = format!(
+        "target: {}\n{}",
+        srv.url(),
+        TOKEN_JOURNEY.replace("KEY", key_expr)
+    );
+    let s = write(d.path(), "s.yaml", &text);
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    (r, srv)
+}
+
+#[test]
+fn extracted_token_is_reused_and_rhai_signs_the_body() {
+    let (r, srv) = run_token_journey("token");
+    let f = flow(&r, "f");
+    assert_eq!(f.iterations_ok, 40);
+    assert_eq!(f.iterations_failed, 0);
+    for k in ["f.login", "f.secure", "f.signed"] {
+        assert_eq!(step(&r, k).failed, 0, "{k}");
+    }
+    assert_eq!(srv.seen.ok("/secure"), 40);
+    assert_eq!(srv.seen.ok("/signed"), 40);
+}
+
+#[test]
+fn a_wrong_signature_is_rejected_and_counted() {
+    // Same journey, HMAC keyed by the wrong secret: the server must refuse every signed call.
+    let (r, srv) = run_token_journey("\"wrong\"");
+    assert_eq!(step(&r, "f.signed").failed, 40);
+    assert_eq!(step(&r, "f.signed").errors.get("check"), Some(&40));
+    assert_eq!(srv.seen.ok("/signed"), 0);
+}
+
+#[test]
+fn without_extraction_the_token_is_missing() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let text = format!(
+        "target: {}\n{}",
+        srv.url(),
+        TOKEN_JOURNEY
+            .replace(
+                "extract: { token: $.token }",
+                "extract: { token: $.nothing }"
+            )
+            .replace("KEY", "token")
+    );
+    let s = write(d.path(), "s.yaml", &text);
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(
+        step(&r, "f.login").errors.get("check"),
+        Some(&40),
+        "extraction finding nothing fails the step"
+    );
+    assert_eq!(
+        step(&r, "f.secure").requests,
+        0,
+        "on_error: abort skips the dependent steps"
+    );
+    assert_eq!(srv.seen.ok("/secure"), 0);
+}
+
+#[test]
+fn two_flows_with_different_curves_both_reach_their_targets() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  a:\n    - {{ name: ok, get: /ok }}\n  b:\n    - {{ name: slow, get: '/slow?ms=20' }}\nflows:\n  open: {{ journey: a, rate: [ {{ to: 100/s, over: 1s }}, {{ hold: 3s }} ] }}\n  closed: {{ journey: b, vus: 5, pace: 200ms, duration: 4s, start: 500ms }}\n",
+            srv.url()
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let open = flow(&r, "open").iterations_ok as f64;
+    let closed = flow(&r, "closed").iterations_ok as f64;
+    // Open: 50 during the ramp + 300 at the hold. Closed: 5 VUs × 4 s / 200 ms.
+    assert!((open - 350.0).abs() <= 7.0, "open flow: {open}");
+    assert!((closed - 100.0).abs() <= 5.0, "closed flow: {closed}");
+    let slow = srv.seen.arrivals("/slow");
+    let ok = srv.seen.arrivals("/ok");
+    let overlap = slow
+        .iter()
+        .filter(|t| **t > *ok.iter().min().unwrap() && **t < *ok.iter().max().unwrap())
+        .count();
+    assert!(
+        overlap > 80,
+        "the flows ran at the same time ({overlap} overlapping requests)"
+    );
+}
+
+#[test]
+fn unset_template_variable_is_a_step_error_not_a_panic() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\ndefaults: {{ on_error: continue }}\njourneys:\n  j:\n    - {{ name: maybe, get: /ok, extract: {{ id: $.missing }} }}\n    - {{ name: use, get: '/secure?id={{{{ id }}}}' }}\nflows:\n  f: {{ journey: j, rate: 10/s, duration: 1s }}\n",
+            srv.url()
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(step(&r, "f.use").errors.get("template"), Some(&10));
+    assert!(
+        r.error_examples
+            .iter()
+            .any(|e| e.class == "template" && e.message.contains("`id`"))
+    );
+}
+
+#[test]
+fn refused_connections_are_counted_as_errors_of_the_step() {
+    // Bind and drop a listener to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: http://127.0.0.1:{port}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: 20/s, duration: 1s }}\n"
+        ),
+    );
+    let (exit, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(exit, stampede::exit::Exit::Passed);
+    assert_eq!(step(&r, "f.ok").errors.get("connect_refused"), Some(&20));
+}

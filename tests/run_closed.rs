@@ -1,0 +1,102 @@
+//! Closed model: VU stages, pace, and coordinated omission.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+#[test]
+fn closed_model_vu_count_follows_its_stages() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // Up to 10 VUs over 2 s, hold 2 s, down to 2 over 1 s, hold 1 s; each request takes 50 ms, so the
+    // server's concurrency is the number of running VUs.
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: slow, get: '/slow?ms=50' }}\nflows:\n  f: {{ journey: j, vus: [ {{ to: 10, over: 2s }}, {{ hold: 2s }}, {{ to: 2, over: 1s }}, {{ hold: 1s }} ] }}\n",
+            srv.url()
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let conc = srv.seen.concurrency.lock().unwrap().clone();
+    let first = conc.iter().map(|c| c.0).min().unwrap();
+    let window = |from: f64, to: f64| -> u64 {
+        conc.iter()
+            .filter(|(t, _)| {
+                let s = (*t - first).as_secs_f64();
+                s >= from && s < to
+            })
+            .map(|c| c.1)
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(window(0.0, 0.5) <= 4, "early ramp: {}", window(0.0, 0.5));
+    assert_eq!(window(2.3, 3.8), 10, "hold at 10 VUs");
+    assert!(
+        window(5.2, 5.9) <= 3,
+        "after ramp-down to 2: {}",
+        window(5.2, 5.9)
+    );
+    assert_eq!(flow(&r, "f").iterations_failed, 0);
+}
+
+#[test]
+fn paced_closed_flow_runs_overdue_iterations_with_their_due_times() {
+    // The server freezes every request for 1 s, starting 1.5 s after the first one.
+    let srv = start_server(ServerConfig {
+        stall: Some((Duration::from_millis(1500), Duration::from_secs(1))),
+    });
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: req, get: /stall }}\nflows:\n  f: {{ journey: j, vus: 10, pace: 100ms, duration: 4s }}\n",
+            srv.url()
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let st = step(&r, "f.req");
+    let latency = hist(st.latency.as_ref().unwrap());
+    let service = hist(st.service_time.as_ref().unwrap());
+    let slow_latency = latency.count_between(500_000, u64::MAX);
+    let slow_service = service.count_between(500_000, u64::MAX);
+    // Each VU has ~10 iterations due during the stall; about 5 of them end ≥ 500 ms after their
+    // due time. Measured from send time (or skipping overdue ones) only the ~10 stuck requests are slow.
+    assert!(
+        slow_latency >= 40,
+        "latency ≥ 500 ms: {slow_latency} samples, expected ~50"
+    );
+    assert!(
+        slow_service <= 20,
+        "service time ≥ 500 ms: {slow_service} samples, expected ~10"
+    );
+    assert!(
+        slow_service >= 5,
+        "the stalled requests themselves: {slow_service}"
+    );
+    // Overdue iterations are run, not skipped: ~40 iterations per VU in 4 s.
+    assert!(
+        st.requests >= 380,
+        "{} requests, expected ~400",
+        st.requests
+    );
+}
+
+#[test]
+fn per_vu_iterations_bound_a_batch() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, vus: 4, per_vu_iterations: 5 }}\n  g: {{ journey: j, vus: 3, iterations: 7 }}\n",
+            srv.url()
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(flow(&r, "f").iterations_ok, 20);
+    assert_eq!(flow(&r, "g").iterations_ok, 7);
+}

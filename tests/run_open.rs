@@ -1,0 +1,134 @@
+//! Open model: arrival counts, Poisson spacing, ramps, dropped arrivals.
+
+use crate::util::*;
+
+#[test]
+fn open_model_200_per_second_for_5s_yields_1000_iterations() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: 200/s, duration: 5s }}\n",
+            srv.url()
+        ),
+    );
+    let (exit, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(exit, stampede::exit::Exit::Passed);
+    let f = flow(&r, "f");
+    let n = f.iterations_ok;
+    assert!(
+        (980..=1020).contains(&n),
+        "{n} iterations, expected 1000 ± 2%"
+    );
+    assert_eq!(
+        f.planned, 1000,
+        "the schedule calls for exactly 1000 arrivals"
+    );
+    assert_eq!(f.dropped, 0);
+    assert_eq!(srv.seen.arrivals("/ok").len() as u64, n);
+    assert_eq!(step(&r, "f.ok").failed, 0);
+}
+
+#[test]
+fn poisson_arrivals_have_exponential_gaps() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: 200/s, duration: 10s, arrivals: poisson, seed: 7 }}\n",
+            srv.url()
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let mut times = srv.seen.arrivals("/ok");
+    times.sort();
+    let gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+    let cv = var.sqrt() / mean;
+    assert!(
+        (mean - 5.0).abs() / 5.0 < 0.05,
+        "mean gap {mean:.3} ms, expected 5 ms ± 5%"
+    );
+    assert!(
+        (0.85..1.15).contains(&cv),
+        "coefficient of variation {cv:.3}, expected about 1 (uniform gives ~0)"
+    );
+    assert_eq!(flow(&r, "f").dropped, 0);
+}
+
+#[test]
+fn a_ramp_follows_its_curve_second_by_second() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // 0 → 100/s over 5 s: expected 10, 30, 50, 70, 90 arrivals in the five seconds.
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: [ {{ to: 100/s, over: 5s }} ] }}\n",
+            srv.url()
+        ),
+    );
+    run_scenario(&s, &d.path().join("out"));
+    let times = srv.seen.arrivals("/ok");
+    let first = *times.iter().min().unwrap();
+    // The first arrival is due at t = 0 of the flow, so seconds are counted from it.
+    let mut per_second = [0u32; 5];
+    for t in &times {
+        let s = (*t - first).as_secs_f64() as usize;
+        if s < 5 {
+            per_second[s] += 1;
+        }
+    }
+    for (i, expected) in [10.0, 30.0, 50.0, 70.0, 90.0].iter().enumerate() {
+        let got = per_second[i] as f64;
+        assert!(
+            (got - expected).abs() <= 4.0 + expected * 0.06,
+            "second {i}: {got} arrivals, expected ~{expected} ({per_second:?})"
+        );
+    }
+}
+
+#[test]
+fn open_model_drops_when_pool_exhausted() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // 5 VUs that each take 200 ms can serve 25/s; at 100/s most arrivals find no free VU.
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: slow, get: '/slow?ms=200' }}\nflows:\n  f: {{ journey: j, rate: 100/s, duration: 3s, max_vus: 5 }}\n",
+            srv.url()
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let f = flow(&r, "f");
+    assert_eq!(f.planned, 300);
+    assert!(f.dropped >= 200, "dropped {} of 300", f.dropped);
+    assert_eq!(
+        f.planned,
+        f.dropped + f.iterations_ok + f.iterations_failed + f.interrupted
+    );
+    let max_concurrency = srv
+        .seen
+        .concurrency
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.1)
+        .max()
+        .unwrap();
+    assert!(
+        max_concurrency <= 5,
+        "never more than max_vus in flight, saw {max_concurrency}"
+    );
+}
