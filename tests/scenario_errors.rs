@@ -1,1 +1,92 @@
 //! Malformed scenarios: exit code 2, `file:line:col`, and the words of the message.
+//!
+//! Each file in `tests/fixtures/invalid/` starts with `# expect: LINE:COL | words | …`: the first
+//! diagnostic's position and text that must appear in stderr.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn expectation(text: &str) -> (String, Vec<String>) {
+    let first = text.lines().next().unwrap();
+    let spec = first
+        .strip_prefix("# expect: ")
+        .expect("fixture starts with `# expect:`");
+    let mut parts = spec.split(" | ");
+    let pos = parts.next().unwrap().trim().to_string();
+    (pos, parts.map(|w| w.trim().to_string()).collect())
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_position_and_message() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 20,
+        "at least 20 fixtures, found {}",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let (pos, words) = expectation(&text);
+        let started = Instant::now();
+        let (code, _out, err) = run_bin(&["validate", f.to_str().unwrap()]);
+        let took = started.elapsed();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let located = format!("{}:{pos}: error:", f.display());
+        if code != 2 {
+            failures.push(format!("{name}: exit {code}, expected 2\n{err}"));
+        } else if !err.contains(&located) {
+            failures.push(format!("{name}: expected `{located}` in\n{err}"));
+        } else if let Some(w) = words.iter().find(|w| !err.contains(w.as_str())) {
+            failures.push(format!("{name}: expected `{w}` in\n{err}"));
+        } else if took > Duration::from_secs(5) {
+            failures.push(format!("{name}: took {took:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn validate_reports_every_problem_not_just_the_first() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/many_errors.yaml");
+    let (code, _, err) = run_bin(&["validate", f.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(err.matches(": error: ").count(), 3, "{err}");
+}
+
+#[test]
+fn a_valid_scenario_prints_its_plan() {
+    let d = dir();
+    let s = write(
+        d.path(),
+        "ok.yaml",
+        "target: http://127.0.0.1:9\njourneys:\n  j: [ { name: a, get: /x } ]\nflows:\n  f: { journey: j, rate: [ { to: 50/s, over: 10s }, { hold: 20s } ], max_vus: 30 }\n  c: { journey: j, vus: 4, pace: 1s, duration: 10s }\n",
+    );
+    let (code, out, err) = run_bin(&["validate", s.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("open, uniform arrivals, peak 50.00/s over 30s, max 30 VUs, ~1250 iterations"),
+        "{out}"
+    );
+    assert!(
+        out.contains("closed, peak 4 VUs over 10s, paced every 1s"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_scenario_file_is_invalid_input() {
+    let (code, _, err) = run_bin(&["validate", "/nonexistent/s.yaml"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot read scenario `/nonexistent/s.yaml`"),
+        "{err}"
+    );
+}

@@ -1,6 +1,13 @@
 //! The single integration-test binary: every test drives the real library or binary against real
 //! servers on 127.0.0.1, bound to port 0.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
 mod util;
 
 mod journeys;

@@ -124,6 +124,10 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
     };
     let journeys_v = top.remove("journeys");
     let flows_v = top.remove("flows");
+    let flows_written = flows_v
+        .as_ref()
+        .and_then(|v| v.as_mapping())
+        .is_some_and(|m| !m.is_empty());
     let mut raw: RawScenario = match section(path, &idx, "", serde_yaml::Value::Mapping(top)) {
         Ok(r) => r,
         Err(d) => {
@@ -159,6 +163,7 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
         }
     }
     let mut v = validate::Validator::new(path, text, &idx);
+    v.flows_written = flows_written;
     let plan = v.build(&raw, ov);
     diags.0.extend(v.into_diags().0);
     if broken {

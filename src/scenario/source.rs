@@ -52,6 +52,11 @@ impl LocationIndex {
         }
     }
 
+    /// True when a value stands at exactly `path`.
+    pub fn has(&self, path: &str) -> bool {
+        self.values.contains_key(path)
+    }
+
     /// Position of the key that introduces `path` (falls back to the value's position).
     pub fn key(&self, path: &str) -> Pos {
         self.keys

@@ -60,6 +60,8 @@ pub(crate) struct Validator<'a> {
     idx: &'a LocationIndex,
     diags: Diagnostics,
     default_headers: Vec<(HeaderName, HeaderTemplate)>,
+    /// Whether the file has flow entries (some may have failed to parse and are reported already).
+    pub(crate) flows_written: bool,
 }
 
 struct JourneyCtx {
@@ -85,6 +87,7 @@ impl<'a> Validator<'a> {
             idx,
             diags: Diagnostics::default(),
             default_headers: Vec::new(),
+            flows_written: false,
         }
     }
 
@@ -221,6 +224,7 @@ impl<'a> Validator<'a> {
                 RawJourney::Steps(_) => base.clone(),
                 RawJourney::Full(_) => join_key(&base, "steps"),
             };
+            let problems_before = self.diags.0.len();
             let steps = self.steps(
                 rj.steps(),
                 &steps_path,
@@ -257,7 +261,8 @@ impl<'a> Validator<'a> {
                 ),
                 RawJourney::Steps(_) => (None, None),
             };
-            if jc.requests.is_empty() {
+            // Only when nothing else went wrong: a request that failed validation is reported already.
+            if jc.requests.is_empty() && self.diags.0.len() == problems_before {
                 self.err(
                     &base,
                     format!(
@@ -283,7 +288,7 @@ impl<'a> Validator<'a> {
         }
 
         let mut flows = Vec::new();
-        if raw.flows.is_empty() {
+        if raw.flows.is_empty() && !self.flows_written {
             self.err("", "the scenario has no flows: add a `flows:` section binding a journey to a load model");
         }
         for (name, rf) in &raw.flows {
@@ -1589,6 +1594,10 @@ impl<'a> Validator<'a> {
             OneOrStages::One(s) => {
                 let level = self.level(s, path, is_rate)?;
                 let Some(d) = duration else {
+                    if self.idx.has(&join_key(flow_path, "duration")) {
+                        // A duration was written but did not parse; that is reported already.
+                        return None;
+                    }
                     self.err_hint(flow_path, format!("a constant {what} needs a `duration` (or stages)"), Some("add `duration: 1m`, pass --duration, or use stages like `[{ to: 50/s, over: 30s }, { hold: 2m }]`".into()));
                     return None;
                 };
