@@ -10,8 +10,10 @@
 
 mod util;
 
+mod docs;
 mod journeys;
 mod run_closed;
 mod run_open;
 mod scenario_errors;
 mod signals;
+mod steps;

@@ -224,10 +224,9 @@ pub async fn login(pool: &Arc<Pool>, cfg: &DemoConfig, body: &Value) -> Answer {
     let (user, password, cost) = (user.to_string(), password.to_string(), cfg.auth_cost);
     let (r, t) = pool
         .with(move |c, q| {
-            // The flaw: the hash is checked inside the transaction, holding the connection.
-            let tx = c.transaction()?;
+            // The flaw: the hash is checked while this request holds a pool connection.
             *q += 1;
-            let row: Option<(i64, Vec<u8>)> = tx
+            let row: Option<(i64, Vec<u8>)> = c
                 .query_row("SELECT id, hash FROM users WHERE name = ?1", [&user], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
@@ -240,11 +239,10 @@ pub async fn login(pool: &Arc<Pool>, cfg: &DemoConfig, body: &Value) -> Answer {
             }
             let token = uuid::Uuid::new_v4().simple().to_string();
             *q += 1;
-            tx.execute(
+            c.execute(
                 "INSERT INTO sessions (token, user_id, created_ms) VALUES (?1, ?2, ?3)",
                 params![token, id, now_ms()],
             )?;
-            tx.commit()?;
             Ok(Some(token))
         })
         .await;
@@ -348,7 +346,9 @@ pub async fn exchange(pool: &Arc<Pool>, token: String, body: &Value) -> Answer {
     let (from, to) = (from.to_string(), to.to_string());
     let (r, t) = pool
         .with(move |c, q| {
-            let tx = c.transaction()?;
+            // IMMEDIATE takes the write lock at BEGIN, where the busy timeout applies; a deferred
+            // transaction upgrading later would fail at once with SQLITE_BUSY under contention.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let Some(uid) = session(&tx, &token, q)? else { return Ok(Err(401)) };
             *q += 1;
             let have: f64 = tx

@@ -1319,10 +1319,15 @@ impl<'a> Validator<'a> {
         match JsonPath::parse(text) {
             Ok(jp) => Some(jp),
             Err(e) => {
-                self.err(
-                    path,
-                    format!("invalid JSONPath `{text}`: {}", first_line(&e.to_string())),
-                );
+                let hint = text
+                    .split('.')
+                    .skip(1)
+                    .find(|seg| seg.contains('-') && !seg.contains('['))
+                    .map(|seg| {
+                        format!("names with `-` need brackets: `['{seg}']` instead of `.{seg}`")
+                    });
+                let msg = format!("invalid JSONPath `{text}`: {}", first_line(&e.to_string()));
+                self.err_hint(path, msg, hint);
                 None
             }
         }

@@ -98,6 +98,8 @@ impl Drop for TestServer {
 /// - `GET /slow?ms=N` → waits N ms, then 200
 /// - `GET /stall` → 200, held while the configured stall window is open
 /// - `GET /status?code=N` → status N
+/// - `ANY /echo` → `{"method","query","body","headers":{cookie,content-type,traceparent,…}}`
+/// - `GET /setcookie` → sets `sid=abc123` and `theme=dark`
 pub fn start_server(cfg: ServerConfig) -> TestServer {
     let seen = Arc::new(Seen::default());
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -175,6 +177,23 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
+    let echo_headers: serde_json::Map<String, serde_json::Value> = [
+        "cookie",
+        "content-type",
+        "traceparent",
+        "authorization",
+        "x-user",
+    ]
+    .iter()
+    .filter_map(|h| {
+        req.headers()
+            .get(*h)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| (h.to_string(), serde_json::json!(v)))
+    })
+    .collect();
+    let method = req.method().to_string();
+    let raw_query = req.uri().query().unwrap_or("").to_string();
     let sig = req
         .headers()
         .get("x-signature")
@@ -232,6 +251,28 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
             reply(200, r#"{"ok":true}"#)
         }
         "/status" => reply(code.unwrap_or(500), r#"{"status":"x"}"#),
+        "/echo" => reply(
+            200,
+            &serde_json::json!({
+                "method": method,
+                "query": raw_query,
+                "body": String::from_utf8_lossy(&body),
+                "headers": echo_headers,
+            })
+            .to_string(),
+        ),
+        "/setcookie" => {
+            let mut r = reply(200, r#"{"ok":true}"#);
+            r.headers_mut().append(
+                http::header::SET_COOKIE,
+                http::HeaderValue::from_static("sid=abc123; Path=/; HttpOnly"),
+            );
+            r.headers_mut().append(
+                http::header::SET_COOKIE,
+                http::HeaderValue::from_static("theme=dark"),
+            );
+            r
+        }
         _ => reply(404, r#"{"error":"not found"}"#),
     };
     seen.in_flight.fetch_sub(1, Ordering::SeqCst);

@@ -1,0 +1,215 @@
+//! Step kinds and request details: loops, conditions, groups, hooks, retries, cookies, bodies,
+//! traceparent and feeders, observed at the server.
+
+use crate::util::*;
+
+fn run_yaml(srv: &TestServer, body: &str) -> stampede::report::RunResult {
+    let d = dir();
+    std::fs::write(
+        d.path().join("users.csv"),
+        "user,password\nann,1\nbob,2\ncid,3\n",
+    )
+    .unwrap();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!("target: {}\n{body}", srv.url()),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    r
+}
+
+#[test]
+fn loops_conditions_groups_and_hooks_run_the_right_steps() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+vars: { limit: 2 }
+journeys:
+  j:
+    before: "rounds = 0;"
+    after: "done = true;"
+    steps:
+      - loop:
+          count: 3
+          steps: [ { name: counted, get: /ok } ]
+      - loop:
+          while: "rounds < limit"
+          steps:
+            - { name: looped, get: /slow?ms=1 }
+            - script: "rounds += 1;"
+      - if: "rounds == 2"
+        then: [ { name: yes, get: /secure?x=1, check: { status: 401 } } ]
+        else: [ { name: no, get: /status?code=500 } ]
+      - group:
+          - { name: grouped, get: /echo }
+flows:
+  f: { journey: j, vus: 1, iterations: 4 }
+"#,
+    );
+    let f = flow(&r, "f");
+    assert_eq!(f.iterations_ok, 4, "{:?}", r.error_examples);
+    assert_eq!(step(&r, "f.counted").requests, 12);
+    assert_eq!(step(&r, "f.looped").requests, 8);
+    assert_eq!(step(&r, "f.yes").requests, 4);
+    assert_eq!(step(&r, "f.no").requests, 0);
+    assert_eq!(step(&r, "f.grouped").requests, 4);
+    assert_eq!(srv.seen.arrivals("/ok").len(), 12);
+}
+
+#[test]
+fn retries_are_counted_as_attempts_of_the_step() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+journeys:
+  j:
+    - name: flaky
+      get: /status?code=503
+      retry: { max: 2, on: [503], backoff: 1ms..5ms }
+flows:
+  f: { journey: j, vus: 1, iterations: 5 }
+"#,
+    );
+    let s = step(&r, "f.flaky");
+    assert_eq!(s.requests, 15, "1 attempt + 2 retries per iteration");
+    assert_eq!(s.retries, 10);
+    assert_eq!(s.errors.get("status"), Some(&15));
+    assert_eq!(flow(&r, "f").iterations_failed, 5);
+}
+
+#[test]
+fn cookies_are_kept_per_virtual_user_and_sent_back() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+journeys:
+  j:
+    - { name: set, get: /setcookie, extract: { sid: { cookie: sid } } }
+    - name: echo
+      get: /echo
+      check: { json: { $.headers.cookie: "sid=abc123; theme=dark" } }
+    - name: again
+      get: "/echo?sid={{ sid }}"
+      check: { json: { $.query: "sid=abc123" } }
+flows:
+  f: { journey: j, vus: 2, per_vu_iterations: 2 }
+"#,
+    );
+    assert_eq!(flow(&r, "f").iterations_ok, 4, "{:?}", r.error_examples);
+}
+
+#[test]
+fn bodies_queries_and_headers_are_encoded() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+vars: { q: "a b&c", n: 7, who: "O'Brien \"Bob\"" }
+journeys:
+  j:
+    - name: form
+      post: /echo
+      form: { name: "{{ who }}", n: "{{ n }}" }
+      check:
+        json:
+          $.body: "name=O%27Brien%20%22Bob%22&n=7"
+          $.headers['content-type']: application/x-www-form-urlencoded
+    - name: query
+      get: /echo
+      query: { q: "{{ q }}", fixed: x }
+      check: { json: { $.query: "q=a%20b%26c&fixed=x" } }
+    - name: json
+      put: /echo
+      json: { n: "{{ n }}", who: "{{ who }}", text: "n={{ n }}" }
+      extract: { echoed: $.body }
+      check: { json: { $.method: PUT, "$.headers['content-type']": application/json } }
+    - script: |
+        let b = json_parse(echoed);
+        if b.n != 7 || b.who != who || b.text != "n=7" { throw "body was " + echoed; }
+    - name: traced
+      get: /echo
+      check: { exists: [$.headers.traceparent] }
+flows:
+  f: { journey: j, vus: 1, iterations: 2 }
+"#,
+    );
+    assert_eq!(flow(&r, "f").iterations_ok, 2, "{:?}", r.error_examples);
+}
+
+#[test]
+fn feeders_hand_rows_to_virtual_users() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+data:
+  seq: { csv: users.csv }
+  own: { csv: users.csv, pick: unique }
+journeys:
+  j:
+    - name: seq
+      get: "/echo?u={{ seq.user }}"
+      headers: { x-user: "{{ own.user }}" }
+      extract: { q: $.query, h: "$.headers['x-user']" }
+    - script: |
+        if q != "u=" + seq.user { throw "query " + q; }
+        if h != own.user { throw "header " + h; }
+flows:
+  f: { journey: j, vus: 3, per_vu_iterations: 2 }
+"#,
+    );
+    assert_eq!(flow(&r, "f").iterations_ok, 6, "{:?}", r.error_examples);
+}
+
+#[test]
+fn a_fourth_user_finds_no_unique_row() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+data:
+  own: { csv: users.csv, pick: unique }
+journeys:
+  j: [ { name: a, get: "/echo?u={{ own.user }}" } ]
+flows:
+  f: { journey: j, vus: 4, per_vu_iterations: 1 }
+"#,
+    );
+    let f = flow(&r, "f");
+    assert_eq!(f.iterations_ok, 3);
+    assert_eq!(f.errors.get("feed"), Some(&1));
+    assert!(
+        r.error_examples
+            .iter()
+            .any(|e| e.message.contains("ran out of rows"))
+    );
+}
+
+#[test]
+fn script_errors_name_the_file_and_line() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+journeys:
+  j:
+    - { name: a, get: /ok }
+    - script: |
+        let x = 1;
+        let y = x / 0;
+flows:
+  f: { journey: j, vus: 1, iterations: 1 }
+"#,
+    );
+    let e = r
+        .error_examples
+        .iter()
+        .find(|e| e.class == "script")
+        .unwrap();
+    assert!(e.message.contains("s.yaml:8:"), "{}", e.message);
+    assert_eq!(flow(&r, "f").errors.get("script"), Some(&1));
+}
