@@ -46,6 +46,7 @@ fn paced_closed_flow_runs_overdue_iterations_with_their_due_times() {
     // The server freezes every request for 1 s, starting 1.5 s after the first one.
     let srv = start_server(ServerConfig {
         stall: Some((Duration::from_millis(1500), Duration::from_secs(1))),
+        ..Default::default()
     });
     let d = dir();
     let s = write(

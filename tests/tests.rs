@@ -11,6 +11,7 @@
 mod util;
 
 mod docs;
+mod http;
 mod journeys;
 mod run_closed;
 mod run_open;

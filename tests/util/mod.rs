@@ -34,6 +34,10 @@ pub struct Seen {
     pub ok: Mutex<HashMap<String, u64>>,
     /// When the first request arrived.
     pub first: Mutex<Option<Instant>>,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// HTTP versions of the requests, e.g. "HTTP/2.0".
+    pub versions: Mutex<Vec<String>>,
 }
 
 impl Seen {
@@ -55,6 +59,8 @@ impl Seen {
 /// Behaviour knobs of the test server.
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
+    /// Serve TLS with a fresh self-signed certificate for `localhost`, offering h2 and http/1.1.
+    pub tls: bool,
     /// `/stall` holds every request that arrives in [first + from, first + from + len) until
     /// the window ends: a server-wide pause, like a long GC.
     pub stall: Option<(Duration, Duration)>,
@@ -107,6 +113,7 @@ pub fn start_server(cfg: ServerConfig) -> TestServer {
     let addr = std_listener.local_addr().unwrap();
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
     let seen2 = seen.clone();
+    let tls = cfg.tls.then(tls_acceptor);
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -119,13 +126,28 @@ pub fn start_server(cfg: ServerConfig) -> TestServer {
                 tokio::select! {
                     a = listener.accept() => {
                         let Ok((stream, _)) = a else { continue };
-                        let (seen, cfg) = (seen2.clone(), cfg.clone());
+                        seen2.connections.fetch_add(1, Ordering::SeqCst);
+                        let (seen, cfg, tls) = (seen2.clone(), cfg.clone(), tls.clone());
                         tokio::spawn(async move {
                             let svc = service_fn(move |req| {
                                 let (seen, cfg) = (seen.clone(), cfg.clone());
                                 async move { Ok::<_, Infallible>(route(&seen, &cfg, req).await) }
                             });
-                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                            match tls {
+                                None => {
+                                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                                }
+                                Some(acceptor) => {
+                                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                                            .serve_connection(TokioIo::new(stream), svc)
+                                            .await;
+                                    } else {
+                                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                                    }
+                                }
+                            }
                         });
                     }
                     _ = &mut rx => break,
@@ -140,6 +162,20 @@ pub fn start_server(cfg: ServerConfig) -> TestServer {
         stop: Some(tx),
         thread: Some(thread),
     }
+}
+
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }
 
 fn reply(code: u16, body: &str) -> Response<Full<Bytes>> {
@@ -162,6 +198,10 @@ fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
 async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let now = Instant::now();
     let path = req.uri().path().to_string();
+    seen.versions
+        .lock()
+        .unwrap()
+        .push(format!("{:?}", req.version()));
     let first = *seen.first.lock().unwrap().get_or_insert(now);
     seen.arrivals
         .lock()

@@ -1,0 +1,104 @@
+//! The HTTP client against real sockets: TLS, HTTP/2 by ALPN, keep-alive and new connections.
+
+use crate::util::*;
+
+fn run(srv: &TestServer, url: &str, defaults: &str, flow: &str) -> stampede::report::RunResult {
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {url}\ndefaults: {{ {defaults} }}\njourneys:\n  j:\n    - {{ name: a, get: /ok }}\n    - {{ name: b, get: /ok }}\nflows:\n  f: {{ journey: j, {flow} }}\n"
+        ),
+    );
+    let _ = srv;
+    run_scenario(&s, &d.path().join("out")).1
+}
+
+#[test]
+fn tls_with_insecure_speaks_http2_by_alpn() {
+    let srv = start_server(ServerConfig {
+        tls: true,
+        ..Default::default()
+    });
+    let url = format!("https://localhost:{}", srv.addr.port());
+    let r = run(&srv, &url, "insecure: true", "vus: 2, per_vu_iterations: 5");
+    assert_eq!(flow(&r, "f").iterations_ok, 10, "{:?}", r.error_examples);
+    let versions = srv.seen.versions.lock().unwrap().clone();
+    assert!(versions.iter().all(|v| v == "HTTP/2.0"), "{versions:?}");
+    // TLS time is measured when a connection is made: once per VU with keep-alive.
+    assert_eq!(step(&r, "f.a").tls.as_ref().unwrap().count, 2);
+}
+
+#[test]
+fn tls_with_http1_forced_uses_http11() {
+    let srv = start_server(ServerConfig {
+        tls: true,
+        ..Default::default()
+    });
+    let url = format!("https://localhost:{}", srv.addr.port());
+    let r = run(
+        &srv,
+        &url,
+        "insecure: true, http: http1",
+        "vus: 1, iterations: 3",
+    );
+    assert_eq!(flow(&r, "f").iterations_ok, 3);
+    assert!(
+        srv.seen
+            .versions
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|v| v == "HTTP/1.1")
+    );
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_tls_error_of_the_step() {
+    let srv = start_server(ServerConfig {
+        tls: true,
+        ..Default::default()
+    });
+    let url = format!("https://localhost:{}", srv.addr.port());
+    let r = run(&srv, &url, "insecure: false", "vus: 1, iterations: 2");
+    assert_eq!(step(&r, "f.a").errors.get("tls"), Some(&2));
+    assert_eq!(srv.seen.arrivals("/ok").len(), 0);
+}
+
+#[test]
+fn keep_alive_reuses_one_connection_per_virtual_user() {
+    let srv = start_server(ServerConfig::default());
+    let r = run(
+        &srv,
+        &srv.url(),
+        "keep_alive: true",
+        "vus: 3, per_vu_iterations: 4",
+    );
+    assert_eq!(flow(&r, "f").iterations_ok, 12);
+    assert_eq!(
+        srv.seen
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    assert_eq!(step(&r, "f.a").connect.as_ref().unwrap().count, 3);
+}
+
+#[test]
+fn without_keep_alive_each_iteration_opens_a_connection() {
+    let srv = start_server(ServerConfig::default());
+    let r = run(
+        &srv,
+        &srv.url(),
+        "keep_alive: false",
+        "vus: 3, per_vu_iterations: 4",
+    );
+    assert_eq!(flow(&r, "f").iterations_ok, 12);
+    assert_eq!(
+        srv.seen
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        12
+    );
+}
