@@ -127,6 +127,8 @@ fn parse_scale_arg(s: &str) -> Result<f64, String> {
 
 /// Runs a parsed command line and returns its exit code.
 pub fn run(cli: Cli) -> Exit {
+    // Every virtual user holds its own connections: allow as many sockets as the system lets us.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     match cli.command {
         Command::Run {
             scenario,
