@@ -37,6 +37,9 @@ pub struct LoadArgs {
     /// Multiply every rate and VU count, e.g. 0.5, 2 or 150%.
     #[arg(long, value_parser = parse_scale_arg)]
     pub scale: Option<f64>,
+    /// Run only these flows (comma-separated names), e.g. to see a flow in isolation.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
 }
 
 impl LoadArgs {
@@ -45,6 +48,7 @@ impl LoadArgs {
             target: self.target.clone(),
             scale: self.scale,
             duration: self.duration,
+            only: self.only.clone(),
         }
     }
 }

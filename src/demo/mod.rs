@@ -45,14 +45,18 @@ pub struct DemoConfig {
     pub auth_cost: u32,
     /// Make balance reads scan a growing, unindexed table (latency creeps up).
     pub degrade: bool,
+    /// How long an exchange waits, inside its database transaction, for the (simulated)
+    /// accounting service it calls synchronously.
+    pub accounting_ms: u64,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
             pool_size: 8,
-            auth_cost: 20_000,
+            auth_cost: 75_000,
             degrade: false,
+            accounting_ms: 10,
         }
     }
 }
@@ -64,8 +68,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 8)]
     pub pool_size: usize,
     /// PBKDF2 iterations per login.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 75_000)]
     pub auth_cost: u32,
+    /// Milliseconds an exchange waits, inside its transaction, for the accounting service.
+    #[arg(long, default_value_t = 10)]
+    pub accounting_ms: u64,
     /// Balance reads scan a growing unindexed table, so latency creeps up under flat load.
     #[arg(long)]
     pub degrade: bool,
@@ -77,6 +84,7 @@ impl From<DemoArgs> for DemoConfig {
             pool_size: a.pool_size,
             auth_cost: a.auth_cost,
             degrade: a.degrade,
+            accounting_ms: a.accounting_ms,
         }
     }
 }
@@ -198,10 +206,11 @@ fn bearer(req: &Request<Incoming>) -> Option<String> {
 
 fn respond(status: u16, body: &Value, t: DbTiming) -> Response<Full<Bytes>> {
     let timing = format!(
-        "db;dur={:.2}, db-queries;desc=\"{}\", pool-wait;dur={:.2}",
+        "db;dur={:.2}, db-queries;desc=\"{}\", pool-wait;dur={:.2}, lock-wait;dur={:.2}",
         t.db.as_secs_f64() * 1000.0,
         t.queries,
-        t.pool_wait.as_secs_f64() * 1000.0
+        t.pool_wait.as_secs_f64() * 1000.0,
+        t.lock_wait.as_secs_f64() * 1000.0
     );
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -292,7 +301,7 @@ async fn handle(w: &Wallet, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         ("login", _) => wallet::login(&w.pool, &w.cfg, &parse(&body)).await,
         ("balance", Some(t)) => wallet::balance(&w.pool, &w.cfg, t.clone()).await,
-        ("exchange", Some(t)) => wallet::exchange(&w.pool, t.clone(), &parse(&body)).await,
+        ("exchange", Some(t)) => wallet::exchange(&w.pool, &w.cfg, t.clone(), &parse(&body)).await,
         ("report", _) => wallet::daily_report(&w.pool).await,
         _ => Answer {
             status: 400,

@@ -25,12 +25,14 @@ const SALT: &[u8] = b"stampede-demo-salt";
 /// Database time and query count of one request, for `Server-Timing`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DbTiming {
-    /// Time spent running queries (and the work done while holding the connection).
+    /// Time spent holding the connection (queries, and the work done meanwhile).
     pub db: Duration,
     /// Queries run.
     pub queries: u32,
     /// Time spent waiting for a pool connection.
     pub pool_wait: Duration,
+    /// Time spent waiting for the database's write lock.
+    pub lock_wait: Duration,
 }
 
 /// An HTTP-level answer from a handler.
@@ -52,11 +54,16 @@ fn answer(status: u16, body: Value, timing: DbTiming) -> Answer {
     }
 }
 
-/// A bounded pool of SQLite connections.
+/// A bounded pool of SQLite connections with one writer at a time.
+///
+/// SQLite allows one writer; waiting for it inside SQLite is a poll with growing sleeps, which
+/// is unfair and hides the queue. Writers instead queue on `writer` while holding their pool
+/// connection — as a transaction waiting for a row lock does on a server database.
 #[derive(Debug)]
 pub struct Pool {
     permits: Semaphore,
     conns: Mutex<Vec<Connection>>,
+    writer: Arc<Mutex<()>>,
     /// Requests waiting for a connection right now.
     pub waiting: AtomicI64,
     /// Connections in use right now.
@@ -76,6 +83,46 @@ pub enum DbError {
     Worker,
 }
 
+/// A pooled connection lent to one request, counting its queries and lock waits.
+pub struct Db<'a> {
+    conn: &'a mut Connection,
+    writer: &'a Mutex<()>,
+    /// Queries run.
+    pub queries: u32,
+    lock_wait: Duration,
+}
+
+impl std::fmt::Debug for Db<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("queries", &self.queries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db<'_> {
+    /// The connection, for reads.
+    pub fn conn(&mut self) -> &Connection {
+        self.conn
+    }
+
+    /// Runs `f` in a write transaction, after waiting for the write lock.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut u32) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let asked = Instant::now();
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.lock_wait += asked.elapsed();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = f(&tx, &mut self.queries)?;
+        tx.commit()?;
+        Ok(r)
+    }
+}
+
 impl Pool {
     /// Opens `size` connections to the database file at `path`.
     pub fn open(path: &std::path::Path, size: usize) -> Result<Pool, DbError> {
@@ -91,50 +138,50 @@ impl Pool {
             permits: Semaphore::new(conns.len()),
             size: conns.len(),
             conns: Mutex::new(conns),
+            writer: Arc::new(Mutex::new(())),
             waiting: AtomicI64::new(0),
             in_use: AtomicI64::new(0),
         })
     }
 
-    /// Runs `f` on a pooled connection in a blocking thread, timing the wait and the work.
+    /// Runs `f` on a pooled connection in a blocking thread, timing the waits and the work.
     pub async fn with<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut Connection, &mut u32) -> Result<T, DbError> + Send + 'static,
+        f: impl FnOnce(&mut Db<'_>) -> Result<T, DbError> + Send + 'static,
     ) -> (Result<T, DbError>, DbTiming) {
         let asked = Instant::now();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = self.permits.acquire().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let pool_wait = asked.elapsed();
+        let failed = DbTiming {
+            pool_wait,
+            ..DbTiming::default()
+        };
         let Ok(_permit) = permit else {
-            return (
-                Err(DbError::Worker),
-                DbTiming {
-                    pool_wait,
-                    ..DbTiming::default()
-                },
-            );
+            return (Err(DbError::Worker), failed);
         };
         let Some(mut conn) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
-            return (
-                Err(DbError::Worker),
-                DbTiming {
-                    pool_wait,
-                    ..DbTiming::default()
-                },
-            );
+            return (Err(DbError::Worker), failed);
         };
         self.in_use.fetch_add(1, Ordering::Relaxed);
+        let writer = self.writer.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let start = Instant::now();
-            let mut queries = 0;
-            let r = f(&mut conn, &mut queries);
-            (conn, r, start.elapsed(), queries)
+            let mut db = Db {
+                conn: &mut conn,
+                writer: &writer,
+                queries: 0,
+                lock_wait: Duration::ZERO,
+            };
+            let r = f(&mut db);
+            let (queries, lock_wait) = (db.queries, db.lock_wait);
+            (conn, r, start.elapsed(), queries, lock_wait)
         })
         .await;
         self.in_use.fetch_sub(1, Ordering::Relaxed);
         match joined {
-            Ok((conn, r, db, queries)) => {
+            Ok((conn, r, db, queries, lock_wait)) => {
                 self.conns
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -145,16 +192,11 @@ impl Pool {
                         db,
                         queries,
                         pool_wait,
+                        lock_wait,
                     },
                 )
             }
-            Err(_) => (
-                Err(DbError::Worker),
-                DbTiming {
-                    pool_wait,
-                    ..DbTiming::default()
-                },
-            ),
+            Err(_) => (Err(DbError::Worker), failed),
         }
     }
 }
@@ -223,27 +265,30 @@ pub async fn login(pool: &Arc<Pool>, cfg: &DemoConfig, body: &Value) -> Answer {
     };
     let (user, password, cost) = (user.to_string(), password.to_string(), cfg.auth_cost);
     let (r, t) = pool
-        .with(move |c, q| {
-            // The flaw: the hash is checked while this request holds a pool connection.
-            *q += 1;
-            let row: Option<(i64, Vec<u8>)> = c
-                .query_row("SELECT id, hash FROM users WHERE name = ?1", [&user], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            let Some((id, hash)) = row else {
-                return Ok(None);
-            };
-            if password_hash(&password, cost) != hash {
-                return Ok(None);
-            }
-            let token = uuid::Uuid::new_v4().simple().to_string();
-            *q += 1;
-            c.execute(
-                "INSERT INTO sessions (token, user_id, created_ms) VALUES (?1, ?2, ?3)",
-                params![token, id, now_ms()],
-            )?;
-            Ok(Some(token))
+        .with(move |db| {
+            // The flaw: the session is recorded in a write transaction opened before the
+            // CPU-heavy password check, so the write lock is held while hashing.
+            db.write(|tx, q| {
+                *q += 1;
+                let row: Option<(i64, Vec<u8>)> = tx
+                    .query_row("SELECT id, hash FROM users WHERE name = ?1", [&user], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                let Some((id, hash)) = row else {
+                    return Ok(None);
+                };
+                if password_hash(&password, cost) != hash {
+                    return Ok(None);
+                }
+                let token = uuid::Uuid::new_v4().simple().to_string();
+                *q += 1;
+                tx.execute(
+                    "INSERT INTO sessions (token, user_id, created_ms) VALUES (?1, ?2, ?3)",
+                    params![token, id, now_ms()],
+                )?;
+                Ok(Some(token))
+            })
         })
         .await;
     match r {
@@ -253,27 +298,28 @@ pub async fn login(pool: &Arc<Pool>, cfg: &DemoConfig, body: &Value) -> Answer {
     }
 }
 
-fn session(tx: &Connection, token: &str, q: &mut u32) -> Result<Option<i64>, DbError> {
+fn session(c: &Connection, token: &str, q: &mut u32) -> Result<Option<i64>, DbError> {
     *q += 1;
-    Ok(tx
-        .query_row(
-            "SELECT user_id FROM sessions WHERE token = ?1",
-            [token],
-            |r| r.get(0),
-        )
-        .optional()?)
+    Ok(c.query_row(
+        "SELECT user_id FROM sessions WHERE token = ?1",
+        [token],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 /// GET /wallet/balance
 pub async fn balance(pool: &Arc<Pool>, cfg: &DemoConfig, token: String) -> Answer {
     let degrade = cfg.degrade;
     let (r, t) = pool
-        .with(move |c, q| {
-            let Some(uid) = session(c, &token, q)? else {
-                return Ok(None);
+        .with(move |db| {
+            let mut q = 0;
+            let c = db.conn();
+            let Some(uid) = session(c, &token, &mut q)? else {
+                return Ok((None, q));
             };
             let mut out = serde_json::Map::new();
-            *q += 1;
+            q += 1;
             let mut st = c.prepare_cached(
                 "SELECT asset, amount FROM balances WHERE user_id = ?1 ORDER BY asset",
             )?;
@@ -283,26 +329,35 @@ pub async fn balance(pool: &Arc<Pool>, cfg: &DemoConfig, token: String) -> Answe
                 let (asset, amount) = row?;
                 out.insert(asset, json!(amount));
             }
+            drop(st);
             if degrade {
-                // A table that grows without an index: every balance scans it.
-                *q += 2;
-                c.execute(
-                    "INSERT INTO events (user_id, kind, ts_ms) VALUES (?1, 'balance', ?2)",
-                    params![uid, now_ms()],
-                )?;
+                // A table that grows without an index: every balance read scans all of it.
+                q += 1;
                 let n: i64 = c.query_row(
                     "SELECT count(*) FROM events WHERE user_id = ?1",
                     [uid],
                     |r| r.get(0),
                 )?;
                 out.insert("views".into(), json!(n));
+                db.write(|tx, q| {
+                    *q += 1;
+                    tx.execute(
+                        "INSERT INTO events (user_id, kind, ts_ms) VALUES (?1, 'balance', ?2)",
+                        params![uid, now_ms()],
+                    )?;
+                    Ok(())
+                })?;
             }
-            Ok(Some(Value::Object(out)))
+            Ok((Some(Value::Object(out)), q))
         })
         .await;
+    let t = DbTiming {
+        queries: t.queries + r.as_ref().map_or(0, |(_, q)| *q),
+        ..t
+    };
     match r {
-        Ok(Some(v)) => answer(200, v, t),
-        Ok(None) => answer(401, json!({ "error": "invalid or expired token" }), t),
+        Ok((Some(v), _)) => answer(200, v, t),
+        Ok((None, _)) => answer(401, json!({ "error": "invalid or expired token" }), t),
         Err(e) => db_fail(&e, t),
     }
 }
@@ -318,7 +373,7 @@ fn rate(from: &str, to: &str) -> Option<f64> {
 }
 
 /// POST /exchange
-pub async fn exchange(pool: &Arc<Pool>, token: String, body: &Value) -> Answer {
+pub async fn exchange(pool: &Arc<Pool>, cfg: &DemoConfig, token: String, body: &Value) -> Answer {
     let (Some(from), Some(to)) = (body["from"].as_str(), body["to"].as_str()) else {
         return answer(
             400,
@@ -344,43 +399,45 @@ pub async fn exchange(pool: &Arc<Pool>, token: String, body: &Value) -> Answer {
         );
     };
     let (from, to) = (from.to_string(), to.to_string());
+    let accounting = Duration::from_millis(cfg.accounting_ms);
     let (r, t) = pool
-        .with(move |c, q| {
-            // IMMEDIATE takes the write lock at BEGIN, where the busy timeout applies; a deferred
-            // transaction upgrading later would fail at once with SQLITE_BUSY under contention.
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let Some(uid) = session(&tx, &token, q)? else { return Ok(Err(401)) };
-            *q += 1;
-            let have: f64 = tx
-                .query_row("SELECT amount FROM balances WHERE user_id = ?1 AND asset = ?2", params![uid, from], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0.0);
-            if have < amount {
-                return Ok(Err(422));
-            }
-            let got = amount * price;
-            let ts = now_ms();
-            *q += 2;
-            tx.execute("UPDATE balances SET amount = amount - ?1 WHERE user_id = ?2 AND asset = ?3", params![amount, uid, from])?;
-            tx.execute(
-                "INSERT INTO balances (user_id, asset, amount) VALUES (?1, ?2, ?3) ON CONFLICT(user_id, asset) DO UPDATE SET amount = amount + ?3",
-                params![uid, to, got],
-            )?;
-            // Reporting and accounting, synchronously on the same transaction.
-            *q += 4;
-            tx.execute("INSERT INTO ledger (user_id, asset, delta, ts_ms) VALUES (?1, ?2, ?3, ?4)", params![uid, from, -amount, ts])?;
-            tx.execute("INSERT INTO ledger (user_id, asset, delta, ts_ms) VALUES (?1, ?2, ?3, ?4)", params![uid, to, got, ts])?;
-            tx.execute(
-                "INSERT INTO audit (user_id, action, detail, ts_ms) VALUES (?1, 'exchange', ?2, ?3)",
-                params![uid, format!("{amount} {from} -> {got} {to}"), ts],
-            )?;
-            tx.execute(
-                "INSERT INTO daily_report (day, asset, volume, trades) VALUES (date('now'), ?1, ?2, 1)
-                 ON CONFLICT(day, asset) DO UPDATE SET volume = volume + ?2, trades = trades + 1",
-                params![from, amount],
-            )?;
-            tx.commit()?;
-            Ok(Ok(json!({ "status": "filled", "from": from, "to": to, "amount": amount, "received": got })))
+        .with(move |db| {
+            db.write(|tx, q| {
+                let Some(uid) = session(tx, &token, q)? else { return Ok(Err(401)) };
+                *q += 1;
+                let have: f64 = tx
+                    .query_row("SELECT amount FROM balances WHERE user_id = ?1 AND asset = ?2", params![uid, from], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0.0);
+                if have < amount {
+                    return Ok(Err(422));
+                }
+                let got = amount * price;
+                let ts = now_ms();
+                *q += 2;
+                tx.execute("UPDATE balances SET amount = amount - ?1 WHERE user_id = ?2 AND asset = ?3", params![amount, uid, from])?;
+                tx.execute(
+                    "INSERT INTO balances (user_id, asset, amount) VALUES (?1, ?2, ?3) ON CONFLICT(user_id, asset) DO UPDATE SET amount = amount + ?3",
+                    params![uid, to, got],
+                )?;
+                // Reporting and accounting, synchronously in the same transaction.
+                *q += 4;
+                tx.execute("INSERT INTO ledger (user_id, asset, delta, ts_ms) VALUES (?1, ?2, ?3, ?4)", params![uid, from, -amount, ts])?;
+                tx.execute("INSERT INTO ledger (user_id, asset, delta, ts_ms) VALUES (?1, ?2, ?3, ?4)", params![uid, to, got, ts])?;
+                tx.execute(
+                    "INSERT INTO audit (user_id, action, detail, ts_ms) VALUES (?1, 'exchange', ?2, ?3)",
+                    params![uid, format!("{amount} {from} -> {got} {to}"), ts],
+                )?;
+                tx.execute(
+                    "INSERT INTO daily_report (day, asset, volume, trades) VALUES (date('now'), ?1, ?2, 1)
+                     ON CONFLICT(day, asset) DO UPDATE SET volume = volume + ?2, trades = trades + 1",
+                    params![from, amount],
+                )?;
+                // The accounting service is called synchronously inside the transaction: the
+                // write lock and the pool connection are held for its whole round trip.
+                std::thread::sleep(accounting);
+                Ok(Ok(json!({ "status": "filled", "from": from, "to": to, "amount": amount, "received": got })))
+            })
         })
         .await;
     match r {
@@ -394,8 +451,9 @@ pub async fn exchange(pool: &Arc<Pool>, token: String, body: &Value) -> Answer {
 /// GET /reports/daily: a batch aggregate over the whole ledger.
 pub async fn daily_report(pool: &Arc<Pool>) -> Answer {
     let (r, t) = pool
-        .with(|c, q| {
-            *q += 2;
+        .with(|db| {
+            db.queries += 2;
+            let c = db.conn();
             let mut st = c.prepare_cached(
                 "SELECT asset, count(*), sum(abs(delta)), count(DISTINCT user_id) FROM ledger GROUP BY asset ORDER BY asset",
             )?;

@@ -34,6 +34,8 @@ pub struct Overrides {
     pub scale: Option<f64>,
     /// Caps the run's length; also the length of constant flows without their own `duration`.
     pub duration: Option<Duration>,
+    /// Runs only these flows (by name); the others are validated but left out of the plan.
+    pub only: Option<Vec<String>>,
 }
 
 const BUILTINS: [&str; 4] = ["vu", "iteration", "uuid", "timestamp_ms"];
@@ -345,6 +347,29 @@ impl<'a> Validator<'a> {
             flows,
             thresholds,
         };
+        if let Some(only) = &ov.only {
+            let known: Vec<&str> = plan.flows.iter().map(|f| f.name.as_str()).collect();
+            let unknown: Vec<&String> = only
+                .iter()
+                .filter(|n| !known.contains(&n.as_str()))
+                .collect();
+            if !unknown.is_empty() {
+                let names = unknown
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.err(
+                    "flows",
+                    format!(
+                        "--only names unknown flows {names}; the scenario has: {}",
+                        known.join(", ")
+                    ),
+                );
+                return None;
+            }
+            plan.flows.retain(|f| only.contains(&f.name));
+        }
         if let Some(k) = ov.scale {
             plan.scale(k);
         }
