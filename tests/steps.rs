@@ -213,3 +213,107 @@ flows:
     assert!(e.message.contains("s.yaml:8:"), "{}", e.message);
     assert_eq!(flow(&r, "f").errors.get("script"), Some(&1));
 }
+
+#[test]
+fn named_targets_and_absolute_urls_reach_their_servers() {
+    let auth = start_server(ServerConfig::default());
+    let api = start_server(ServerConfig::default());
+    let other = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &api,
+        &format!(
+            r#"
+targets: {{ auth: "{}/prefix" }}
+journeys:
+  j:
+    - {{ name: login, post: /login, target: auth, json: {{ user: x }}, extract: {{ token: $.token }} }}
+    - {{ name: default, get: /ok }}
+    - {{ name: absolute, get: "{}/ok" }}
+flows:
+  f: {{ journey: j, vus: 1, iterations: 3 }}
+"#,
+            auth.url(),
+            other.url()
+        ),
+    );
+    // The named target's path prefix is kept: /prefix/login is not a route, so it answers 404.
+    assert_eq!(auth.seen.arrivals("/prefix/login").len(), 3);
+    assert_eq!(step(&r, "f.login").errors.get("status"), Some(&3));
+    let r2 = run_yaml(
+        &api,
+        &format!(
+            "targets: {{ auth: \"{}\" }}\njourneys:\n  j:\n    - {{ name: login, post: /login, target: auth, json: {{ user: x }} }}\n    - {{ name: default, get: /ok }}\n    - {{ name: absolute, get: \"{}/ok\" }}\nflows:\n  f: {{ journey: j, vus: 1, iterations: 3 }}\n",
+            auth.url(),
+            other.url()
+        ),
+    );
+    assert_eq!(flow(&r2, "f").iterations_ok, 3, "{:?}", r2.error_examples);
+    assert_eq!(auth.seen.arrivals("/login").len(), 3);
+    assert_eq!(api.seen.arrivals("/ok").len(), 3);
+    assert_eq!(other.seen.arrivals("/ok").len(), 3);
+}
+
+#[test]
+fn a_slow_response_is_a_timeout_of_the_step() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+journeys:
+  j: [ { name: slow, get: /slow?ms=2000, timeout: 200ms } ]
+flows:
+  f: { journey: j, vus: 2, per_vu_iterations: 2 }
+"#,
+    );
+    let s = step(&r, "f.slow");
+    assert_eq!(s.errors.get("timeout"), Some(&4));
+    let l = s.latency.as_ref().unwrap();
+    assert!(l.min_us >= 200_000 && l.max_us < 1_000_000, "{l:?}");
+}
+
+#[test]
+fn regex_and_header_extraction() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+journeys:
+  j:
+    - name: a
+      get: /echo?order=42
+      extract:
+        order: { regex: "order=(\\d+)" }
+        ctype: { header: content-type }
+    - name: b
+      get: "/echo?o={{ order }}&t={{ ctype }}"
+      check: { json: { $.query: "o=42&t=application/json" } }
+flows:
+  f: { journey: j, vus: 1, iterations: 2 }
+"#,
+    );
+    assert_eq!(flow(&r, "f").iterations_ok, 2, "{:?}", r.error_examples);
+}
+
+#[test]
+fn iterations_still_running_after_the_graceful_stop_are_interrupted() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+defaults: { graceful_stop: 300ms, timeout: 30s }
+journeys:
+  j: [ { name: slow, get: /slow?ms=5000 } ]
+flows:
+  f: { journey: j, rate: 10/s, duration: 500ms }
+"#,
+    );
+    let f = flow(&r, "f");
+    assert_eq!(f.planned, 5);
+    assert_eq!(f.interrupted, 5);
+    assert_eq!(f.iterations_ok + f.iterations_failed, 0);
+    assert!(
+        r.duration_s < 3.0,
+        "the run ended at the graceful stop, not when the server answered: {}",
+        r.duration_s
+    );
+}

@@ -234,3 +234,42 @@ pub fn sample_think(t: &Think, rng: &mut impl Rng) -> Duration {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::units::SpanRange;
+    use rand::SeedableRng;
+
+    fn mean_of(t: Think) -> f64 {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        (0..20_000)
+            .map(|_| sample_think(&t, &mut rng).as_secs_f64())
+            .sum::<f64>()
+            / 20_000.0
+    }
+
+    #[test]
+    fn think_times_have_the_configured_means() {
+        let s = Duration::from_secs;
+        assert_eq!(mean_of(Think::Fixed(s(2))), 2.0);
+        let uniform = Think::Uniform(SpanRange {
+            low: s(1),
+            high: s(3),
+        });
+        assert!((mean_of(uniform) - 2.0).abs() < 0.02);
+        let normal = Think::Normal {
+            mean: s(2),
+            stddev: Duration::from_millis(200),
+        };
+        assert!((mean_of(normal) - 2.0).abs() < 0.02);
+        assert!((mean_of(Think::Exponential(s(2))) - 2.0).abs() < 0.06);
+        // A normal distribution is clamped at zero, never negative.
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(2);
+        let wide = Think::Normal {
+            mean: Duration::from_millis(10),
+            stddev: s(1),
+        };
+        assert!((0..1000).all(|_| sample_think(&wide, &mut rng) >= Duration::ZERO));
+    }
+}
