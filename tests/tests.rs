@@ -10,6 +10,7 @@
 
 mod util;
 
+mod demo;
 mod docs;
 mod http;
 mod journeys;

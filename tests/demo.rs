@@ -1,0 +1,161 @@
+//! The demo wallet as a target: the shipped scenarios run green against it through the real
+//! binary, and its contract (auth, funds, signatures, Server-Timing, metrics) holds.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use stampede::demo::{DemoConfig, DemoHandle, spawn};
+
+use crate::util::*;
+
+/// A demo wallet with cheap logins (tests run unoptimised builds).
+fn wallet() -> (String, DemoHandle) {
+    let cfg = DemoConfig {
+        auth_cost: 50,
+        accounting_ms: 1,
+        ..DemoConfig::default()
+    };
+    let (addr, handle) = spawn(SocketAddr::from(([127, 0, 0, 1], 0)), cfg).unwrap();
+    (format!("http://{addr}"), handle)
+}
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn assert_green(r: &stampede::report::RunResult) {
+    for f in &r.flows {
+        assert_eq!(
+            f.iterations_failed, 0,
+            "flow {}: {:?}",
+            f.name, r.error_examples
+        );
+        assert!(f.errors.is_empty(), "flow {}: {:?}", f.name, f.errors);
+        for s in &f.steps {
+            assert_eq!(s.failed, 0, "{}: {:?}", s.key, r.error_examples);
+            assert_eq!(s.checks_failed, 0, "{}", s.key);
+        }
+    }
+}
+
+#[test]
+fn smoke_scenario_is_green_against_the_demo_through_the_binary() {
+    let (url, _wallet) = wallet();
+    let d = dir();
+    let out = d.path().join("out");
+    let (code, _, err) = run_bin(&[
+        "run",
+        &scenario("smoke.yaml"),
+        "--target",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_green(&r);
+    let checks: u64 = r
+        .flows
+        .iter()
+        .flat_map(|f| &f.steps)
+        .map(|s| s.checks_passed)
+        .sum();
+    assert!(checks >= 50 * 7, "{checks} checks passed");
+    assert_eq!(flow(&r, "smoke").iterations_ok, 50);
+}
+
+#[test]
+fn the_launch_and_soak_scenarios_run_green_briefly() {
+    let (url, _wallet) = wallet();
+    for (name, duration) in [("usdt-launch.yaml", "9s"), ("soak.yaml", "2s")] {
+        let d = dir();
+        let out = d.path().join("out");
+        let (code, _, err) = run_bin(&[
+            "run",
+            &scenario(name),
+            "--target",
+            &url,
+            "--duration",
+            duration,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{name}: {err}");
+        let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+        assert_green(&r);
+        assert!(
+            r.flows.iter().all(|f| f.iterations_ok + f.interrupted > 0),
+            "{name}: every flow ran"
+        );
+    }
+}
+
+#[test]
+fn the_wallet_keeps_its_contract() {
+    let (url, _wallet) = wallet();
+    let d = dir();
+    let s = write(
+        d.path(),
+        "contract.yaml",
+        &format!(
+            r#"
+target: {url}
+journeys:
+  j:
+    - name: bad_password
+      post: /auth/login
+      json: {{ user: user00001, password: nope }}
+      check: {{ status: 401 }}
+    - name: login
+      post: /auth/login
+      json: {{ user: user00002, password: password }}
+      extract: {{ token: $.token, timing: {{ header: server-timing }} }}
+      check: {{ status: 200 }}
+    - script: |
+        if !timing.contains("db-queries;desc=") || !timing.contains("pool-wait;dur=") {{ throw "Server-Timing: " + timing; }}
+    - name: no_token
+      post: /exchange
+      json: {{ from: USDT, to: TON, amount: 1 }}
+      check: {{ status: 401 }}
+    - name: too_much
+      post: /exchange
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+      json: {{ from: USDT, to: TON, amount: 1000000 }}
+      check: {{ status: 422, json: {{ $.error: insufficient funds }} }}
+    - name: bad_signature
+      post: /exchange
+      headers: {{ authorization: "Bearer {{{{ token }}}}", x-signature: deadbeef }}
+      json: {{ from: USDT, to: TON, amount: 1 }}
+      check: {{ status: 401 }}
+    - name: exchange
+      post: /exchange
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+      json: {{ from: USDT, to: TON, amount: 2.5 }}
+      check: {{ status: 200, json: {{ $.status: filled, $.received: 0.5 }} }}
+    - name: balance
+      get: /wallet/balance
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+      check: {{ status: 200, exists: [$.USDT, $.TON, $.BTC] }}
+    - name: report
+      get: /reports/daily
+      check: {{ status: 200, exists: ["$.assets[0].volume"] }}
+    - name: metrics
+      get: /metrics
+      check: {{ status: 200, body_contains: "wallet_pool_wait_seconds" }}
+flows:
+  f: {{ journey: j, vus: 1, iterations: 1 }}
+"#
+        ),
+    );
+    let (exit, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(exit, stampede::exit::Exit::Passed);
+    assert_green(&r);
+    assert_eq!(flow(&r, "f").iterations_ok, 1);
+}
