@@ -10,6 +10,7 @@
 
 mod util;
 
+mod compose;
 mod demo;
 mod docs;
 mod http;

@@ -483,7 +483,14 @@ pub fn run_demo(name: &str, ov: &Overrides, opts: RunOptions) -> Exit {
     eprintln!("stampede demo: wallet on http://{addr}; running scenarios/{name}.yaml");
     let mut ov = ov.clone();
     ov.target = Some(format!("http://{addr}"));
+    let alone = ov.only.is_none() && name == "usdt-launch";
     let exit = crate::cli::run_scenario(&path, &ov, opts, false);
     drop(handle);
+    if alone {
+        println!(
+            "\nEach flow alone meets p99 < 250ms; together they saturate the wallet's pool.\n\
+             See one flow alone: `stampede demo --only traders` (or --only signups)."
+        );
+    }
     exit
 }
