@@ -90,10 +90,19 @@ pub enum Command {
         #[arg(long)]
         results: bool,
     },
-    /// Print the summary of a results.json again.
+    /// Print the summary of a results.json again, and optionally write its other forms.
     Report {
         /// A results.json written by `run --out`.
         result: PathBuf,
+        /// Write the HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write the per-interval CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// Start the built-in demo wallet and run the launch scenario against it.
     Demo {
@@ -167,16 +176,12 @@ pub fn run(cli: Cli) -> Exit {
             );
             Exit::Passed
         }
-        Command::Report { result } => match report::read_json(&result) {
-            Ok(r) => {
-                print!("{}", report::terminal::render(&r));
-                Exit::Passed
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                Exit::InvalidInput
-            }
-        },
+        Command::Report {
+            result,
+            html,
+            junit,
+            csv,
+        } => rerender(&result, html.as_deref(), junit.as_deref(), csv.as_deref()),
         Command::Demo {
             scenario,
             load,
@@ -198,6 +203,36 @@ pub fn run(cli: Cli) -> Exit {
             crate::demo::serve_blocking(listen, config.into())
         }
     }
+}
+
+fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<&Path>) -> Exit {
+    let r = match report::read_json(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    print!("{}", report::terminal::render(&r));
+    let mut exit = if r.passed() {
+        Exit::Passed
+    } else {
+        Exit::GateFailed
+    };
+    let outputs: [(Option<&Path>, fn(&report::RunResult) -> String); 3] = [
+        (html, report::html::render),
+        (junit, report::junit::render),
+        (csv, report::csv::render),
+    ];
+    for (target, render) in outputs {
+        if let Some(p) = target
+            && let Err(e) = report::write_text(p, &render(&r))
+        {
+            eprintln!("error: {e}");
+            exit = Exit::InvalidInput;
+        }
+    }
+    exit
 }
 
 fn print_load_error(e: &ScenarioError) {
@@ -252,16 +287,19 @@ pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
     for e in &outcome.write_errors {
         eprintln!("warning: {e}");
     }
-    if let Some(dir) = &out
-        && let Err(e) = report::write_json(&outcome.result, &dir.join("results.json"))
-    {
-        eprintln!("error: {e}");
-        // Nothing is lost: print the whole result to stdout instead.
-        println!(
-            "{}",
-            serde_json::to_string(&outcome.result).unwrap_or_default()
-        );
-        write_failed = true;
+    if let Some(dir) = &out {
+        let errors = report::write_all(&outcome.result, dir);
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        if !errors.is_empty() {
+            // Nothing is lost: print the whole result to stdout instead.
+            println!(
+                "{}",
+                serde_json::to_string(&outcome.result).unwrap_or_default()
+            );
+            write_failed = true;
+        }
     }
     if !quiet {
         print!("{}", report::terminal::render(&outcome.result));
@@ -273,6 +311,8 @@ pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
         Exit::Interrupted
     } else if write_failed {
         Exit::InvalidInput
+    } else if !outcome.result.passed() {
+        Exit::GateFailed
     } else {
         Exit::Passed
     }

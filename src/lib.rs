@@ -15,8 +15,10 @@
 //! - [`report`]: the result model (`results.json`), terminal summary, interval log, progress.
 //! - [`run`]: orchestration of one run: clock, flows, graceful stop, signals.
 //! - [`demo`]: the built-in wallet service used by `stampede demo` and the tests.
+//! - [`analysis`]: thresholds (the gate) and comparisons, on results only.
 //! - [`cli`]: argument parsing and the commands; [`exit`]: exit codes.
 
+pub mod analysis;
 pub mod cli;
 pub mod demo;
 pub mod exit;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
 
+use crate::analysis::threshold::{Threshold, verdicts};
 use crate::http::Client;
 use crate::journey::FlowCtx;
 use crate::metrics::{KeyTable, Registry, Stats, new_hist};
@@ -134,11 +135,23 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         )
     });
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (abort_tx, mut abort_rx) = tokio::sync::watch::channel::<Option<String>>(None);
     let collector = {
-        let (registry, plan, interval) = (registry.clone(), plan.clone(), opts.interval);
+        let c = Collector {
+            registry: registry.clone(),
+            plan: plan.clone(),
+            keys: keys.clone(),
+            t0,
+            wall_t0,
+            interval: opts.interval,
+            hlog,
+            progress,
+            stop: stop_rx,
+            abort: abort_tx,
+        };
         std::thread::Builder::new()
             .name("stampede-collector".into())
-            .spawn(move || collect_loop(&registry, &plan, t0, interval, hlog, progress, &stop_rx))
+            .spawn(move || c.run())
     };
 
     let (handle, control) = ControlHandle::new();
@@ -160,8 +173,19 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let mut interrupted = false;
     let mut signals = Signals::new();
     let mut load_ended = false;
+    let mut aborted: Option<String> = None;
     loop {
         tokio::select! {
+            changed = abort_rx.changed(), if aborted.is_none() => {
+                let reason = if changed.is_ok() { abort_rx.borrow().clone() } else { None };
+                if let Some(reason) = reason {
+                    eprintln!("\nstampede: {reason}; stopping the run");
+                    aborted = Some(reason);
+                    handle.stop();
+                    let at = tokio::time::Instant::now() + graceful;
+                    cancel_at = Some(cancel_at.map_or(at, |c| c.min(at)));
+                }
+            }
             r = flows.join_next() => if r.is_none() { break },
             _ = tokio::time::sleep_until(load_end), if !load_ended => {
                 load_ended = true;
@@ -199,7 +223,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         write_errors.push(e);
     }
     let elapsed = Instant::now().saturating_duration_since(t0).as_secs_f64();
-    let result = assemble(
+    let mut result = assemble(
         &plan,
         &keys,
         &registry,
@@ -210,6 +234,8 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         interrupted,
         opts.interval,
     );
+    result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
+    result.aborted = aborted;
     RunOutcome {
         result,
         write_errors,
@@ -262,14 +288,97 @@ impl Signals {
     }
 }
 
+/// Everything the collector thread owns.
+struct Collector {
+    registry: Arc<Registry>,
+    plan: Arc<Plan>,
+    keys: Arc<KeyTable>,
+    t0: Instant,
+    wall_t0: SystemTime,
+    interval: Duration,
+    hlog: Option<HlogWriter>,
+    progress: Option<Progress>,
+    stop: mpsc::Receiver<()>,
+    abort: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl Collector {
+    fn run(self) -> CollectorOut {
+        let mut aborted = false;
+        let Collector {
+            registry,
+            plan,
+            keys: key_table,
+            t0,
+            wall_t0,
+            interval,
+            mut hlog,
+            progress,
+            stop,
+            abort,
+        } = self;
+        let (registry, plan) = (&*registry, &*plan);
+        let live: Vec<&Threshold> = plan.thresholds.iter().filter(|t| t.abort_on_fail).collect();
+        let out = collect_loop(
+            registry,
+            plan,
+            t0,
+            interval,
+            &mut hlog,
+            progress.as_ref(),
+            &stop,
+            |cumulative, elapsed| {
+                if aborted || live.is_empty() {
+                    return;
+                }
+                let due: Vec<Threshold> = live
+                    .iter()
+                    .filter(|t| elapsed >= t.delay)
+                    .map(|t| (*t).clone())
+                    .collect();
+                if due.is_empty() {
+                    return;
+                }
+                let snapshot = assemble(
+                    plan,
+                    &key_table,
+                    registry,
+                    cumulative.clone(),
+                    Vec::new(),
+                    wall_t0,
+                    elapsed.as_secs_f64(),
+                    false,
+                    interval,
+                );
+                if let Some(v) = verdicts(&due, false, &snapshot)
+                    .into_iter()
+                    .find(|v| !v.passed)
+                {
+                    aborted = true;
+                    let _ = abort.send(Some(format!(
+                        "threshold `{}` on {} failed (observed {}, limit {})",
+                        v.threshold, v.key, v.observed, v.limit
+                    )));
+                }
+            },
+        );
+        if let Some(p) = &progress {
+            p.finish();
+        }
+        out
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn collect_loop(
     registry: &Registry,
     plan: &Plan,
     t0: Instant,
     interval: Duration,
-    mut hlog: Option<HlogWriter>,
-    progress: Option<Progress>,
+    hlog: &mut Option<HlogWriter>,
+    progress: Option<&Progress>,
     stop: &mpsc::Receiver<()>,
+    mut on_interval: impl FnMut(&Stats, Duration),
 ) -> CollectorOut {
     let keys = registry.keys();
     let mut cumulative = Stats::new(keys);
@@ -308,7 +417,7 @@ fn collect_loop(
                 let _ = flow_hist.add(h);
                 let key = format!("{}.{step}", fk.name);
                 rows.push(row(t, &key, h, s.requests, s.failed()));
-                if let Some(w) = &mut hlog
+                if let Some(w) = hlog.as_mut()
                     && let Err(e) = w.write(&key, h, start_off, len)
                 {
                     error.get_or_insert(format!("writing intervals.hlog: {e}"));
@@ -322,7 +431,7 @@ fn collect_loop(
             let iter_key = format!("{}.iteration", fk.name);
             let mut r = match f.iteration.as_deref() {
                 Some(h) => {
-                    if let Some(w) = &mut hlog
+                    if let Some(w) = hlog.as_mut()
                         && let Err(e) = w.write(&iter_key, h, start_off, len)
                     {
                         error.get_or_insert(format!("writing intervals.hlog: {e}"));
@@ -359,20 +468,18 @@ fn collect_loop(
                 dropped: dropped_total[fi],
             });
         }
-        if let Some(w) = &mut hlog {
+        if let Some(w) = hlog.as_mut() {
             let _ = w.flush();
         }
-        if let Some(p) = &progress {
+        if let Some(p) = progress {
             p.update(t, total_s, &lines);
         }
         cumulative.add(&st);
+        on_interval(&cumulative, end_off);
         if last {
             break;
         }
         n += 1;
-    }
-    if let Some(p) = &progress {
-        p.finish();
     }
     CollectorOut {
         cumulative,
@@ -482,5 +589,7 @@ fn assemble(
             .collect(),
         intervals: rows,
         environment: Environment::current(),
+        thresholds: Vec::new(),
+        aborted: None,
     }
 }

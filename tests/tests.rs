@@ -13,6 +13,7 @@ mod util;
 mod compose;
 mod demo;
 mod docs;
+mod gate;
 mod http;
 mod journeys;
 mod run_closed;

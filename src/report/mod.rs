@@ -2,7 +2,10 @@
 //! log and the live progress display. None of them touches the HTTP, journey or schedule modules;
 //! they read results only.
 
+pub mod csv;
 pub mod hlog;
+pub mod html;
+pub mod junit;
 pub mod model;
 pub mod progress;
 pub mod terminal;
@@ -51,6 +54,37 @@ pub fn write_json(result: &RunResult, path: &Path) -> Result<(), ReportError> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Writes a text file atomically (temporary file, then rename).
+pub fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
+    let err = |source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Writes every result file into `dir`: `results.json`, `junit.xml`, `intervals.csv`,
+/// `report.html`. Returns
+/// the problems; each file is attempted even when another failed.
+pub fn write_all(result: &RunResult, dir: &Path) -> Vec<ReportError> {
+    let mut errors = Vec::new();
+    if let Err(e) = write_json(result, &dir.join("results.json")) {
+        errors.push(e);
+    }
+    if let Err(e) = write_text(&dir.join("junit.xml"), &junit::render(result)) {
+        errors.push(e);
+    }
+    if let Err(e) = write_text(&dir.join("intervals.csv"), &csv::render(result)) {
+        errors.push(e);
+    }
+    if let Err(e) = write_text(&dir.join("report.html"), &html::render(result)) {
+        errors.push(e);
+    }
+    errors
 }
 
 /// Reads a `results.json`.

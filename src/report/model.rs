@@ -42,6 +42,41 @@ pub struct RunResult {
     pub intervals: Vec<IntervalRow>,
     /// Where the run happened.
     pub environment: Environment,
+    /// Every threshold evaluated on every key it matches (and failed checks, when gated).
+    #[serde(default)]
+    pub thresholds: Vec<Verdict>,
+    /// Why the run stopped early, when a threshold with `abort_on_fail` failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+}
+
+impl RunResult {
+    /// True when every threshold held.
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|v| v.passed)
+    }
+}
+
+/// One threshold evaluated on one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    /// The key pattern as written.
+    pub pattern: String,
+    /// The key it was evaluated on.
+    pub key: String,
+    /// The expression as written.
+    pub threshold: String,
+    /// The observed value, readable (`512ms`, `1.2%`).
+    pub observed: String,
+    /// The observed value as a number (seconds for durations, 0–1 for shares).
+    pub observed_value: Option<f64>,
+    /// The limit, readable.
+    pub limit: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Why there is no observed value (no samples, not applicable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One flow's results.

@@ -93,6 +93,42 @@ pub fn render(r: &RunResult) -> String {
             f.iteration.as_ref(),
         );
     }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(out, "\nthresholds:");
+        let kw = r.thresholds.iter().map(|v| v.key.len()).max().unwrap_or(0);
+        let tw = r
+            .thresholds
+            .iter()
+            .map(|v| v.threshold.len())
+            .max()
+            .unwrap_or(0);
+        for v in &r.thresholds {
+            let mark = if v.passed { "pass" } else { "FAIL" };
+            let note = v
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {mark}  {:<kw$}  {:<tw$}  observed {}{note}",
+                v.key, v.threshold, v.observed
+            );
+        }
+        let failed = r.thresholds.iter().filter(|v| !v.passed).count();
+        if failed == 0 {
+            let _ = writeln!(out, "verdict: passed ({} thresholds)", r.thresholds.len());
+        } else {
+            let _ = writeln!(
+                out,
+                "verdict: FAILED ({failed} of {} thresholds)",
+                r.thresholds.len()
+            );
+        }
+    }
+    if let Some(reason) = &r.aborted {
+        let _ = writeln!(out, "aborted: {reason}");
+    }
     if !r.error_examples.is_empty() {
         let _ = writeln!(out, "\nerrors (first example of each kind):");
         for e in r.error_examples.iter().take(20) {

@@ -14,7 +14,6 @@ use rhai::ImmutableString;
 use serde_json_path::JsonPath;
 
 use super::feeder::Feeder;
-use super::source::Pos;
 use super::template::Template;
 use super::units::{Span, SpanRange};
 use crate::schedule::curve::Curve;
@@ -45,8 +44,8 @@ pub struct Plan {
     pub journeys: Vec<Journey>,
     /// Flows.
     pub flows: Vec<Flow>,
-    /// Threshold expressions per key glob, with their positions (evaluated by `analysis`).
-    pub thresholds: Vec<(String, Vec<(String, Pos)>)>,
+    /// Thresholds (evaluated by `analysis::threshold`).
+    pub thresholds: Vec<crate::analysis::threshold::Threshold>,
 }
 
 /// Settings that apply to the whole run.
@@ -68,6 +67,8 @@ pub struct Settings {
     pub max_body_bytes: u64,
     /// Send W3C `traceparent`.
     pub traceparent: bool,
+    /// Failed checks fail the run.
+    pub checks_gate: bool,
 }
 
 /// HTTP version policy.

@@ -50,7 +50,70 @@ pub struct RawScenario {
     pub flows: IndexMap<String, RawFlow>,
     /// Pass/fail criteria per metric key (globs allowed), e.g. `trade.exchange: ["p99 < 400ms"]`.
     #[serde(default)]
-    pub thresholds: IndexMap<String, Vec<String>>,
+    pub thresholds: IndexMap<String, Vec<RawThreshold>>,
+}
+
+/// A threshold: an expression, or a map that can also stop the run early.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RawThreshold {
+    /// Just the expression, e.g. `p99 < 400ms`.
+    Expr(String),
+    /// The expression with options.
+    Full(RawThresholdFull),
+}
+
+/// A threshold with options.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholdFull {
+    /// The expression, e.g. `errors < 1%`.
+    pub threshold: String,
+    /// Stop the run as soon as the threshold fails (checked every interval).
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    /// Do not check live before this long into the run (default 10s).
+    pub delay: Option<String>,
+}
+
+impl RawThreshold {
+    /// The expression text.
+    pub fn expr(&self) -> &str {
+        match self {
+            RawThreshold::Expr(e) => e,
+            RawThreshold::Full(f) => &f.threshold,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawThreshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawThreshold;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an expression like \"p99 < 400ms\", or a map with `threshold`, `abort_on_fail`, `delay`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawThreshold, E> {
+                Ok(RawThreshold::Expr(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawThreshold, A::Error> {
+                RawThresholdFull::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawThreshold::Full)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawThreshold {
+    fn schema_name() -> Cow<'static, str> {
+        "Threshold".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let full = g.subschema_for::<RawThresholdFull>();
+        json_schema!({ "anyOf": [{ "type": "string" }, full] })
+    }
 }
 
 /// Defaults for requests and flows.
@@ -74,6 +137,8 @@ pub struct RawDefaults {
     pub on_error: Option<String>,
     /// Largest response body read for extraction or checks, in bytes (default 10 MiB).
     pub max_body_bytes: Option<u64>,
+    /// Any failed check fails the run (exit 1), as a threshold would (default false).
+    pub checks_gate: Option<bool>,
     /// Send a W3C `traceparent` header on every request (default true).
     pub traceparent: Option<bool>,
 }

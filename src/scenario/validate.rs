@@ -299,23 +299,26 @@ impl<'a> Validator<'a> {
             }
         }
 
-        let thresholds = raw
-            .thresholds
+        let flow_steps: Vec<(&str, Vec<&str>)> = raw
+            .flows
             .iter()
-            .map(|(k, list)| {
-                let exprs = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| {
-                        (
-                            e.clone(),
-                            self.idx.value(&join_index(&format!("thresholds.{k}"), i)),
-                        )
+            .map(|(name, f)| {
+                let steps = f
+                    .journey
+                    .as_ref()
+                    .and_then(|j| journey_index.get(j))
+                    .map(|&ji| {
+                        journeys[ji]
+                            .requests
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect()
                     })
-                    .collect();
-                (k.clone(), exprs)
+                    .unwrap_or_default();
+                (name.as_str(), steps)
             })
             .collect();
+        let thresholds = self.thresholds(&raw.thresholds, &flow_steps);
 
         if self.diags.0.len() > before {
             return None;
@@ -379,6 +382,84 @@ impl<'a> Validator<'a> {
         Some(plan)
     }
 
+    fn thresholds(
+        &mut self,
+        raw: &IndexMap<String, Vec<RawThreshold>>,
+        flows: &[(&str, Vec<&str>)],
+    ) -> Vec<crate::analysis::threshold::Threshold> {
+        use crate::analysis::threshold::{Expr, Metric, Threshold, matching_keys};
+        let mut out = Vec::new();
+        for (pattern, list) in raw {
+            let kp = format!("thresholds.{pattern}");
+            let keys = matching_keys(pattern, flows.iter().map(|(f, s)| (*f, s.clone())));
+            if keys.is_empty() {
+                let candidates: Vec<String> = flows
+                    .iter()
+                    .flat_map(|(f, steps)| {
+                        std::iter::once(f.to_string())
+                            .chain(steps.iter().map(move |s| format!("{f}.{s}")))
+                    })
+                    .collect();
+                let hint = did_you_mean(pattern, candidates.iter().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`?"))
+                    .or_else(|| Some("keys are `flow` (all its requests), `flow.step` and `flow.iteration`; `*` is a wildcard".into()));
+                let pos = self.idx.key(&kp);
+                let mut d = Diagnostic::new(
+                    self.file,
+                    pos,
+                    format!("threshold key `{pattern}` matches no flow or step"),
+                );
+                d.hint = hint;
+                self.diags.push(d);
+                continue;
+            }
+            for (i, t) in list.iter().enumerate() {
+                let tp = join_index(&kp, i);
+                let (text, abort_on_fail, delay) = match t {
+                    RawThreshold::Expr(e) => (e.clone(), false, None),
+                    RawThreshold::Full(f) => {
+                        (f.threshold.clone(), f.abort_on_fail, f.delay.clone())
+                    }
+                };
+                let expr_path = if matches!(t, RawThreshold::Full(_)) {
+                    join_key(&tp, "threshold")
+                } else {
+                    tp.clone()
+                };
+                let expr = match text.parse::<Expr>() {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.err(&expr_path, e.to_string());
+                        continue;
+                    }
+                };
+                let flow_metric = matches!(expr.metric, Metric::Rate | Metric::Dropped);
+                if flow_metric && !pattern.contains('*') && pattern.contains('.') {
+                    self.err(
+                        &expr_path,
+                        format!("`{text}` applies to flows: use the flow's key, not `{pattern}`"),
+                    );
+                    continue;
+                }
+                let delay = match delay {
+                    Some(d) => match self.span(&join_key(&tp, "delay"), &d) {
+                        Some(d) => d,
+                        None => continue,
+                    },
+                    None => Duration::from_secs(10),
+                };
+                out.push(Threshold {
+                    pattern: pattern.clone(),
+                    text,
+                    expr,
+                    abort_on_fail,
+                    delay,
+                });
+            }
+        }
+        out
+    }
+
     fn settings(&mut self, d: &RawDefaults) -> Settings {
         let mut s = Settings {
             timeout: Duration::from_secs(10),
@@ -389,6 +470,7 @@ impl<'a> Validator<'a> {
             on_error: OnError::Abort,
             max_body_bytes: d.max_body_bytes.unwrap_or(10 << 20),
             traceparent: d.traceparent.unwrap_or(true),
+            checks_gate: d.checks_gate.unwrap_or(false),
         };
         if let Some(t) = &d.timeout {
             s.timeout = self

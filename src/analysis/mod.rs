@@ -1,0 +1,4 @@
+//! Analyses of results: they read [`RunResult`](crate::report::RunResult) values only, never
+//! the engine.
+
+pub mod threshold;

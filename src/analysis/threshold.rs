@@ -1,0 +1,583 @@
+//! Thresholds: pass/fail criteria on the results, the gate of a CI run.
+//!
+//! ```text
+//! threshold := latency-expr | ratio-expr
+//! latency-expr := [series] stat op duration           p99 < 400ms · ttfb p95 <= 50ms · max < 2s
+//! series   := "latency" (default) | "service_time" | "ttfb"
+//! stat     := "p" number | "med" | "mean" | "min" | "max"      p50 · p99.9 · mean
+//! ratio-expr := "errors" op (percent | count)         errors < 1% · errors == 0
+//!             | "checks" op percent                   checks > 99.5%
+//!             | "rate" op (percent | rate)            rate > 95%  (achieved / planned) · rate >= 40/s
+//!             | "dropped" op (percent | count)        dropped < 0.1% · dropped == 0
+//! op := "<" | "<=" | ">" | ">=" | "==" | "!="
+//! ```
+//!
+//! Keys are globs over metric keys: a pattern with a dot (`trade.exchange`, `trade.*`) matches
+//! steps and `flow.iteration`; one without (`trade`, `*`) matches flows, whose latency is every
+//! request of the flow merged and whose errors are failed requests and failures outside requests.
+//! `rate` and `dropped` apply to flows only. Evaluation reads a [`RunResult`] and nothing else.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::metrics::{Hist, codec, new_hist};
+use crate::report::model::{FlowResult, Latency, RunResult, StepResult, Verdict};
+use crate::scenario::units::{Percent, Rate, Span, short_duration};
+
+/// Which latency series a latency expression reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Series {
+    /// From due time to last byte.
+    Latency,
+    /// From send to last byte.
+    ServiceTime,
+    /// From send to response head.
+    Ttfb,
+}
+
+/// A statistic of a latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    /// A percentile (0–100).
+    Percentile(f64),
+    /// Mean.
+    Mean,
+    /// Smallest.
+    Min,
+    /// Largest.
+    Max,
+}
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    /// A latency statistic.
+    Latency(Series, Stat),
+    /// Failed requests (share, or a count).
+    Errors,
+    /// Passed checks (share).
+    Checks,
+    /// Achieved rate: a share of planned arrivals, or iterations per second.
+    Rate,
+    /// Dropped arrivals (share of planned, or a count).
+    Dropped,
+}
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Eq => (a - b).abs() < 1e-12,
+            Op::Ne => (a - b).abs() >= 1e-12,
+        }
+    }
+}
+
+/// The right-hand side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// A duration.
+    Duration(Duration),
+    /// A share (0–1).
+    Share(f64),
+    /// A count.
+    Count(f64),
+    /// Events per second.
+    PerSecond(f64),
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Duration(d) => write!(f, "{}", Span(*d)),
+            Limit::Share(s) => write!(f, "{}%", fmt_num(s * 100.0)),
+            Limit::Count(c) => write!(f, "{}", fmt_num(*c)),
+            Limit::PerSecond(r) => write!(f, "{}/s", fmt_num(*r)),
+        }
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        format!("{v:.3}").trim_end_matches('0').to_string()
+    }
+}
+
+/// A parsed threshold expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What it measures.
+    pub metric: Metric,
+    /// The comparison.
+    pub op: Op,
+    /// The limit.
+    pub limit: Limit,
+}
+
+/// Why a threshold expression did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid threshold `{text}`: {reason}")]
+pub struct ThresholdError {
+    /// The expression.
+    pub text: String,
+    /// What was expected.
+    pub reason: String,
+}
+
+impl FromStr for Expr {
+    type Err = ThresholdError;
+    fn from_str(text: &str) -> Result<Expr, ThresholdError> {
+        let err = |reason: &str| ThresholdError {
+            text: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let op_at = text
+            .find(['<', '>', '=', '!'])
+            .ok_or_else(|| err("expected a comparison: <, <=, >, >=, == or !="))?;
+        let (lhs, rest) = text.split_at(op_at);
+        let (op, rhs) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(t, op)| rest.strip_prefix(t).map(|r| (*op, r.trim())))
+        .ok_or_else(|| err("expected a comparison: <, <=, >, >=, == or !="))?;
+        let words: Vec<&str> = lhs.split_whitespace().collect();
+        let metric = match words.as_slice() {
+            ["errors"] => Metric::Errors,
+            ["checks"] => Metric::Checks,
+            ["rate"] => Metric::Rate,
+            ["dropped"] => Metric::Dropped,
+            [stat] => Metric::Latency(
+                Series::Latency,
+                parse_stat(stat).ok_or_else(|| err(STAT_HELP))?,
+            ),
+            [series, stat] => {
+                let s = match *series {
+                    "latency" => Series::Latency,
+                    "service_time" => Series::ServiceTime,
+                    "ttfb" => Series::Ttfb,
+                    _ => {
+                        return Err(err(
+                            "expected latency, service_time or ttfb before the statistic",
+                        ));
+                    }
+                };
+                Metric::Latency(s, parse_stat(stat).ok_or_else(|| err(STAT_HELP))?)
+            }
+            _ => return Err(err(STAT_HELP)),
+        };
+        let limit = match metric {
+            Metric::Latency(..) => Limit::Duration(
+                rhs.parse::<Span>().map_err(|_| err("expected a duration like 400ms or 1.5s"))?.get(),
+            ),
+            Metric::Checks => Limit::Share(parse_share(rhs).ok_or_else(|| err("expected a percentage like 99%"))?),
+            Metric::Errors | Metric::Dropped => match parse_share(rhs) {
+                Some(s) => Limit::Share(s),
+                None => Limit::Count(rhs.parse::<f64>().ok().filter(|c| *c >= 0.0).ok_or_else(|| err("expected a percentage like 1% or a count like 0"))?),
+            },
+            Metric::Rate => match parse_share(rhs) {
+                Some(s) => Limit::Share(s),
+                None => Limit::PerSecond(rhs.parse::<Rate>().map_err(|_| err("expected a percentage of the planned rate like 95%, or a rate like 40/s"))?.get()),
+            },
+        };
+        Ok(Expr { metric, op, limit })
+    }
+}
+
+const STAT_HELP: &str = "expected p50, p95, p99, p99.9, mean, min, max (optionally after service_time or ttfb), errors, checks, rate or dropped";
+
+fn parse_stat(s: &str) -> Option<Stat> {
+    match s {
+        "mean" | "avg" => Some(Stat::Mean),
+        "min" => Some(Stat::Min),
+        "max" => Some(Stat::Max),
+        "med" | "median" => Some(Stat::Percentile(50.0)),
+        _ => {
+            let p: f64 = s.strip_prefix('p')?.parse().ok()?;
+            (p > 0.0 && p <= 100.0).then_some(Stat::Percentile(p))
+        }
+    }
+}
+
+fn parse_share(s: &str) -> Option<f64> {
+    s.trim()
+        .ends_with('%')
+        .then(|| s.parse::<Percent>().ok().map(Percent::fraction))
+        .flatten()
+}
+
+/// A threshold as written under one key pattern.
+#[derive(Debug, Clone)]
+pub struct Threshold {
+    /// The key pattern (`trade.exchange`, `trade.*`, `*`).
+    pub pattern: String,
+    /// The expression as written.
+    pub text: String,
+    /// The parsed expression.
+    pub expr: Expr,
+    /// Stop the run when it fails (checked every interval after `delay`).
+    pub abort_on_fail: bool,
+    /// When live checking starts.
+    pub delay: Duration,
+}
+
+/// True when `key` matches `pattern` (`*` is any run of characters).
+pub fn glob(pattern: &str, key: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == key;
+    }
+    let mut rest = key;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else {
+                return false;
+            };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    true
+}
+
+/// The keys a pattern can match, given flows and their steps: `(key, is_flow)`.
+pub fn matching_keys<'a>(
+    pattern: &str,
+    flows: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (flow, steps) in flows {
+        if pattern.contains('.') {
+            for s in steps.into_iter().chain(["iteration"]) {
+                let key = format!("{flow}.{s}");
+                if glob(pattern, &key) {
+                    out.push(key);
+                }
+            }
+        } else if glob(pattern, flow) {
+            out.push(flow.to_string());
+        }
+    }
+    out
+}
+
+enum Subject<'a> {
+    Step(&'a StepResult),
+    Iteration(&'a FlowResult),
+    Flow(&'a FlowResult),
+}
+
+fn decode(l: Option<&Latency>) -> Option<Hist> {
+    l.and_then(|l| codec::decode(&l.histogram).ok())
+}
+
+fn latency_of(subject: &Subject<'_>, series: Series) -> Option<Hist> {
+    fn pick(s: &StepResult, series: Series) -> Option<&Latency> {
+        match series {
+            Series::Latency => s.latency.as_ref(),
+            Series::ServiceTime => s.service_time.as_ref(),
+            Series::Ttfb => s.ttfb.as_ref(),
+        }
+    }
+    match subject {
+        Subject::Step(s) => decode(pick(s, series)),
+        Subject::Iteration(f) => match series {
+            Series::Latency => decode(f.iteration.as_ref()),
+            _ => None,
+        },
+        Subject::Flow(f) => {
+            let mut merged = new_hist();
+            for s in &f.steps {
+                if let Some(h) = decode(pick(s, series)) {
+                    let _ = merged.add(&h);
+                }
+            }
+            (!merged.is_empty()).then_some(merged)
+        }
+    }
+}
+
+/// Evaluates `t` on every key of `r` its pattern matches.
+pub fn evaluate(t: &Threshold, r: &RunResult) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for f in &r.flows {
+        let mut subjects: Vec<(String, Subject<'_>)> = Vec::new();
+        if t.pattern.contains('.') {
+            for s in &f.steps {
+                if glob(&t.pattern, &s.key) {
+                    subjects.push((s.key.clone(), Subject::Step(s)));
+                }
+            }
+            let ik = format!("{}.iteration", f.name);
+            if glob(&t.pattern, &ik) {
+                subjects.push((ik, Subject::Iteration(f)));
+            }
+        } else if glob(&t.pattern, &f.name) {
+            subjects.push((f.name.clone(), Subject::Flow(f)));
+        }
+        for (key, subject) in subjects {
+            if let Some(v) = evaluate_one(t, &key, &subject, f, r.interrupted) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+fn evaluate_one(
+    t: &Threshold,
+    key: &str,
+    subject: &Subject<'_>,
+    flow: &FlowResult,
+    _interrupted: bool,
+) -> Option<Verdict> {
+    let exact = !t.pattern.contains('*');
+    let row = |observed: Option<(f64, String)>, note: Option<&str>| {
+        let (value, text) = observed.map_or((None, "-".to_string()), |(v, s)| (Some(v), s));
+        let limit = match t.expr.limit {
+            Limit::Duration(d) => d.as_secs_f64(),
+            Limit::Share(s) => s,
+            Limit::Count(c) | Limit::PerSecond(c) => c,
+        };
+        Verdict {
+            pattern: t.pattern.clone(),
+            key: key.to_string(),
+            threshold: t.text.clone(),
+            observed: text,
+            observed_value: value,
+            limit: t.expr.limit.to_string(),
+            // A threshold with nothing to measure fails: a gate must not pass on missing data.
+            passed: value.is_some_and(|v| t.expr.op.holds(v, limit)),
+            note: note.map(str::to_string),
+        }
+    };
+    let share = |num: u64, den: u64| -> Option<(f64, String)> {
+        (den > 0).then(|| {
+            let v = num as f64 / den as f64;
+            (v, format!("{}% ({num} of {den})", fmt_num(v * 100.0)))
+        })
+    };
+    let (requests, failed, passed_checks, failed_checks) = match subject {
+        Subject::Step(s) => (s.requests, s.failed, s.checks_passed, s.checks_failed),
+        Subject::Iteration(f) => (
+            f.iterations_ok + f.iterations_failed,
+            f.iterations_failed,
+            0,
+            0,
+        ),
+        Subject::Flow(f) => (
+            f.steps.iter().map(|s| s.requests).sum(),
+            f.steps.iter().map(|s| s.failed).sum::<u64>() + f.errors.values().sum::<u64>(),
+            f.steps.iter().map(|s| s.checks_passed).sum(),
+            f.steps.iter().map(|s| s.checks_failed).sum(),
+        ),
+    };
+    let flow_only = |name: &str| {
+        if exact {
+            Some(row(
+                None,
+                Some(&format!("`{name}` applies to flows, not steps")),
+            ))
+        } else {
+            None
+        }
+    };
+    Some(match t.expr.metric {
+        Metric::Latency(series, stat) => match latency_of(subject, series) {
+            Some(h) => {
+                let us = match stat {
+                    Stat::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+                    Stat::Mean => h.mean(),
+                    Stat::Min => h.min() as f64,
+                    Stat::Max => h.max() as f64,
+                };
+                let d = Duration::from_secs_f64(us / 1e6);
+                row(Some((d.as_secs_f64(), short_duration(d))), None)
+            }
+            None => row(None, Some("no samples")),
+        },
+        Metric::Errors => match t.expr.limit {
+            Limit::Count(_) => row(Some((failed as f64, failed.to_string())), None),
+            _ => match share(failed, requests) {
+                Some(o) => row(Some(o), None),
+                None => row(None, Some("no requests")),
+            },
+        },
+        Metric::Checks => match share(passed_checks, passed_checks + failed_checks) {
+            Some(o) => row(Some(o), None),
+            None => row(None, Some("no checks")),
+        },
+        Metric::Rate => {
+            let Subject::Flow(f) = subject else {
+                return flow_only("rate");
+            };
+            match t.expr.limit {
+                Limit::PerSecond(_) => row(
+                    Some((f.iteration_rate, format!("{}/s", fmt_num(f.iteration_rate)))),
+                    None,
+                ),
+                _ => {
+                    // Achieved: arrivals that started an iteration, of those the schedule planned.
+                    let started = f.planned.saturating_sub(f.dropped);
+                    match share(started, f.planned) {
+                        Some(o) => row(Some(o), None),
+                        None => row(None, Some("rate as a share applies to open flows")),
+                    }
+                }
+            }
+        }
+        Metric::Dropped => {
+            let Subject::Flow(f) = subject else {
+                return flow_only("dropped");
+            };
+            match t.expr.limit {
+                Limit::Count(_) => row(Some((f.dropped as f64, f.dropped.to_string())), None),
+                _ => match share(f.dropped, flow.planned) {
+                    Some(o) => row(Some(o), None),
+                    None => row(
+                        Some((0.0, "0%".into())),
+                        Some("closed flow: nothing to drop"),
+                    ),
+                },
+            }
+        }
+    })
+}
+
+/// Every verdict of a run: each threshold on each key it matches and, with `checks_gate`, one
+/// failing row per step whose checks failed.
+pub fn verdicts(thresholds: &[Threshold], checks_gate: bool, r: &RunResult) -> Vec<Verdict> {
+    let mut out: Vec<Verdict> = thresholds.iter().flat_map(|t| evaluate(t, r)).collect();
+    if checks_gate {
+        for s in r
+            .flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .filter(|s| s.checks_failed > 0)
+        {
+            let total = s.checks_failed + s.checks_passed;
+            out.push(Verdict {
+                pattern: "checks_gate".into(),
+                key: s.key.clone(),
+                threshold: "no failed checks".into(),
+                observed: format!("{} of {total} failed", s.checks_failed),
+                observed_value: Some(s.checks_failed as f64),
+                limit: "0".into(),
+                passed: false,
+                note: None,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let e: Expr = "p99 < 400ms".parse().unwrap();
+        assert_eq!(
+            e.metric,
+            Metric::Latency(Series::Latency, Stat::Percentile(99.0))
+        );
+        assert_eq!(e.op, Op::Lt);
+        assert_eq!(e.limit, Limit::Duration(Duration::from_millis(400)));
+        let e: Expr = "ttfb p99.9 >= 1.5s".parse().unwrap();
+        assert_eq!(
+            e.metric,
+            Metric::Latency(Series::Ttfb, Stat::Percentile(99.9))
+        );
+        assert_eq!(e.op, Op::Ge);
+        assert_eq!(
+            "errors < 1%".parse::<Expr>().unwrap().limit,
+            Limit::Share(0.01)
+        );
+        assert_eq!(
+            "errors == 0".parse::<Expr>().unwrap().limit,
+            Limit::Count(0.0)
+        );
+        assert_eq!(
+            "rate >= 40/s".parse::<Expr>().unwrap().limit,
+            Limit::PerSecond(40.0)
+        );
+        assert_eq!(
+            "checks > 99.5%".parse::<Expr>().unwrap().limit,
+            Limit::Share(0.995)
+        );
+        assert_eq!(
+            "mean<=2s".parse::<Expr>().unwrap().metric,
+            Metric::Latency(Series::Latency, Stat::Mean)
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_expressions_with_a_reason() {
+        for (bad, why) in [
+            ("p99 400ms", "comparison"),
+            ("p99 < 400", "duration"),
+            ("p101 < 1s", "expected p50"),
+            ("errors < lots", "percentage"),
+            ("checks > 5", "percentage"),
+            ("speed < 1s", "expected p50"),
+            ("cpu p99 < 1s", "service_time"),
+        ] {
+            let e = bad.parse::<Expr>().unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn globs_match_keys() {
+        assert!(glob("trade.*", "trade.exchange"));
+        assert!(glob("*", "anything"));
+        assert!(glob("*.login", "signups.login"));
+        assert!(glob("t*e.e*e", "trade.exchange"));
+        assert!(!glob("trade.*", "traders.exchange"));
+        assert!(!glob("trade", "trade.x"));
+        let keys = matching_keys(
+            "trade.*",
+            [("trade", vec!["login", "exchange"]), ("other", vec!["x"])],
+        );
+        assert_eq!(keys, ["trade.login", "trade.exchange", "trade.iteration"]);
+        assert_eq!(
+            matching_keys("*", [("a", vec!["x"]), ("b", vec![])]),
+            ["a", "b"]
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! The CI gate: thresholds decide the exit code, the verdict rows and junit.xml; a failing
+//! `abort_on_fail` threshold stops the run early; `report` re-renders every form.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::util::*;
+
+/// An external tool that .ci/run installs: missing locally, the test says so and passes; missing
+/// in CI (CI=true), it fails.
+pub fn tool(name: &str) -> Option<String> {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{name} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("skipping: {name} is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+fn wallet() -> (String, stampede::demo::DemoHandle) {
+    let cfg = stampede::demo::DemoConfig {
+        auth_cost: 50,
+        accounting_ms: 1,
+        ..Default::default()
+    };
+    let (addr, h) = stampede::demo::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), cfg).unwrap();
+    (format!("http://{addr}"), h)
+}
+
+fn scenario(dir: &Path, url: &str, thresholds: &str) -> std::path::PathBuf {
+    let users = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/users.csv");
+    write(
+        dir,
+        "gate.yaml",
+        &format!(
+            r#"
+target: {url}
+data: {{ users: {{ csv: "{}", pick: random }} }}
+journeys:
+  trade:
+    - name: login
+      post: /auth/login
+      json: {{ user: "{{{{ users.user }}}}", password: "{{{{ users.password }}}}" }}
+      extract: {{ token: $.token }}
+    - name: balance
+      get: /wallet/balance
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+      check: {{ status: 200 }}
+    - name: exchange
+      post: /exchange
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+      json: {{ from: USDT, to: TON, amount: 1 }}
+      check: {{ status: 200, json: {{ $.status: filled }} }}
+flows:
+  traders: {{ journey: trade, rate: 20/s, duration: 2s }}
+thresholds:
+{thresholds}
+"#,
+            users.display()
+        ),
+    )
+}
+
+fn junit_valid(path: &Path) {
+    let Some(xmllint) = tool("xmllint") else {
+        return;
+    };
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit.xsd");
+    let out = std::process::Command::new(xmllint)
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn passing_thresholds_exit_0_with_passing_rows() {
+    let (url, _w) = wallet();
+    let d = dir();
+    let s = scenario(
+        d.path(),
+        &url,
+        "  traders.exchange: [ \"p99 < 5s\", \"errors < 1%\" ]\n  traders: [ \"rate > 95%\", \"checks == 100%\" ]\n  \"*.*\": [ \"errors == 0\" ]",
+    );
+    let out = d.path().join("out");
+    let (code, stdout, err) =
+        run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(
+        stdout.contains("verdict: passed (8 thresholds)"),
+        "{stdout}"
+    );
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(
+        r.thresholds.len(),
+        8,
+        "2 + 2 + one per step and the iteration"
+    );
+    assert!(r.thresholds.iter().all(|v| v.passed));
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"0\""));
+    assert!(junit.contains("<testcase name=\"traders.exchange: p99 &lt; 5s\""));
+    assert!(junit.contains("<testcase name=\"traders.exchange: checks\""));
+    junit_valid(&out.join("junit.xml"));
+}
+
+#[test]
+fn failing_thresholds_exit_1_with_observed_and_limit() {
+    let (url, _w) = wallet();
+    let d = dir();
+    let s = scenario(
+        d.path(),
+        &url,
+        "  traders.exchange: [ \"p99 < 1ms\", \"errors < 1%\" ]\n  traders.balance: [ \"ttfb max < 1us\" ]",
+    );
+    let out = d.path().join("out");
+    let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAIL  traders.exchange  p99 < 1ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pass  traders.exchange  errors < 1%"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: FAILED (2 of 3 thresholds)"),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"2\""), "{junit}");
+    assert!(junit.contains("<failure message=\"observed "), "{junit}");
+    assert!(junit.contains("limit 1ms"), "{junit}");
+    junit_valid(&out.join("junit.xml"));
+}
+
+#[test]
+fn gated_checks_fail_the_run() {
+    let (url, _w) = wallet();
+    let d = dir();
+    let s = scenario(d.path(), &url, "  traders: [ \"errors < 100%\" ]");
+    let text = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("json: { $.status: filled }", "json: { $.status: pending }");
+    std::fs::write(
+        &s,
+        format!("defaults: {{ checks_gate: true, on_error: continue }}\n{text}"),
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAIL  traders.exchange  no failed checks  observed 40 of"),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("$.status is &quot;filled&quot;, expected &quot;pending&quot;"),
+        "{junit}"
+    );
+}
+
+#[test]
+fn abort_on_fail_stops_the_run_early_and_keeps_every_file() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: bad, get: /status?code=500 }} ]\nflows:\n  f: {{ journey: j, rate: 20/s, duration: 60s }}\nthresholds:\n  f.bad:\n    - {{ threshold: \"errors < 10%\", abort_on_fail: true, delay: 1s }}\n",
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let (code, stdout, stderr) =
+        run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert!(r.duration_s < 20.0, "stopped early: {}", r.duration_s);
+    assert!(
+        r.aborted.as_deref().unwrap().contains("errors < 10%"),
+        "{:?}",
+        r.aborted
+    );
+    for f in [
+        "junit.xml",
+        "intervals.csv",
+        "report.html",
+        "intervals.hlog",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn report_re_renders_every_form_from_results_json() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 20/s, duration: 2s }}\nthresholds:\n  f.ok: [ \"p50 < 1us\" ]\n",
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let (code, _, _) = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 1);
+    let again = d.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let (code, stdout, _) = run_bin(&[
+        "report",
+        out.join("results.json").to_str().unwrap(),
+        "--html",
+        again.join("r.html").to_str().unwrap(),
+        "--junit",
+        again.join("j.xml").to_str().unwrap(),
+        "--csv",
+        again.join("i.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "the verdict is part of the results");
+    assert!(stdout.contains("FAIL  f.ok  p50 < 1us"));
+    assert_eq!(
+        std::fs::read_to_string(again.join("j.xml")).unwrap(),
+        std::fs::read_to_string(out.join("junit.xml")).unwrap()
+    );
+    let csv = std::fs::read_to_string(again.join("i.csv")).unwrap();
+    assert!(csv.starts_with("t_s,key,count,errors,p50_us"));
+    assert!(
+        csv.lines().filter(|l| l.contains(",f.ok,")).count() >= 2,
+        "{csv}"
+    );
+    assert!(
+        std::fs::read_to_string(again.join("r.html"))
+            .unwrap()
+            .contains("<svg")
+    );
+}
