@@ -205,6 +205,9 @@ pub fn run(cli: Cli) -> Exit {
     }
 }
 
+/// A function that renders results into one file format.
+type Renderer = fn(&report::RunResult) -> String;
+
 fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<&Path>) -> Exit {
     let r = match report::read_json(path) {
         Ok(r) => r,
@@ -219,7 +222,7 @@ fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<
     } else {
         Exit::GateFailed
     };
-    let outputs: [(Option<&Path>, fn(&report::RunResult) -> String); 3] = [
+    let outputs: [(Option<&Path>, Renderer); 3] = [
         (html, report::html::render),
         (junit, report::junit::render),
         (csv, report::csv::render),

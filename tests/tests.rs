@@ -16,6 +16,7 @@ mod docs;
 mod gate;
 mod http;
 mod journeys;
+mod report_html;
 mod run_closed;
 mod run_open;
 mod scenario_errors;

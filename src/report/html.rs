@@ -227,8 +227,11 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn rows_of<'a>(r: &'a RunResult, key: &'a str) -> impl Iterator<Item = &'a IntervalRow> + 'a {
-    r.intervals.iter().filter(move |row| row.key == key)
+/// Interval rows by key, built once per page (a long run has hundreds of thousands of rows).
+type Rows<'a> = std::collections::HashMap<&'a str, Vec<&'a IntervalRow>>;
+
+fn rows_of<'a>(rows: &Rows<'a>, key: &str) -> impl Iterator<Item = &'a IntervalRow> + use<'a> {
+    rows.get(key).cloned().unwrap_or_default().into_iter()
 }
 
 /// Latency at percentiles spread evenly on the log axis, from a stored histogram.
@@ -243,10 +246,10 @@ fn distribution(l: &Latency) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn flow_section(r: &RunResult, f: &FlowResult, out: &mut String) {
+fn flow_section(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String) {
     let iter_key = format!("{}.iteration", f.name);
     let dt = r.interval_s.max(1e-3);
-    let iter_rows: Vec<&IntervalRow> = rows_of(r, &iter_key).collect();
+    let iter_rows: Vec<&IntervalRow> = rows_of(rows, &iter_key).collect();
     let mut lat = vec![
         Line {
             name: "iteration p50".into(),
@@ -279,7 +282,7 @@ fn flow_section(r: &RunResult, f: &FlowResult, out: &mut String) {
     for s in f.steps.iter().take(5) {
         lat.push(Line {
             name: format!("{} p99", s.name),
-            points: rows_of(r, &s.key)
+            points: rows_of(rows, &s.key)
                 .filter(|x| x.count > 0)
                 .map(|x| (x.t, x.p99_us as f64))
                 .collect(),
@@ -307,7 +310,7 @@ fn flow_section(r: &RunResult, f: &FlowResult, out: &mut String) {
     let requests: Vec<(f64, f64)> = {
         let mut by_t: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
         for s in &f.steps {
-            for x in rows_of(r, &s.key) {
+            for x in rows_of(rows, &s.key) {
                 *by_t.entry((x.t * 1000.0) as u64).or_default() += x.count as f64 / dt;
             }
         }
@@ -534,8 +537,12 @@ pub fn render(r: &RunResult) -> String {
         }
         out.push_str("</tbody></table></section>");
     }
+    let mut rows: Rows<'_> = std::collections::HashMap::new();
+    for row in &r.intervals {
+        rows.entry(row.key.as_str()).or_default().push(row);
+    }
     for f in &r.flows {
-        flow_section(r, f, &mut out);
+        flow_section(r, &rows, f, &mut out);
     }
     if !r.error_examples.is_empty() {
         out.push_str(r#"<section><h2>Errors (first example of each kind)</h2><table><thead><tr><th>key</th><th>class</th><th>message</th></tr></thead><tbody>"#);
