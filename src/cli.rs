@@ -104,6 +104,20 @@ pub enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Compare two runs key by key: percentiles, errors and throughput, with significance.
+    Compare {
+        /// The baseline results.json.
+        base: PathBuf,
+        /// The new results.json.
+        new: PathBuf,
+        /// Fail (exit 1) on a significant regression beyond a bound, e.g. "p99 > +10%",
+        /// "errors > +0.5pp", "rate < -10%". Repeatable.
+        #[arg(long = "fail-if", value_parser = parse_fail_if)]
+        fail_if: Vec<crate::analysis::compare::FailIf>,
+        /// Print the comparison as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the built-in demo wallet and run the launch scenario against it.
     Demo {
         /// Which demo scenario: usdt-launch (default) or smoke.
@@ -132,6 +146,10 @@ pub enum Command {
 
 fn parse_span(s: &str) -> Result<Duration, String> {
     s.parse::<Span>().map(Span::get).map_err(|e| e.0)
+}
+
+fn parse_fail_if(s: &str) -> Result<crate::analysis::compare::FailIf, String> {
+    s.parse()
 }
 
 fn parse_scale_arg(s: &str) -> Result<f64, String> {
@@ -176,6 +194,12 @@ pub fn run(cli: Cli) -> Exit {
             );
             Exit::Passed
         }
+        Command::Compare {
+            base,
+            new,
+            fail_if,
+            json,
+        } => compare(&base, &new, &fail_if, json),
         Command::Report {
             result,
             html,
@@ -202,6 +226,42 @@ pub fn run(cli: Cli) -> Exit {
         Command::DemoTarget { listen, config } => {
             crate::demo::serve_blocking(listen, config.into())
         }
+    }
+}
+
+fn compare(
+    base: &Path,
+    new: &Path,
+    fail_if: &[crate::analysis::compare::FailIf],
+    json: bool,
+) -> Exit {
+    use crate::analysis::compare;
+    let (b, n) = match (report::read_json(base), report::read_json(new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let rows = compare::compare(&b, &n);
+    let mut tripped = Vec::new();
+    for r in &rows {
+        for f in fail_if {
+            if f.trips(r) {
+                tripped.push((r.clone(), f.to_string()));
+            }
+        }
+    }
+    if json {
+        let v = serde_json::json!({ "rows": rows, "failed": !tripped.is_empty() });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        print!("{}", compare::render(&rows, &tripped));
+    }
+    if tripped.is_empty() {
+        Exit::Passed
+    } else {
+        Exit::GateFailed
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod util;
 
+mod compare;
 mod compose;
 mod demo;
 mod docs;

@@ -1,4 +1,5 @@
 //! Analyses of results: they read [`RunResult`](crate::report::RunResult) values only, never
 //! the engine.
 
+pub mod compare;
 pub mod threshold;

@@ -1,0 +1,94 @@
+//! `stampede compare`: same load → no significant change; a slowed target → regressed, and
+//! `--fail-if` turns that into exit 1.
+
+use crate::util::*;
+
+fn run_at(srv: &TestServer, ms: u32, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let s = write(
+        dir,
+        &format!("{name}.yaml"),
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: slow, get: '/slow?ms={ms}' }} ]\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 8s }}\n",
+            srv.url()
+        ),
+    );
+    let out = dir.join(name);
+    let (code, _, err) = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--interval",
+        "500ms",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    out.join("results.json")
+}
+
+#[test]
+fn compare_tells_noise_from_a_regression() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let base = run_at(&srv, 50, d.path(), "base");
+    let same = run_at(&srv, 50, d.path(), "same");
+    let slow = run_at(&srv, 100, d.path(), "slow");
+
+    let (code, out, err) = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        same.to_str().unwrap(),
+        "--fail-if",
+        "p99 > +10%",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("f.slow ") && (l.contains(" p50 ") || l.contains(" p99 ")))
+    {
+        assert!(
+            line.ends_with("no significant change"),
+            "same load: {line}\n{out}"
+        );
+    }
+
+    let (code, out, _) = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        slow.to_str().unwrap(),
+        "--fail-if",
+        "p99 > +10%",
+        "--fail-if",
+        "errors > +0.5pp",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let p99 = out
+        .lines()
+        .find(|l| l.starts_with("f.slow ") && l.contains(" p99 "))
+        .unwrap();
+    assert!(p99.ends_with("regressed"), "{p99}");
+    assert!(out.contains("FAIL: f.slow p99 +"), "{out}");
+    assert!(
+        !out.contains("FAIL: f.slow errors"),
+        "errors did not change: {out}"
+    );
+
+    // The reverse direction is an improvement and does not fail the bound.
+    let (code, out, _) = run_bin(&[
+        "compare",
+        slow.to_str().unwrap(),
+        base.to_str().unwrap(),
+        "--fail-if",
+        "p99 > +10%",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "f.slow" && r["measure"] == "p99")
+        .unwrap();
+    assert_eq!(row["change"], "improved");
+}
