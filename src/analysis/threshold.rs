@@ -12,9 +12,11 @@
 //! op := "<" | "<=" | ">" | ">=" | "==" | "!="
 //! ```
 //!
-//! Keys are globs over metric keys: a pattern with a dot (`trade.exchange`, `trade.*`) matches
-//! steps and `flow.iteration`; one without (`trade`, `*`) matches flows, whose latency is every
+//! Keys are globs over metric keys: a pattern with a dot (`traders.exchange`, `traders.*`) matches
+//! steps and `flow.iteration`; one without (`traders`, `*`) matches flows, whose latency is every
 //! request of the flow merged and whose errors are failed requests and failures outside requests.
+//! The first segment may also name a journey (`trade.exchange`): it then applies to every flow
+//! that runs that journey, and each verdict names the flow's key.
 //! `rate` and `dropped` apply to flows only. Evaluation reads a [`RunResult`] and nothing else.
 
 use std::fmt;
@@ -274,21 +276,21 @@ pub fn glob(pattern: &str, key: &str) -> bool {
     true
 }
 
-/// The keys a pattern can match, given flows and their steps: `(key, is_flow)`.
+/// The flow keys a pattern matches, given `(flow, journey, steps)` triples.
 pub fn matching_keys<'a>(
     pattern: &str,
-    flows: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
+    flows: impl IntoIterator<Item = (&'a str, &'a str, Vec<&'a str>)>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    for (flow, steps) in flows {
+    for (flow, journey, steps) in flows {
         if pattern.contains('.') {
             for s in steps.into_iter().chain(["iteration"]) {
-                let key = format!("{flow}.{s}");
-                if glob(pattern, &key) {
-                    out.push(key);
+                if glob(pattern, &format!("{flow}.{s}")) || glob(pattern, &format!("{journey}.{s}"))
+                {
+                    out.push(format!("{flow}.{s}"));
                 }
             }
-        } else if glob(pattern, flow) {
+        } else if glob(pattern, flow) || glob(pattern, journey) {
             out.push(flow.to_string());
         }
     }
@@ -338,15 +340,17 @@ pub fn evaluate(t: &Threshold, r: &RunResult) -> Vec<Verdict> {
         let mut subjects: Vec<(String, Subject<'_>)> = Vec::new();
         if t.pattern.contains('.') {
             for s in &f.steps {
-                if glob(&t.pattern, &s.key) {
+                if glob(&t.pattern, &s.key)
+                    || glob(&t.pattern, &format!("{}.{}", f.journey, s.name))
+                {
                     subjects.push((s.key.clone(), Subject::Step(s)));
                 }
             }
             let ik = format!("{}.iteration", f.name);
-            if glob(&t.pattern, &ik) {
+            if glob(&t.pattern, &ik) || glob(&t.pattern, &format!("{}.iteration", f.journey)) {
                 subjects.push((ik, Subject::Iteration(f)));
             }
-        } else if glob(&t.pattern, &f.name) {
+        } else if glob(&t.pattern, &f.name) || glob(&t.pattern, &f.journey) {
             subjects.push((f.name.clone(), Subject::Flow(f)));
         }
         for (key, subject) in subjects {
@@ -572,12 +576,24 @@ mod tests {
         assert!(!glob("trade", "trade.x"));
         let keys = matching_keys(
             "trade.*",
-            [("trade", vec!["login", "exchange"]), ("other", vec!["x"])],
+            [
+                ("trade", "j", vec!["login", "exchange"]),
+                ("other", "k", vec!["x"]),
+            ],
         );
         assert_eq!(keys, ["trade.login", "trade.exchange", "trade.iteration"]);
         assert_eq!(
-            matching_keys("*", [("a", vec!["x"]), ("b", vec![])]),
+            matching_keys("*", [("a", "j", vec!["x"]), ("b", "j", vec![])]),
             ["a", "b"]
         );
+        // A journey name selects every flow running it, under the flows' keys.
+        let keys = matching_keys(
+            "trade.exchange",
+            [
+                ("traders", "trade", vec!["exchange"]),
+                ("whales", "trade", vec!["exchange"]),
+            ],
+        );
+        assert_eq!(keys, ["traders.exchange", "whales.exchange"]);
     }
 }

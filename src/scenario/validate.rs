@@ -299,7 +299,7 @@ impl<'a> Validator<'a> {
             }
         }
 
-        let flow_steps: Vec<(&str, Vec<&str>)> = raw
+        let flow_steps: Vec<(&str, &str, Vec<&str>)> = raw
             .flows
             .iter()
             .map(|(name, f)| {
@@ -315,7 +315,7 @@ impl<'a> Validator<'a> {
                             .collect()
                     })
                     .unwrap_or_default();
-                (name.as_str(), steps)
+                (name.as_str(), f.journey.as_deref().unwrap_or(""), steps)
             })
             .collect();
         let thresholds = self.thresholds(&raw.thresholds, &flow_steps);
@@ -385,17 +385,17 @@ impl<'a> Validator<'a> {
     fn thresholds(
         &mut self,
         raw: &IndexMap<String, Vec<RawThreshold>>,
-        flows: &[(&str, Vec<&str>)],
+        flows: &[(&str, &str, Vec<&str>)],
     ) -> Vec<crate::analysis::threshold::Threshold> {
         use crate::analysis::threshold::{Expr, Metric, Threshold, matching_keys};
         let mut out = Vec::new();
         for (pattern, list) in raw {
             let kp = format!("thresholds.{pattern}");
-            let keys = matching_keys(pattern, flows.iter().map(|(f, s)| (*f, s.clone())));
+            let keys = matching_keys(pattern, flows.iter().map(|(f, j, s)| (*f, *j, s.clone())));
             if keys.is_empty() {
                 let candidates: Vec<String> = flows
                     .iter()
-                    .flat_map(|(f, steps)| {
+                    .flat_map(|(f, _, steps)| {
                         std::iter::once(f.to_string())
                             .chain(steps.iter().map(move |s| format!("{f}.{s}")))
                     })
