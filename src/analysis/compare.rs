@@ -203,6 +203,14 @@ impl FailIf {
     }
 }
 
+/// What one run says about one key.
+struct Side<'a> {
+    latency: Option<&'a Latency>,
+    failed: u64,
+    total: u64,
+    rate: f64,
+}
+
 /// Compares two runs key by key (keys present in both).
 pub fn compare(base: &RunResult, new: &RunResult) -> Vec<Row> {
     let series = |r: &RunResult| {
@@ -218,41 +226,33 @@ pub fn compare(base: &RunResult, new: &RunResult) -> Vec<Row> {
         let Some(nf) = new.flows.iter().find(|f| f.name == bf.name) else {
             continue;
         };
-        let mut keys: Vec<(
-            String,
-            Option<&Latency>,
-            Option<&Latency>,
-            (u64, u64),
-            (u64, u64),
-            f64,
-            f64,
-        )> = Vec::new();
+        let step_side = |s: &'_ crate::report::model::StepResult| Side {
+            latency: s.latency.as_ref(),
+            failed: s.failed,
+            total: s.requests,
+            rate: s.rate,
+        };
+        let flow_side = |f: &'_ crate::report::model::FlowResult| Side {
+            latency: f.iteration.as_ref(),
+            failed: f.iterations_failed,
+            total: f.iterations_ok + f.iterations_failed,
+            rate: f.iteration_rate,
+        };
+        let mut keys: Vec<(String, Side<'_>, Side<'_>)> = Vec::new();
         for bs_ in &bf.steps {
             if let Some(ns_) = nf.steps.iter().find(|s| s.key == bs_.key) {
-                keys.push((
-                    bs_.key.clone(),
-                    bs_.latency.as_ref(),
-                    ns_.latency.as_ref(),
-                    (bs_.failed, bs_.requests),
-                    (ns_.failed, ns_.requests),
-                    bs_.rate,
-                    ns_.rate,
-                ));
+                keys.push((bs_.key.clone(), step_side(bs_), step_side(ns_)));
             }
         }
-        let it = |f: &crate::report::model::FlowResult| {
-            (f.iterations_failed, f.iterations_ok + f.iterations_failed)
-        };
         keys.push((
             format!("{}.iteration", bf.name),
-            bf.iteration.as_ref(),
-            nf.iteration.as_ref(),
-            it(bf),
-            it(nf),
-            bf.iteration_rate,
-            nf.iteration_rate,
+            flow_side(bf),
+            flow_side(nf),
         ));
-        for (key, bl, nl, be, ne, br, nr) in keys {
+        for (key, b_side, n_side) in keys {
+            let (bl, nl) = (b_side.latency, n_side.latency);
+            let (be, ne) = ((b_side.failed, b_side.total), (n_side.failed, n_side.total));
+            let (br, nr) = (b_side.rate, n_side.rate);
             let empty = Vec::new();
             let b_rows: Vec<&IntervalRow> = bs
                 .get(&key)
