@@ -211,6 +211,25 @@ struct Side<'a> {
     rate: f64,
 }
 
+impl<'a> Side<'a> {
+    fn step(s: &'a crate::report::model::StepResult) -> Side<'a> {
+        Side {
+            latency: s.latency.as_ref(),
+            failed: s.failed,
+            total: s.requests,
+            rate: s.rate,
+        }
+    }
+    fn flow(f: &'a crate::report::model::FlowResult) -> Side<'a> {
+        Side {
+            latency: f.iteration.as_ref(),
+            failed: f.iterations_failed,
+            total: f.iterations_ok + f.iterations_failed,
+            rate: f.iteration_rate,
+        }
+    }
+}
+
 /// Compares two runs key by key (keys present in both).
 pub fn compare(base: &RunResult, new: &RunResult) -> Vec<Row> {
     let series = |r: &RunResult| {
@@ -226,22 +245,10 @@ pub fn compare(base: &RunResult, new: &RunResult) -> Vec<Row> {
         let Some(nf) = new.flows.iter().find(|f| f.name == bf.name) else {
             continue;
         };
-        let step_side = |s: &'_ crate::report::model::StepResult| Side {
-            latency: s.latency.as_ref(),
-            failed: s.failed,
-            total: s.requests,
-            rate: s.rate,
-        };
-        let flow_side = |f: &'_ crate::report::model::FlowResult| Side {
-            latency: f.iteration.as_ref(),
-            failed: f.iterations_failed,
-            total: f.iterations_ok + f.iterations_failed,
-            rate: f.iteration_rate,
-        };
         let mut keys: Vec<(String, Side<'_>, Side<'_>)> = Vec::new();
         for bs_ in &bf.steps {
             if let Some(ns_) = nf.steps.iter().find(|s| s.key == bs_.key) {
-                keys.push((bs_.key.clone(), step_side(bs_), step_side(ns_)));
+                keys.push((bs_.key.clone(), Side::step(bs_), Side::step(ns_)));
             }
         }
         keys.push((
