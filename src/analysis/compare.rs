@@ -253,8 +253,8 @@ pub fn compare(base: &RunResult, new: &RunResult) -> Vec<Row> {
         }
         keys.push((
             format!("{}.iteration", bf.name),
-            flow_side(bf),
-            flow_side(nf),
+            Side::flow(bf),
+            Side::flow(nf),
         ));
         for (key, b_side, n_side) in keys {
             let (bl, nl) = (b_side.latency, n_side.latency);
