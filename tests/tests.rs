@@ -15,6 +15,7 @@ mod compose;
 mod demo;
 mod docs;
 mod gate;
+mod hostile;
 mod http;
 mod journeys;
 mod report_html;

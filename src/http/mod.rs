@@ -107,6 +107,11 @@ pub struct Exchange {
     pub bytes_in: u64,
     /// Bytes sent (head approximated, plus body).
     pub bytes_out: u64,
+    /// The request went out on a reused keep-alive connection that closed before any byte of a
+    /// response came back: the server most likely closed it while idle, as the request crossed.
+    /// hyper cannot return a request it has written, so the caller rebuilds it and sends it once
+    /// more on a fresh connection (what browsers do in this case).
+    pub stale: bool,
 }
 
 /// How to read the response body.
@@ -159,7 +164,9 @@ impl Client {
             error: None,
             bytes_in: 0,
             bytes_out,
+            stale: false,
         };
+        let mut sent_on_reused = false;
         let work = async {
             // At most one retry, only for a reused connection that turned out stale.
             for _ in 0..2 {
@@ -184,11 +191,12 @@ impl Client {
                     }
                     req.headers_mut().remove(http::header::HOST);
                 }
+                sent_on_reused = reused;
                 let result = match &mut conn.sender {
                     Sender::H1(s) => match s.ready().await {
                         Ok(()) => s.try_send_request(req).await,
-                        Err(e) if reused => {
-                            tracing_stale(&e);
+                        // The server closed the idle connection: replace it.
+                        Err(_) if reused => {
                             *conns.slot(origin_id) = None;
                             continue;
                         }
@@ -196,8 +204,7 @@ impl Client {
                     },
                     Sender::H2(s) => match s.ready().await {
                         Ok(()) => s.try_send_request(req).await,
-                        Err(e) if reused => {
-                            tracing_stale(&e);
+                        Err(_) if reused => {
                             *conns.slot(origin_id) = None;
                             continue;
                         }
@@ -229,6 +236,7 @@ impl Client {
             Ok(Ok(())) => {}
             Ok(Err(fail)) => {
                 *conns.slot(origin_id) = None;
+                ex.stale = sent_on_reused && ex.head_at.is_none() && fail.0 == ErrorClass::Reset;
                 ex.error = Some(fail);
             }
             Err(_) => {
@@ -278,10 +286,6 @@ impl Client {
             Ok((conn, connect, None))
         }
     }
-}
-
-fn tracing_stale(_e: &hyper::Error) {
-    // A keep-alive connection closed by the server while idle is normal; it is replaced silently.
 }
 
 async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Fail> {

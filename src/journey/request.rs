@@ -25,6 +25,7 @@ pub(super) async fn execute(
     let key = ctx.key_base + r.id.0 as usize;
     let mut due = due_at;
     let mut attempt = 0u32;
+    let mut replayed = false;
     loop {
         let req = match build(r, vu, ctx) {
             Ok(req) => req,
@@ -53,6 +54,12 @@ pub(super) async fn execute(
                 r.timeout,
             )
             .await;
+        if ex.stale && !replayed {
+            // Sent on a keep-alive connection the server had just closed: send it again at once,
+            // still timed from the same due time (the user is still waiting).
+            replayed = true;
+            continue;
+        }
         if ex.error.is_none() {
             store_cookies(vu, r.origin, &ex.headers);
         }
