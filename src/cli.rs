@@ -92,7 +92,8 @@ pub enum Command {
     },
     /// Print the summary of a results.json again, and optionally write its other forms.
     Report {
-        /// A results.json written by `run --out`.
+        /// A results.json written by `run --out` (or its folder). An `intervals.hlog`, or a folder
+        /// with no results.json, rebuilds a summary from the interval log of a killed run.
         result: PathBuf,
         /// Write the HTML report here.
         #[arg(long)]
@@ -269,7 +270,40 @@ fn compare(
 type Renderer = fn(&report::RunResult) -> String;
 
 fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<&Path>) -> Exit {
-    let r = match report::read_json(path) {
+    // A killed run leaves no results.json, but its interval log holds every completed interval.
+    let hlog = if path.is_dir() {
+        Some(path.join("intervals.hlog"))
+    } else {
+        None
+    };
+    let looks_like_log = path.extension().is_some_and(|e| e == "hlog");
+    if looks_like_log
+        || hlog
+            .as_ref()
+            .is_some_and(|p| p.exists() && !path.join("results.json").exists())
+    {
+        let log = if looks_like_log {
+            path.to_path_buf()
+        } else {
+            hlog.unwrap_or_default()
+        };
+        return match report::hlog::recover(&log) {
+            Ok(rs) => {
+                print!("{}", report::hlog::render_recovered(&rs));
+                Exit::Passed
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::InvalidInput
+            }
+        };
+    }
+    let path = if path.is_dir() {
+        path.join("results.json")
+    } else {
+        path.to_path_buf()
+    };
+    let r = match report::read_json(&path) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

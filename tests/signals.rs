@@ -30,24 +30,8 @@ fn sigint_stops_gracefully_and_writes_every_result_file() {
         ])
         .spawn()
         .unwrap();
-    // Wait (bounded) until the run has written at least two intervals.
     let hlog = out.join("intervals.hlog");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let lines = std::fs::read_to_string(&hlog)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("Tag="))
-            .count();
-        if lines >= 4 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run never wrote its interval log"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_intervals(&hlog, 4);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -88,4 +72,201 @@ fn sigint_stops_gracefully_and_writes_every_result_file() {
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// Waits (at most 30 s) until the run has written `n` interval lines.
+fn wait_for_intervals(hlog: &std::path::Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = std::fs::read_to_string(hlog)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("Tag="))
+            .count();
+        if lines >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never wrote {n} intervals"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn spawn_run(scenario: &std::path::Path, out: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(bin())
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn sigterm_stops_gracefully_like_sigint() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let out = d.path().join("out");
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 60s }}\n",
+            srv.url()
+        ),
+    );
+    let mut child = spawn_run(&s, &out);
+    wait_for_intervals(&out.join("intervals.hlog"), 2);
+    signal(&child, "TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert!(r.interrupted && r.duration_s < 30.0);
+    assert!(out.join("junit.xml").exists() && out.join("report.html").exists());
+}
+
+#[test]
+fn a_second_sigint_stops_at_once() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let out = d.path().join("out");
+    // Every iteration takes 20 s and the graceful stop is 60 s: only the second signal ends it soon.
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\ndefaults: {{ graceful_stop: 60s, timeout: 60s }}\njourneys:\n  j: [ {{ name: ok, get: /ok }}, {{ name: slow, get: '/slow?ms=20000' }} ]\nflows:\n  f: {{ journey: j, rate: 10/s, duration: 60s }}\n",
+            srv.url()
+        ),
+    );
+    let started = Instant::now();
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    wait_for_intervals(&out.join("intervals.hlog"), 2);
+    signal(&child, "INT");
+    // Signals sent back to back can merge into one: insist only once the first was handled.
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the run acknowledges the first signal");
+        if line.contains("stopping") {
+            break;
+        }
+    }
+    signal(&child, "INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped at once: {:?}",
+        started.elapsed()
+    );
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let f = flow(&r, "f");
+    assert!(
+        f.interrupted >= 10,
+        "in-flight iterations were cut off and counted: {}",
+        f.interrupted
+    );
+    assert_eq!(f.iterations_ok, 0);
+}
+
+#[test]
+fn after_sigkill_report_rebuilds_a_summary_from_the_interval_log() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let out = d.path().join("out");
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 60s }}\n",
+            srv.url()
+        ),
+    );
+    let mut child = spawn_run(&s, &out);
+    wait_for_intervals(&out.join("intervals.hlog"), 6);
+    signal(&child, "KILL");
+    let _ = child.wait();
+    assert!(
+        !out.join("results.json").exists(),
+        "a killed run writes no results.json"
+    );
+    let (code, stdout, stderr) = run_bin(&["report", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("recovered from the interval log"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("f.ok "))
+        .unwrap();
+    let count: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(count >= 100, "at least 3 intervals of 50/s: {line}");
+    // A log cut mid-line (a power cut while writing) still reads up to its last whole line.
+    let hlog = out.join("intervals.hlog");
+    let mut text = std::fs::read(&hlog).unwrap();
+    text.extend_from_slice(b"Tag=f.ok,9.000,1.000,1.0,HISTFAAAAC");
+    std::fs::write(&hlog, text).unwrap();
+    let (code, again, _) = run_bin(&["report", hlog.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(again, stdout);
+}
+
+#[test]
+fn an_unwritable_out_is_refused_before_any_traffic() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let blocker = d.path().join("file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 5s }}\n",
+            srv.url()
+        ),
+    );
+    let out = blocker.join("results");
+    let (code, _, err) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot write results to"), "{err}");
+    assert_eq!(
+        srv.seen.arrivals("/ok").len(),
+        0,
+        "no traffic before the check"
+    );
 }

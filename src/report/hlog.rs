@@ -59,3 +59,112 @@ impl HlogWriter {
         self.file.flush()
     }
 }
+
+/// One key's histogram rebuilt from an interval log.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The tag (`flow.step` or `flow.iteration`).
+    pub key: String,
+    /// All intervals merged.
+    pub hist: Hist,
+    /// Intervals found.
+    pub intervals: usize,
+    /// Seconds from the log's base time to the end of the last interval.
+    pub end_s: f64,
+}
+
+/// Why an interval log could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("`{path}` is not a readable interval log: {message}")]
+pub struct LogError {
+    /// The file.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Merges every interval of every tag in an interval log — what survives a killed run. A torn
+/// last line (the process died while writing it) is skipped, not an error.
+pub fn recover(path: &Path) -> Result<Vec<Recovered>, LogError> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let err = |message: String| LogError {
+        path: path.display().to_string(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    // Keep whole lines only: a kill can leave the last one half written.
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &bytes[..=i],
+        None => &bytes[..0],
+    };
+    let mut out: Vec<Recovered> = Vec::new();
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(complete) {
+        let entry = entry.map_err(|e| err(format!("{e:?}")))?;
+        let LogEntry::Interval(h) = entry else {
+            continue;
+        };
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(h.encoded_histogram())
+        else {
+            continue;
+        };
+        let Ok(hist) = deserializer.deserialize::<u64, _>(&mut raw.as_slice()) else {
+            continue;
+        };
+        let key = h
+            .tag()
+            .map_or_else(|| "untagged".to_string(), |t| t.as_str().to_string());
+        let end_s = (h.start_timestamp() + h.duration()).as_secs_f64();
+        match out.iter_mut().find(|r| r.key == key) {
+            Some(r) => {
+                let _ = r.hist.add(&hist);
+                r.intervals += 1;
+                r.end_s = r.end_s.max(end_s);
+            }
+            None => out.push(Recovered {
+                key,
+                hist,
+                intervals: 1,
+                end_s,
+            }),
+        }
+    }
+    if out.is_empty() {
+        return Err(err("no complete interval in it".into()));
+    }
+    Ok(out)
+}
+
+/// A summary table of recovered histograms.
+pub fn render_recovered(rs: &[Recovered]) -> String {
+    use std::fmt::Write as _;
+    let ms = |us: u64| crate::scenario::units::short_duration(Duration::from_micros(us));
+    let end = rs.iter().map(|r| r.end_s).fold(0.0, f64::max);
+    let mut out = format!(
+        "recovered from the interval log: {} keys, {end:.0}s of intervals\n",
+        rs.len()
+    );
+    let w = rs.iter().map(|r| r.key.len()).max().unwrap_or(3).max(3);
+    let _ = writeln!(
+        out,
+        "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "key", "count", "p50", "p95", "p99", "p99.9", "max"
+    );
+    for r in rs {
+        let h = &r.hist;
+        let _ = writeln!(
+            out,
+            "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            r.key,
+            h.len(),
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.95)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.value_at_quantile(0.999)),
+            ms(h.max())
+        );
+    }
+    out
+}
