@@ -311,7 +311,9 @@ fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<
         }
     };
     print!("{}", report::terminal::render(&r));
-    let mut exit = if r.passed() {
+    let mut exit = if !r.trustworthy() {
+        Exit::Untrustworthy
+    } else if r.passed() {
         Exit::Passed
     } else {
         Exit::GateFailed
@@ -408,6 +410,8 @@ pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
         Exit::Interrupted
     } else if write_failed {
         Exit::InvalidInput
+    } else if !outcome.result.trustworthy() {
+        Exit::Untrustworthy
     } else if !outcome.result.passed() {
         Exit::GateFailed
     } else {

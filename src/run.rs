@@ -154,6 +154,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             .spawn(move || c.run())
     };
 
+    let busy = WorkerBusy::start();
     let (handle, control) = ControlHandle::new();
     let mut flows = JoinSet::new();
     for (i, f) in plan.flows.iter().enumerate() {
@@ -234,11 +235,51 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         interrupted,
         opts.interval,
     );
+    result.generator = busy.finish();
     result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
+    result.self_checks = crate::analysis::selfcheck::checks(&result);
     result.aborted = aborted;
     RunOutcome {
         result,
         write_errors,
+    }
+}
+
+/// How busy the run's runtime workers were, from tokio's per-worker busy time.
+struct WorkerBusy {
+    metrics: tokio::runtime::RuntimeMetrics,
+    start: Instant,
+    busy: Duration,
+}
+
+impl WorkerBusy {
+    fn start() -> WorkerBusy {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let busy = Self::total(&metrics);
+        WorkerBusy {
+            metrics,
+            start: Instant::now(),
+            busy,
+        }
+    }
+
+    fn total(m: &tokio::runtime::RuntimeMetrics) -> Duration {
+        (0..m.num_workers())
+            .map(|w| m.worker_total_busy_duration(w))
+            .sum()
+    }
+
+    fn finish(&self) -> Option<crate::report::model::Generator> {
+        let workers = self.metrics.num_workers();
+        let wall = self.start.elapsed().as_secs_f64() * workers as f64;
+        (wall > 0.0).then(|| crate::report::model::Generator {
+            workers,
+            busy_share: (Self::total(&self.metrics)
+                .saturating_sub(self.busy)
+                .as_secs_f64()
+                / wall)
+                .min(1.0),
+        })
     }
 }
 
@@ -591,5 +632,7 @@ fn assemble(
         environment: Environment::current(),
         thresholds: Vec::new(),
         aborted: None,
+        generator: None,
+        self_checks: Vec::new(),
     }
 }

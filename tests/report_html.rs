@@ -188,6 +188,8 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
         environment: Environment::current(),
         thresholds: Vec::new(),
         aborted: None,
+        generator: None,
+        self_checks: Vec::new(),
     };
     let started = std::time::Instant::now();
     let page = stampede::report::html::render(&r);

@@ -132,3 +132,50 @@ fn open_model_drops_when_pool_exhausted() {
         "never more than max_vus in flight, saw {max_concurrency}"
     );
 }
+
+#[test]
+fn a_generator_short_of_virtual_users_says_so_and_exits_3() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j:\n    - {{ name: slow, get: '/slow?ms=200' }}\nflows:\n  starved: {{ journey: j, rate: 50/s, duration: 2s, max_vus: 2 }}\n  fine: {{ journey: j, rate: 5/s, duration: 2s }}\n",
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 3, "{stdout}");
+    assert!(stdout.contains("THE NUMBERS CANNOT BE TRUSTED"), "{stdout}");
+    assert!(stdout.contains("flow starved dropped"), "{stdout}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let failed: Vec<_> = r.self_checks.iter().filter(|c| !c.passed).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].flow.as_deref(), Some("starved"));
+    assert!(
+        std::fs::read_to_string(out.join("report.html"))
+            .unwrap()
+            .contains("The numbers cannot be trusted")
+    );
+}
+
+#[test]
+fn a_healthy_run_passes_its_self_checks() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 100/s, duration: 2s }}\n",
+            srv.url()
+        ),
+    );
+    let (exit, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(exit, stampede::exit::Exit::Passed);
+    assert!(r.self_checks.len() >= 3, "{:?}", r.self_checks);
+    assert!(r.trustworthy(), "{:?}", r.self_checks);
+    assert!(r.generator.as_ref().unwrap().busy_share < 0.5);
+}

@@ -2,4 +2,5 @@
 //! the engine.
 
 pub mod compare;
+pub mod selfcheck;
 pub mod threshold;

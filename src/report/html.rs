@@ -479,6 +479,7 @@ fn flow_section(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String
 pub fn render(r: &RunResult) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let verdict = match (&r.aborted, r.passed(), r.interrupted) {
+        _ if !r.trustworthy() => ("untrustworthy", "bad"),
         (Some(_), _, _) => ("aborted", "bad"),
         (_, _, true) => ("interrupted", "warn"),
         (_, true, _) => ("passed", "good"),
@@ -500,6 +501,13 @@ pub fn render(r: &RunResult) -> String {
             r#"<p class="bad">Stopped early: {}</p>"#,
             escape(reason)
         );
+    }
+    if !r.trustworthy() {
+        out.push_str(r#"<section class="bad"><h2>The numbers cannot be trusted</h2><p>The generator was the bottleneck:</p><ul>"#);
+        for c in r.self_checks.iter().filter(|c| !c.passed) {
+            let _ = write!(out, "<li>{}</li>", escape(&c.detail));
+        }
+        out.push_str("</ul></section>");
     }
     out.push_str(r#"<section><h2>Plan</h2><table><thead><tr><th>flow</th><th>journey</th><th>kind</th><th>load model</th></tr></thead><tbody>"#);
     for f in &r.flows {

@@ -45,6 +45,12 @@ pub struct RunResult {
     /// Every threshold evaluated on every key it matches (and failed checks, when gated).
     #[serde(default)]
     pub thresholds: Vec<Verdict>,
+    /// The generator's own load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<Generator>,
+    /// Checks that the generator offered the planned load and was not the bottleneck.
+    #[serde(default)]
+    pub self_checks: Vec<SelfCheck>,
     /// Why the run stopped early, when a threshold with `abort_on_fail` failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
@@ -55,6 +61,33 @@ impl RunResult {
     pub fn passed(&self) -> bool {
         self.thresholds.iter().all(|v| v.passed)
     }
+
+    /// True when every self-check passed: the numbers can be trusted.
+    pub fn trustworthy(&self) -> bool {
+        self.self_checks.iter().all(|c| c.passed)
+    }
+}
+
+/// How busy the generator itself was.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Generator {
+    /// Worker threads of the run's runtime.
+    pub workers: usize,
+    /// Share of the run the workers spent running tasks (0–1).
+    pub busy_share: f64,
+}
+
+/// One self-check's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SelfCheck {
+    /// `dropped`, `schedule_lag` or `saturation`.
+    pub check: String,
+    /// The flow it is about, if any.
+    pub flow: Option<String>,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was measured against what limit, in words.
+    pub detail: String,
 }
 
 /// One threshold evaluated on one key.

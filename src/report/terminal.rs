@@ -126,6 +126,28 @@ pub fn render(r: &RunResult) -> String {
             );
         }
     }
+    let failed: Vec<&str> = r
+        .self_checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.detail.as_str())
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nTHE NUMBERS CANNOT BE TRUSTED: the generator was the bottleneck"
+        );
+        for d in failed {
+            let _ = writeln!(out, "  {d}");
+        }
+    } else if let Some(g) = &r.generator {
+        let _ = writeln!(
+            out,
+            "\nself-check: passed (generator busy {:.0}% of {} workers)",
+            g.busy_share * 100.0,
+            g.workers
+        );
+    }
     if let Some(reason) = &r.aborted {
         let _ = writeln!(out, "aborted: {reason}");
     }

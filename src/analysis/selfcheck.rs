@@ -1,0 +1,183 @@
+//! A generator that checks itself: is each flow's load what was asked for, and was stampede itself
+//! the bottleneck? (MEASUREMENT.md's C1–C3, plus the runtime's saturation.)
+//!
+//! - **Dropped arrivals** (C2): an open flow that dropped more than [`MAX_DROPPED`] of its planned
+//!   arrivals did not offer the load it claims; raise `max_vus` or lower the rate.
+//! - **Schedule lag** (C3): iterations starting late by more than [`LAG_FLOOR`], or by more than
+//!   [`LAG_SHARE`] of the flow's median iteration latency, at p99: the generator could not keep its
+//!   own schedule, so latency includes its own queueing.
+//! - **Saturation**: the runtime's worker threads were busy more than [`MAX_BUSY`] of the run: the
+//!   generator ran out of CPU.
+//!
+//! Any of these makes the run untrustworthy, and `run` exits 3. The bounds are deliberately
+//! coarser than a quiet machine allows (MEASUREMENT.md suggests 1 ms of lag), so that a shared CI
+//! runner does not trip them on a healthy run; the lag histogram is always in the results for a
+//! stricter reading.
+
+use std::time::Duration;
+
+use crate::report::model::{RunResult, SelfCheck};
+
+/// Largest share of planned arrivals an open flow may drop.
+pub const MAX_DROPPED: f64 = 0.01;
+/// Schedule lag p99 below this always passes.
+pub const LAG_FLOOR: Duration = Duration::from_millis(25);
+/// Above the floor, lag p99 may reach this share of the median iteration latency.
+pub const LAG_SHARE: f64 = 0.25;
+/// Largest share of the run the runtime's workers may be busy.
+pub const MAX_BUSY: f64 = 0.95;
+
+/// Every self-check of a run.
+pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
+    let mut out = Vec::new();
+    for f in &r.flows {
+        if f.model_kind == "open" && f.planned > 0 {
+            let share = f.dropped as f64 / f.planned as f64;
+            out.push(SelfCheck {
+                check: "dropped".into(),
+                flow: Some(f.name.clone()),
+                passed: share <= MAX_DROPPED,
+                detail: format!(
+                    "flow {} dropped {} of {} planned arrivals ({:.1}%, limit {:.0}%){}",
+                    f.name,
+                    f.dropped,
+                    f.planned,
+                    share * 100.0,
+                    MAX_DROPPED * 100.0,
+                    if share > MAX_DROPPED {
+                        ": no free virtual user; raise max_vus or lower the rate"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        if let Some(lag) = &f.schedule_lag {
+            let p50 = f.iteration.as_ref().map_or(0, |l| l.p50_us) as f64;
+            let bound_us = (LAG_FLOOR.as_micros() as f64).max(LAG_SHARE * p50);
+            let passed = (lag.p99_us as f64) <= bound_us;
+            out.push(SelfCheck {
+                check: "schedule_lag".into(),
+                flow: Some(f.name.clone()),
+                passed,
+                detail: format!(
+                    "flow {} started iterations late by {:.1} ms at p99 (limit {:.1} ms){}",
+                    f.name,
+                    lag.p99_us as f64 / 1000.0,
+                    bound_us / 1000.0,
+                    if passed {
+                        ""
+                    } else {
+                        ": the generator could not keep its schedule"
+                    }
+                ),
+            });
+        }
+    }
+    if let Some(g) = &r.generator {
+        out.push(SelfCheck {
+            check: "saturation".into(),
+            flow: None,
+            passed: g.busy_share <= MAX_BUSY,
+            detail: format!(
+                "the generator's {} worker threads were busy {:.0}% of the run (limit {:.0}%){}",
+                g.workers,
+                g.busy_share * 100.0,
+                MAX_BUSY * 100.0,
+                if g.busy_share > MAX_BUSY {
+                    ": stampede ran out of CPU"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::{Environment, FlowResult, Generator, Latency};
+
+    fn lat(p50_us: u64, p99_us: u64) -> Option<Latency> {
+        Some(Latency {
+            count: 100,
+            min_us: 1,
+            mean_us: p50_us as f64,
+            p50_us,
+            p90_us: p99_us,
+            p95_us: p99_us,
+            p99_us,
+            p999_us: p99_us,
+            max_us: p99_us,
+            histogram: String::new(),
+        })
+    }
+
+    fn run(dropped: u64, lag_p99_us: u64, iteration_p50_us: u64, busy: f64) -> RunResult {
+        let flow = FlowResult {
+            name: "f".into(),
+            kind: "live".into(),
+            journey: "j".into(),
+            model: String::new(),
+            model_kind: "open".into(),
+            tags: Default::default(),
+            iterations_ok: 1000 - dropped,
+            iterations_failed: 0,
+            interrupted: 0,
+            planned: 1000,
+            dropped,
+            iteration_rate: 100.0,
+            iteration: lat(iteration_p50_us, iteration_p50_us * 2),
+            schedule_lag: lat(100, lag_p99_us),
+            errors: Default::default(),
+            steps: Vec::new(),
+        };
+        RunResult {
+            schema_version: 1,
+            tool: String::new(),
+            scenario: String::new(),
+            source: String::new(),
+            started_at_unix_ms: 0,
+            duration_s: 10.0,
+            interrupted: false,
+            interval_s: 1.0,
+            flows: vec![flow],
+            error_examples: Vec::new(),
+            intervals: Vec::new(),
+            environment: Environment::current(),
+            thresholds: Vec::new(),
+            aborted: None,
+            generator: Some(Generator {
+                workers: 2,
+                busy_share: busy,
+            }),
+            self_checks: Vec::new(),
+        }
+    }
+
+    fn failed(r: &RunResult) -> Vec<String> {
+        checks(r)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.check)
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_run_passes_every_check() {
+        assert!(failed(&run(0, 2_000, 5_000, 0.3)).is_empty());
+        // 1% drops is still within the bound; lag under the 25 ms floor is fine whatever the p50.
+        assert!(failed(&run(10, 24_000, 100, 0.3)).is_empty());
+    }
+
+    #[test]
+    fn drops_lag_and_saturation_are_each_caught() {
+        assert_eq!(failed(&run(11, 2_000, 5_000, 0.3)), ["dropped"]);
+        assert_eq!(failed(&run(0, 30_000, 5_000, 0.3)), ["schedule_lag"]);
+        // A slow target allows proportionally more lag: 25% of a 1 s median.
+        assert!(failed(&run(0, 200_000, 1_000_000, 0.3)).is_empty());
+        assert_eq!(failed(&run(0, 2_000, 5_000, 0.99)), ["saturation"]);
+    }
+}
