@@ -457,7 +457,9 @@ fn collect_loop(
                 };
                 let _ = flow_hist.add(h);
                 let key = format!("{}.{step}", fk.name);
-                rows.push(row(t, &key, h, s.requests, s.failed()));
+                let mut r = row(t, &key, h, s.requests, s.failed());
+                r.retries = s.retries;
+                rows.push(r);
                 if let Some(w) = hlog.as_mut()
                     && let Err(e) = w.write(&key, h, start_off, len)
                 {
@@ -491,6 +493,7 @@ fn collect_loop(
                     active_vus: None,
                     target: None,
                     dropped: None,
+                    retries: 0,
                 },
             };
             r.active_vus = Some(busy);
@@ -542,6 +545,7 @@ fn row(t: f64, key: &str, h: &crate::metrics::Hist, count: u64, errors: u64) -> 
         active_vus: None,
         target: None,
         dropped: None,
+        retries: 0,
     }
 }
 

@@ -131,6 +131,7 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
                     url: "/x".into(),
                     requests: 1,
                     retries: 0,
+                    amplification: 1.0,
                     failed: 0,
                     errors: BTreeMap::new(),
                     statuses: BTreeMap::new(),
@@ -169,6 +170,7 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
                     active_vus: Some(5),
                     target: Some(10.0),
                     dropped: Some(0),
+                    retries: 0,
                 });
             }
         }

@@ -317,3 +317,41 @@ flows:
         r.duration_s
     );
 }
+
+#[test]
+fn retry_amplification_against_a_target_failing_half_the_time() {
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+journeys:
+  j:
+    - name: flaky
+      get: /flaky
+      retry: { max: 2, on: [503], backoff: 1ms..2ms }
+flows:
+  f: { journey: j, vus: 4, per_vu_iterations: 150 }
+"#,
+    );
+    let s = step(&r, "f.flaky");
+    // Each logical request is tried until it succeeds, at most 3 times: 1 + 1/2 + 1/4 = 1.75.
+    assert!(
+        (s.amplification - 1.75).abs() < 0.12,
+        "amplification {}",
+        s.amplification
+    );
+    assert_eq!(
+        s.requests - s.retries,
+        600,
+        "one first attempt per iteration"
+    );
+    // Only a request failing all 3 attempts fails the iteration: 1/8 of them.
+    let failed = flow(&r, "f").iterations_failed as f64 / 600.0;
+    assert!((failed - 0.125).abs() < 0.05, "failed share {failed}");
+    assert!(
+        r.intervals
+            .iter()
+            .any(|row| row.key == "f.flaky" && row.retries > 0),
+        "retries per interval"
+    );
+}

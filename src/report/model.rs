@@ -164,6 +164,8 @@ pub struct StepResult {
     pub requests: u64,
     /// Of which retries.
     pub retries: u64,
+    /// Requests sent per logical request (1 + retries / first attempts): the load retries add.
+    pub amplification: f64,
     /// Failed requests.
     pub failed: u64,
     /// Failures by class.
@@ -275,9 +277,16 @@ pub struct IntervalRow {
     /// Flow rows only: target level (arrivals/s or VUs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<f64>,
+    /// Step rows: attempts in the interval that were retries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
     /// Flow rows only: dropped arrivals in the interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The machine the run happened on.
@@ -331,6 +340,11 @@ pub fn step_result(
         url: info.url.clone(),
         requests: s.requests,
         retries: s.retries,
+        amplification: if s.requests > s.retries {
+            s.requests as f64 / (s.requests - s.retries) as f64
+        } else {
+            1.0
+        },
         failed: s.failed(),
         errors: class_counts(&s.errors),
         statuses: s

@@ -66,6 +66,16 @@ pub fn render(r: &RunResult) -> String {
             let _ = write!(facts, ", schedule lag p99 {}", ms(lag.p99_us));
         }
         let _ = writeln!(out, "{facts}");
+        for s in f.steps.iter().filter(|s| s.retries > 0) {
+            let _ = writeln!(
+                out,
+                "  {}: {} retries, {:.2}× amplification ({:.1}% of requests were retries)",
+                s.name,
+                s.retries,
+                s.amplification,
+                100.0 * s.retries as f64 / s.requests.max(1) as f64
+            );
+        }
         for (class, n) in &f.errors {
             let _ = writeln!(out, "  {class} errors outside requests: {n}");
         }

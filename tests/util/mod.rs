@@ -38,6 +38,8 @@ pub struct Seen {
     pub first: Mutex<Option<Instant>>,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Requests to `/flaky`.
+    pub flaky: AtomicU64,
     /// HTTP versions of the requests, e.g. "HTTP/2.0".
     pub versions: Mutex<Vec<String>>,
 }
@@ -106,6 +108,7 @@ impl Drop for TestServer {
 /// - `GET /slow?ms=N` → waits N ms, then 200
 /// - `GET /stall` → 200, held while the configured stall window is open
 /// - `GET /status?code=N` → status N
+/// - `GET /flaky` → 503 for half of the requests, 200 otherwise
 /// - `ANY /echo` → `{"method","query","body","headers":{cookie,content-type,traceparent,…}}`
 /// - `GET /setcookie` → sets `sid=abc123` and `theme=dark`
 pub fn start_server(cfg: ServerConfig) -> TestServer {
@@ -293,6 +296,16 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
             reply(200, r#"{"ok":true}"#)
         }
         "/status" => reply(code.unwrap_or(500), r#"{"status":"x"}"#),
+        "/flaky" => {
+            // Fails half the time, by a hash of the request number: even, deterministic.
+            let n = seen.flaky.fetch_add(1, Ordering::SeqCst);
+            let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+            if h % 2 == 0 {
+                reply(503, r#"{"error":"busy"}"#)
+            } else {
+                reply(200, r#"{"ok":true}"#)
+            }
+        }
         "/echo" => reply(
             200,
             &serde_json::json!({
