@@ -105,6 +105,24 @@ pub enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Run each flow alone, then all together (and each pair with --pairs), and report which
+    /// combination of flows hurts which step.
+    Interact {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Scenario overrides; --duration sets each phase's length.
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Pause between phases, so the target settles.
+        #[arg(long, value_parser = parse_span, default_value = "5s")]
+        settle: Duration,
+        /// Also run every pair of flows, to name the pair that hurts.
+        #[arg(long)]
+        pairs: bool,
+        /// Keep each phase's result files (and interaction.json) in this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Compare two runs key by key: percentiles, errors and throughput, with significance.
     Compare {
         /// The baseline results.json.
@@ -195,6 +213,13 @@ pub fn run(cli: Cli) -> Exit {
             );
             Exit::Passed
         }
+        Command::Interact {
+            scenario,
+            load,
+            settle,
+            pairs,
+            out,
+        } => interact(&scenario, &load.overrides(), settle, pairs, out.as_deref()),
         Command::Compare {
             base,
             new,
@@ -228,6 +253,99 @@ pub fn run(cli: Cli) -> Exit {
             crate::demo::serve_blocking(listen, config.into())
         }
     }
+}
+
+fn interact(
+    path: &Path,
+    ov: &Overrides,
+    settle: Duration,
+    pairs: bool,
+    out: Option<&Path>,
+) -> Exit {
+    use crate::analysis::interaction::{Phase, analyse, render};
+    let names: Vec<String> = match scenario::load(path, ov) {
+        Ok(plan) => plan.flows.iter().map(|f| f.name.clone()).collect(),
+        Err(e) => {
+            print_load_error(&e);
+            return Exit::InvalidInput;
+        }
+    };
+    if names.len() < 2 {
+        eprintln!(
+            "error: interaction needs at least two flows; the scenario has {}",
+            names.len()
+        );
+        return Exit::InvalidInput;
+    }
+    let mut phases: Vec<Vec<String>> = names.iter().map(|n| vec![n.clone()]).collect();
+    phases.push(names.clone());
+    if pairs && names.len() > 2 {
+        for i in 0..names.len() {
+            for j in i + 1..names.len() {
+                phases.push(vec![names[i].clone(), names[j].clone()]);
+            }
+        }
+    }
+    let mut done: Vec<Phase> = Vec::new();
+    for (i, flows) in phases.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(settle);
+        }
+        let label = if flows.len() == names.len() {
+            "all".to_string()
+        } else {
+            flows.join("+")
+        };
+        eprintln!("interact: phase {}/{}: {label}", i + 1, phases.len());
+        let mut phase_ov = ov.clone();
+        phase_ov.only = Some(flows.clone());
+        let plan = match scenario::load(path, &phase_ov) {
+            Ok(p) => p,
+            Err(e) => {
+                print_load_error(&e);
+                return Exit::InvalidInput;
+            }
+        };
+        let dir = out.map(|d| d.join(format!("phase-{label}")));
+        let opts = RunOptions {
+            out: dir.clone(),
+            progress: false,
+            interval: Duration::from_secs(1),
+        };
+        let outcome = match run_plan(plan, &opts) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::InvalidInput;
+            }
+        };
+        if let Some(dir) = &dir {
+            for e in report::write_all(&outcome.result, dir) {
+                eprintln!("warning: {e}");
+            }
+        }
+        if outcome.result.interrupted {
+            return Exit::Interrupted;
+        }
+        done.push(Phase {
+            flows: flows.clone(),
+            result: outcome.result,
+        });
+    }
+    let alone: Vec<Phase> = done.drain(..names.len()).collect();
+    let mixed = done.remove(0);
+    let rows = analyse(&alone, &mixed, &done);
+    print!("{}", render(&rows));
+    if let Some(dir) = out
+        && let Err(e) = report::write_text(
+            &dir.join("interaction.json"),
+            &serde_json::to_string_pretty(&rows).unwrap_or_default(),
+        )
+    {
+        eprintln!("error: {e}");
+        return Exit::InvalidInput;
+    }
+    Exit::Passed
 }
 
 fn compare(

@@ -17,6 +17,7 @@ mod docs;
 mod gate;
 mod hostile;
 mod http;
+mod interact;
 mod journeys;
 mod report_html;
 mod run_closed;

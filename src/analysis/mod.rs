@@ -2,5 +2,6 @@
 //! the engine.
 
 pub mod compare;
+pub mod interaction;
 pub mod selfcheck;
 pub mod threshold;

@@ -40,6 +40,8 @@ pub struct Seen {
     pub connections: AtomicU64,
     /// Requests to `/flaky`.
     pub flaky: AtomicU64,
+    /// The lock `/lock-read` and `/lock-write` share.
+    pub lock: tokio::sync::Mutex<()>,
     /// HTTP versions of the requests, e.g. "HTTP/2.0".
     pub versions: Mutex<Vec<String>>,
 }
@@ -109,6 +111,8 @@ impl Drop for TestServer {
 /// - `GET /stall` → 200, held while the configured stall window is open
 /// - `GET /status?code=N` → status N
 /// - `GET /flaky` → 503 for half of the requests, 200 otherwise
+/// - `GET /lock-read`, `GET /lock-write` → share one lock, held 1 ms and 15 ms: readers suffer
+///   only when writers run beside them
 /// - `ANY /echo` → `{"method","query","body","headers":{cookie,content-type,traceparent,…}}`
 /// - `GET /setcookie` → sets `sid=abc123` and `theme=dark`
 pub fn start_server(cfg: ServerConfig) -> TestServer {
@@ -296,6 +300,16 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
             reply(200, r#"{"ok":true}"#)
         }
         "/status" => reply(code.unwrap_or(500), r#"{"status":"x"}"#),
+        "/lock-read" => {
+            let _held = seen.lock.lock().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            reply(200, r#"{"ok":true}"#)
+        }
+        "/lock-write" => {
+            let _held = seen.lock.lock().await;
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            reply(200, r#"{"ok":true}"#)
+        }
         "/flaky" => {
             // Fails half the time, by a hash of the request number: even, deterministic.
             let n = seen.flaky.fetch_add(1, Ordering::SeqCst);

@@ -1,0 +1,191 @@
+//! Interaction analysis: which *combination* of flows hurts.
+//!
+//! `stampede interact` runs each flow alone, then all together (and, with `--pairs`, each pair),
+//! against the same target. This module compares the phases' results: per `flow.step`, p50/p99 and
+//! error rate alone versus mixed, the amplification (mixed p99 ÷ alone p99), and a verdict naming
+//! the flows that hurt it — from the pair phases when they ran, else "everything else".
+//!
+//! A step counts as hurt when its p99 at least doubles **and** grows by more than 5 ms (below that,
+//! doubling is timer noise), or its error rate grows by more than one percentage point.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::report::model::{RunResult, StepResult};
+use crate::scenario::units::short_duration;
+
+/// Smallest p99 ratio that counts as interference.
+pub const MIN_FACTOR: f64 = 2.0;
+/// Smallest p99 growth that counts, in microseconds.
+pub const MIN_GROWTH_US: u64 = 5_000;
+/// Smallest error-rate growth that counts, in percentage points.
+pub const MIN_ERROR_PP: f64 = 1.0;
+
+/// One phase's results.
+#[derive(Debug)]
+pub struct Phase {
+    /// The flows that ran.
+    pub flows: Vec<String>,
+    /// What they produced.
+    pub result: RunResult,
+}
+
+/// One step alone versus mixed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// `flow.step`.
+    pub key: String,
+    /// p50 alone (µs).
+    pub alone_p50_us: u64,
+    /// p99 alone (µs).
+    pub alone_p99_us: u64,
+    /// Error rate alone (0–1).
+    pub alone_errors: f64,
+    /// p50 with every flow (µs).
+    pub mixed_p50_us: u64,
+    /// p99 with every flow (µs).
+    pub mixed_p99_us: u64,
+    /// Error rate with every flow.
+    pub mixed_errors: f64,
+    /// Mixed p99 ÷ alone p99.
+    pub amplification: f64,
+    /// The flows whose company hurts this step (empty when nothing does).
+    pub hurt_by: Vec<String>,
+    /// One sentence for people.
+    pub verdict: String,
+}
+
+fn steps(r: &RunResult) -> impl Iterator<Item = &StepResult> {
+    r.flows.iter().flat_map(|f| &f.steps)
+}
+
+fn find<'a>(r: &'a RunResult, key: &str) -> Option<&'a StepResult> {
+    steps(r).find(|s| s.key == key)
+}
+
+fn p(s: &StepResult, q: fn(&crate::report::model::Latency) -> u64) -> u64 {
+    s.latency.as_ref().map_or(0, q)
+}
+
+fn err(s: &StepResult) -> f64 {
+    if s.requests == 0 {
+        0.0
+    } else {
+        s.failed as f64 / s.requests as f64
+    }
+}
+
+fn hurts(alone: &StepResult, with: &StepResult) -> bool {
+    let (a, m) = (p(alone, |l| l.p99_us), p(with, |l| l.p99_us));
+    let slower = a > 0 && m as f64 >= MIN_FACTOR * a as f64 && m.saturating_sub(a) > MIN_GROWTH_US;
+    slower || (err(with) - err(alone)) * 100.0 > MIN_ERROR_PP
+}
+
+/// Compares the phases: `alone` has one phase per flow, `mixed` all flows, `pairs` optional pairs.
+pub fn analyse(alone: &[Phase], mixed: &Phase, pairs: &[Phase]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for phase in alone {
+        let Some(flow) = phase.flows.first() else {
+            continue;
+        };
+        for a in steps(&phase.result) {
+            let Some(m) = find(&mixed.result, &a.key) else {
+                continue;
+            };
+            let (ap99, mp99) = (p(a, |l| l.p99_us), p(m, |l| l.p99_us));
+            let amplification = if ap99 > 0 {
+                mp99 as f64 / ap99 as f64
+            } else {
+                1.0
+            };
+            let mut hurt_by = Vec::new();
+            if hurts(a, m) {
+                // The pairs that reproduce it name the culprits; without pairs, blame the rest.
+                for pair in pairs.iter().filter(|ph| ph.flows.contains(flow)) {
+                    if let Some(ps) = find(&pair.result, &a.key)
+                        && hurts(a, ps)
+                    {
+                        hurt_by.extend(pair.flows.iter().filter(|f| *f != flow).cloned());
+                    }
+                }
+                if hurt_by.is_empty() {
+                    hurt_by = mixed.flows.iter().filter(|f| *f != flow).cloned().collect();
+                }
+            }
+            let ms = |us: u64| short_duration(std::time::Duration::from_micros(us));
+            let verdict = if hurt_by.is_empty() {
+                format!(
+                    "{}: no interference (p99 {} alone, {} mixed)",
+                    a.key,
+                    ms(ap99),
+                    ms(mp99)
+                )
+            } else {
+                let errs = if (err(m) - err(a)) * 100.0 > MIN_ERROR_PP {
+                    format!(", errors {:.1}% → {:.1}%", err(a) * 100.0, err(m) * 100.0)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} p99 ×{:.1} when {} run{} beside it ({} alone, {} together{errs})",
+                    a.key,
+                    amplification,
+                    hurt_by.join(" and "),
+                    if hurt_by.len() == 1 { "s" } else { "" },
+                    ms(ap99),
+                    ms(mp99)
+                )
+            };
+            rows.push(Row {
+                key: a.key.clone(),
+                alone_p50_us: p(a, |l| l.p50_us),
+                alone_p99_us: ap99,
+                alone_errors: err(a),
+                mixed_p50_us: p(m, |l| l.p50_us),
+                mixed_p99_us: mp99,
+                mixed_errors: err(m),
+                amplification,
+                hurt_by,
+                verdict,
+            });
+        }
+    }
+    rows
+}
+
+/// The table and verdicts for the terminal.
+pub fn render(rows: &[Row]) -> String {
+    let ms = |us: u64| short_duration(std::time::Duration::from_micros(us));
+    let w = rows.iter().map(|r| r.key.len()).max().unwrap_or(3).max(3);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:>9} {:>9} {:>7}  {:>9} {:>9} {:>7}  {:>6}",
+        "step", "alone p50", "p99", "errors", "mixed p50", "p99", "errors", "×p99"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:>9} {:>9} {:>6.1}%  {:>9} {:>9} {:>6.1}%  {:>5.1}×",
+            r.key,
+            ms(r.alone_p50_us),
+            ms(r.alone_p99_us),
+            r.alone_errors * 100.0,
+            ms(r.mixed_p50_us),
+            ms(r.mixed_p99_us),
+            r.mixed_errors * 100.0,
+            r.amplification
+        );
+    }
+    let hurt: Vec<&Row> = rows.iter().filter(|r| !r.hurt_by.is_empty()).collect();
+    let _ = writeln!(out);
+    if hurt.is_empty() {
+        let _ = writeln!(out, "verdict: no combination of flows hurts any step");
+    } else {
+        for r in hurt {
+            let _ = writeln!(out, "verdict: {}", r.verdict);
+        }
+    }
+    out
+}
