@@ -314,7 +314,7 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
             // Fails half the time, by a hash of the request number: even, deterministic.
             let n = seen.flaky.fetch_add(1, Ordering::SeqCst);
             let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
-            if h % 2 == 0 {
+            if h.is_multiple_of(2) {
                 reply(503, r#"{"error":"busy"}"#)
             } else {
                 reply(200, r#"{"ok":true}"#)
