@@ -236,6 +236,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         opts.interval,
     );
     result.generator = busy.finish();
+    result.db_load = crate::report::model::db_load(&result.flows);
     result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
     result.self_checks = crate::analysis::selfcheck::checks(&result);
     result.aborted = aborted;
@@ -607,6 +608,7 @@ fn assemble(
                 iteration: Latency::from_hist(fs.iteration.as_deref()),
                 schedule_lag: Latency::from_hist(fs.lag.as_deref()),
                 errors: class_counts(&fs.errors),
+                work: crate::report::model::work(fs),
                 steps,
             }
         })
@@ -638,5 +640,6 @@ fn assemble(
         aborted: None,
         generator: None,
         self_checks: Vec::new(),
+        db_load: Vec::new(),
     }
 }

@@ -159,3 +159,73 @@ flows:
     assert_green(&r);
     assert_eq!(flow(&r, "f").iterations_ok, 1);
 }
+
+#[test]
+fn server_timing_shows_the_work_behind_one_trade() {
+    let (url, _wallet) = wallet();
+    let d = dir();
+    let s = write(
+        d.path(),
+        "trade.yaml",
+        &format!(
+            r#"
+target: {url}
+journeys:
+  trade:
+    - name: login
+      post: /auth/login
+      json: {{ user: user00042, password: password }}
+      extract: {{ token: $.token }}
+    - name: balance
+      get: /wallet/balance
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+    - name: exchange
+      post: /exchange
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+      json: {{ from: USDT, to: TON, amount: 1 }}
+flows:
+  traders: {{ journey: trade, vus: 2, per_vu_iterations: 10 }}
+"#
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let f = flow(&r, "traders");
+    assert_eq!(f.iterations_ok, 20, "{:?}", r.error_examples);
+    let work = f.work.as_ref().unwrap();
+    assert_eq!(work.requests_mean, 3.0);
+    let queries = work
+        .per_iteration
+        .iter()
+        .find(|t| t.name == "db-queries")
+        .unwrap();
+    let per_step: f64 = f
+        .steps
+        .iter()
+        .map(|s| {
+            s.server_timing
+                .iter()
+                .find(|t| t.name == "db-queries")
+                .map_or(0.0, |t| t.count_mean)
+        })
+        .sum();
+    assert!(
+        queries.count_mean >= 10.0,
+        "login + balance + exchange queries: {}",
+        queries.count_mean
+    );
+    assert!(
+        (queries.count_mean - per_step).abs() < 1e-9,
+        "per iteration = sum over steps"
+    );
+    let db = work.per_iteration.iter().find(|t| t.name == "db").unwrap();
+    assert_eq!(db.duration.as_ref().unwrap().count, 20);
+    // The exchange, with its accounting call inside the transaction, drives the database time.
+    assert_eq!(
+        r.db_load.first().map(|d| d.key.as_str()),
+        Some("traders.exchange"),
+        "{:?}",
+        r.db_load
+    );
+    let total: f64 = r.db_load.iter().map(|d| d.share).sum();
+    assert!((total - 1.0).abs() < 1e-9);
+}

@@ -123,6 +123,7 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
             iteration: latency(),
             schedule_lag: latency(),
             errors: BTreeMap::new(),
+            work: None,
             steps: (0..20)
                 .map(|s| StepResult {
                     key: format!("flow{f}.step{s}"),
@@ -145,6 +146,7 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
                     ttfb: None,
                     connect: None,
                     tls: None,
+                    ..Default::default()
                 })
                 .collect(),
         })
@@ -192,6 +194,7 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
         aborted: None,
         generator: None,
         self_checks: Vec::new(),
+        ..Default::default()
     };
     let started = std::time::Instant::now();
     let page = stampede::report::html::render(&r);

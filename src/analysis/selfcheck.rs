@@ -133,6 +133,7 @@ mod tests {
             schedule_lag: lat(100, lag_p99_us),
             errors: Default::default(),
             steps: Vec::new(),
+            work: None,
         };
         RunResult {
             schema_version: 1,

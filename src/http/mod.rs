@@ -10,6 +10,7 @@
 //! case they are kept up to `max_body_bytes` and a larger body is a `BodyTooLarge` error.
 
 pub mod class;
+pub mod server_timing;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

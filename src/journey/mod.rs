@@ -91,6 +91,8 @@ pub async fn run_iteration(
     } else {
         IterationOutcome::Ok
     };
+    ctx.registry
+        .iteration_work(ctx.flow, vu.iter_requests, &vu.iter_timing);
     ctx.registry.iteration(
         ctx.flow,
         Instant::now().saturating_duration_since(due_at),

@@ -60,8 +60,19 @@ pub(super) async fn execute(
             replayed = true;
             continue;
         }
+        vu.iter_requests += 1;
         if ex.error.is_none() {
             store_cookies(vu, r.origin, &ex.headers);
+            if let Some(st) = ex
+                .headers
+                .get("server-timing")
+                .and_then(|v| v.to_str().ok())
+            {
+                let mut metrics = Vec::new();
+                crate::http::server_timing::parse(st, &mut metrics);
+                ctx.registry.server_timing(key, &metrics);
+                vu.tally(&metrics);
+            }
         }
         let latency = ex.done_at.saturating_duration_since(due);
         let (passed, failure) = evaluate(r, vu, &ex, latency);

@@ -31,6 +31,11 @@ pub struct VirtualUser {
     pub(crate) buf: Vec<u8>,
     pub(crate) scratch: Vec<u8>,
     pub(crate) trace_id: u128,
+    /// Requests sent in the current iteration.
+    pub(crate) iter_requests: u64,
+    /// `Server-Timing` totals of the current iteration: (name, ms, count); names are kept
+    /// across iterations so the tally allocates once.
+    pub(crate) iter_timing: Vec<(String, f64, f64)>,
 }
 
 impl VirtualUser {
@@ -63,6 +68,8 @@ impl VirtualUser {
             buf: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(256),
             trace_id: 0,
+            iter_requests: 0,
+            iter_timing: Vec::new(),
         };
         plan.scripts.init_vu(&mut vu.scope)?;
         Ok(vu)
@@ -79,9 +86,29 @@ impl VirtualUser {
         Ok(())
     }
 
-    /// Starts a new W3C trace for this iteration.
+    /// Starts a new W3C trace and a new work tally for this iteration.
     pub(crate) fn new_trace(&mut self) {
         self.trace_id = self.rng.random::<u128>() | 1;
+        self.iter_requests = 0;
+        for t in &mut self.iter_timing {
+            t.1 = 0.0;
+            t.2 = 0.0;
+        }
+    }
+
+    /// Adds one response's `Server-Timing` metrics to this iteration's tally.
+    pub(crate) fn tally(&mut self, metrics: &[crate::http::server_timing::Metric<'_>]) {
+        for m in metrics {
+            let i = match self.iter_timing.iter().position(|t| t.0 == m.name) {
+                Some(i) => i,
+                None => {
+                    self.iter_timing.push((m.name.to_string(), 0.0, 0.0));
+                    self.iter_timing.len() - 1
+                }
+            };
+            self.iter_timing[i].1 += m.dur_ms.unwrap_or(0.0);
+            self.iter_timing[i].2 += m.count.unwrap_or(0.0);
+        }
     }
 }
 

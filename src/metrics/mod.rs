@@ -167,6 +167,59 @@ pub struct StepStats {
     pub checks_passed: u64,
     /// Checks failed.
     pub checks_failed: u64,
+    /// Server-reported metrics (`Server-Timing`), by name.
+    pub timings: Vec<TimingStat>,
+}
+
+/// One `Server-Timing` metric aggregated: durations as a histogram, counts as a sum.
+#[derive(Debug, Clone, Default)]
+pub struct TimingStat {
+    /// Metric name.
+    pub name: String,
+    /// Durations (µs).
+    pub dur: Option<Box<Hist>>,
+    /// Sum of durations (ms), for shares of total time.
+    pub dur_total_ms: f64,
+    /// Sum of numeric descriptions (counts).
+    pub count: f64,
+    /// How many times it was reported.
+    pub seen: u64,
+}
+
+impl TimingStat {
+    fn add(&mut self, o: &TimingStat) {
+        add_hist(&mut self.dur, &o.dur);
+        self.dur_total_ms += o.dur_total_ms;
+        self.count += o.count;
+        self.seen += o.seen;
+    }
+}
+
+fn timing_slot<'a>(list: &'a mut Vec<TimingStat>, name: &str) -> &'a mut TimingStat {
+    match list.iter().position(|t| t.name == name) {
+        Some(i) => &mut list[i],
+        None => {
+            list.push(TimingStat {
+                name: name.to_string(),
+                ..TimingStat::default()
+            });
+            let last = list.len() - 1;
+            &mut list[last]
+        }
+    }
+}
+
+fn add_timings(into: &mut Vec<TimingStat>, from: &[TimingStat]) {
+    for t in from {
+        timing_slot(into, &t.name).add(t);
+    }
+}
+
+fn record_count(h: &mut Option<Box<Hist>>, n: u64) {
+    let h = h.get_or_insert_with(|| Box::new(new_hist()));
+    if h.record(n).is_err() {
+        h.saturating_record(n);
+    }
 }
 
 impl StepStats {
@@ -221,6 +274,7 @@ impl StepStats {
         self.bytes_out += o.bytes_out;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
+        add_timings(&mut self.timings, &o.timings);
     }
 
     /// Failed requests (any class).
@@ -259,6 +313,10 @@ pub struct FlowStats {
     pub planned: u64,
     /// Failures outside requests (scripts, feeders), per class.
     pub errors: [u64; ErrorClass::COUNT],
+    /// Requests sent per completed iteration (retries included).
+    pub requests_per_iteration: Option<Box<Hist>>,
+    /// Server-reported metrics totalled per iteration (durations in µs per iteration).
+    pub iteration_timings: Vec<TimingStat>,
 }
 
 impl FlowStats {
@@ -274,6 +332,8 @@ impl FlowStats {
         for (a, b) in self.errors.iter_mut().zip(o.errors) {
             *a += b;
         }
+        add_hist(&mut self.requests_per_iteration, &o.requests_per_iteration);
+        add_timings(&mut self.iteration_timings, &o.iteration_timings);
     }
 
     /// Iterations that ran to an end (ok or failed).
@@ -429,6 +489,46 @@ impl Registry {
         self.with(|st| {
             if let Some(k) = st.steps.get_mut(key) {
                 k.record(s);
+            }
+        });
+    }
+
+    /// Records the `Server-Timing` metrics of one response of step key `key`.
+    pub fn server_timing(&self, key: usize, metrics: &[crate::http::server_timing::Metric<'_>]) {
+        self.with(|st| {
+            let Some(k) = st.steps.get_mut(key) else {
+                return;
+            };
+            for m in metrics {
+                let t = timing_slot(&mut k.timings, m.name);
+                t.seen += 1;
+                if let Some(ms) = m.dur_ms {
+                    record(&mut t.dur, Duration::from_secs_f64(ms / 1000.0));
+                    t.dur_total_ms += ms;
+                }
+                if let Some(c) = m.count {
+                    t.count += c;
+                }
+            }
+        });
+    }
+
+    /// Records the work of one finished iteration: requests sent and per-metric server totals
+    /// `(name, total ms, total count)`.
+    pub fn iteration_work(&self, flow: usize, requests: u64, totals: &[(String, f64, f64)]) {
+        self.with(|st| {
+            let Some(f) = st.flows.get_mut(flow) else {
+                return;
+            };
+            record_count(&mut f.requests_per_iteration, requests);
+            for (name, ms, count) in totals {
+                let t = timing_slot(&mut f.iteration_timings, name);
+                t.seen += 1;
+                if *ms > 0.0 {
+                    record(&mut t.dur, Duration::from_secs_f64(ms / 1000.0));
+                    t.dur_total_ms += ms;
+                }
+                t.count += count;
             }
         });
     }

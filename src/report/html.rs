@@ -411,6 +411,24 @@ fn flow_section(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String
             ))
             .unwrap_or_default()
     );
+    if let Some(w) = &f.work {
+        let mut line = format!("Work per iteration: {:.1} requests", w.requests_mean);
+        for t in &w.per_iteration {
+            match &t.duration {
+                Some(d) => line.push_str(&format!(
+                    "; {} {} p50, {} p99",
+                    t.name,
+                    short_duration(std::time::Duration::from_micros(d.p50_us)),
+                    short_duration(std::time::Duration::from_micros(d.p99_us))
+                )),
+                None if t.count_total > 0.0 => {
+                    line.push_str(&format!("; {} {:.1}", t.name, t.count_mean))
+                }
+                None => {}
+            }
+        }
+        let _ = write!(out, r#"<p class="facts">{}</p>"#, escape(&line));
+    }
     out.push_str(r#"<div class="charts">"#);
     out.push_str(&chart(
         "Latency over time (from due time)",
@@ -551,6 +569,21 @@ pub fn render(r: &RunResult) -> String {
     }
     for f in &r.flows {
         flow_section(r, &rows, f, &mut out);
+    }
+    if !r.db_load.is_empty() {
+        out.push_str(r#"<section><h2>Server-reported database time by step</h2><table><thead><tr><th>step</th><th>share</th><th>calls</th><th>per call</th><th>total</th></tr></thead><tbody>"#);
+        for d in &r.db_load {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td>{:.1}%</td><td>{}</td><td>{:.2}ms</td><td>{:.0}ms</td></tr>",
+                escape(&d.key),
+                d.share * 100.0,
+                d.calls,
+                d.per_call_ms,
+                d.total_ms
+            );
+        }
+        out.push_str("</tbody></table></section>");
     }
     if !r.error_examples.is_empty() {
         out.push_str(r#"<section><h2>Errors (first example of each kind)</h2><table><thead><tr><th>key</th><th>class</th><th>message</th></tr></thead><tbody>"#);

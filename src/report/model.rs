@@ -16,7 +16,7 @@ use crate::metrics::{FlowStats, Hist, StepStats, codec};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RunResult {
     /// Results format version.
     pub schema_version: u32,
@@ -48,6 +48,9 @@ pub struct RunResult {
     /// The generator's own load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<Generator>,
+    /// Steps ranked by their share of the server-reported `db` time (`Server-Timing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db_load: Vec<DbShare>,
     /// Checks that the generator offered the planned load and was not the bottleneck.
     #[serde(default)]
     pub self_checks: Vec<SelfCheck>,
@@ -113,7 +116,7 @@ pub struct Verdict {
 }
 
 /// One flow's results.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct FlowResult {
     /// Flow name.
     pub name: String,
@@ -145,12 +148,15 @@ pub struct FlowResult {
     pub schedule_lag: Option<Latency>,
     /// Failures outside requests (script, feed) by class.
     pub errors: BTreeMap<String, u64>,
+    /// Work per iteration: requests and server-reported metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<Work>,
     /// Per-step results.
     pub steps: Vec<StepResult>,
 }
 
 /// One request step's results.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct StepResult {
     /// `flow.step`.
     pub key: String,
@@ -192,6 +198,56 @@ pub struct StepResult {
     pub connect: Option<Latency>,
     /// TLS handshake time.
     pub tls: Option<Latency>,
+    /// Server-reported metrics from `Server-Timing` headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_timing: Vec<TimingResult>,
+}
+
+/// A `Server-Timing` metric aggregated over a step's responses (or a flow's iterations).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TimingResult {
+    /// Metric name (`db`, `db-queries`, `pool-wait`, …).
+    pub name: String,
+    /// Responses (or iterations) that reported it.
+    pub reported: u64,
+    /// Its durations, when it has them.
+    pub duration: Option<Latency>,
+    /// Sum of its durations in milliseconds.
+    pub total_ms: f64,
+    /// Sum of its numeric descriptions (counts such as queries).
+    pub count_total: f64,
+    /// Mean count per response (or per iteration).
+    pub count_mean: f64,
+}
+
+/// What one iteration of a flow costs: requests and server-reported work.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Work {
+    /// Iterations measured.
+    pub iterations: u64,
+    /// Mean requests per iteration (retries included).
+    pub requests_mean: f64,
+    /// Median requests per iteration.
+    pub requests_p50: u64,
+    /// Most requests in one iteration.
+    pub requests_max: u64,
+    /// Server-reported metrics totalled per iteration.
+    pub per_iteration: Vec<TimingResult>,
+}
+
+/// A step's share of the server-reported database time of the whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DbShare {
+    /// `flow.step`.
+    pub key: String,
+    /// Responses that reported `db`.
+    pub calls: u64,
+    /// Total `db` time, milliseconds.
+    pub total_ms: f64,
+    /// Mean `db` time per call, milliseconds.
+    pub per_call_ms: f64,
+    /// Share of all steps' `db` time (0–1).
+    pub share: f64,
 }
 
 /// A latency distribution (microseconds).
@@ -290,7 +346,7 @@ fn is_zero(v: &u64) -> bool {
 }
 
 /// The machine the run happened on.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Environment {
     /// Operating system.
     pub os: String,
@@ -366,7 +422,68 @@ pub fn step_result(
         ttfb: Latency::from_hist(s.ttfb.as_deref()),
         connect: Latency::from_hist(s.connect.as_deref()),
         tls: Latency::from_hist(s.tls.as_deref()),
+        server_timing: timing_results(&s.timings),
     }
+}
+
+/// Converts aggregated `Server-Timing` metrics.
+pub fn timing_results(ts: &[crate::metrics::TimingStat]) -> Vec<TimingResult> {
+    ts.iter()
+        .map(|t| TimingResult {
+            name: t.name.clone(),
+            reported: t.seen,
+            duration: Latency::from_hist(t.dur.as_deref()),
+            total_ms: t.dur_total_ms,
+            count_total: t.count,
+            count_mean: if t.seen > 0 {
+                t.count / t.seen as f64
+            } else {
+                0.0
+            },
+        })
+        .collect()
+}
+
+/// Work per iteration of a flow, when any iteration completed.
+pub fn work(f: &FlowStats) -> Option<Work> {
+    let h = f
+        .requests_per_iteration
+        .as_deref()
+        .filter(|h| !h.is_empty())?;
+    Some(Work {
+        iterations: h.len(),
+        requests_mean: h.mean(),
+        requests_p50: h.value_at_quantile(0.5),
+        requests_max: h.max(),
+        per_iteration: timing_results(&f.iteration_timings),
+    })
+}
+
+/// Ranks steps by their total server-reported `db` time.
+pub fn db_load(flows: &[FlowResult]) -> Vec<DbShare> {
+    let mut rows: Vec<DbShare> = flows
+        .iter()
+        .flat_map(|f| &f.steps)
+        .filter_map(|s| {
+            let t = s
+                .server_timing
+                .iter()
+                .find(|t| t.name == "db" && t.total_ms > 0.0)?;
+            Some(DbShare {
+                key: s.key.clone(),
+                calls: t.reported,
+                total_ms: t.total_ms,
+                per_call_ms: t.total_ms / t.reported.max(1) as f64,
+                share: 0.0,
+            })
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.total_ms).sum();
+    for r in &mut rows {
+        r.share = if total > 0.0 { r.total_ms / total } else { 0.0 };
+    }
+    rows.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
+    rows
 }
 
 /// Flow totals that do not depend on steps.

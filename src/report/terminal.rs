@@ -66,6 +66,27 @@ pub fn render(r: &RunResult) -> String {
             let _ = write!(facts, ", schedule lag p99 {}", ms(lag.p99_us));
         }
         let _ = writeln!(out, "{facts}");
+        if let Some(w) = &f.work {
+            let mut line = format!("  work per iteration: {:.1} requests", w.requests_mean);
+            for t in &w.per_iteration {
+                match &t.duration {
+                    Some(d) => {
+                        let _ = write!(
+                            line,
+                            "; {} {} p50, {} p99",
+                            t.name,
+                            ms(d.p50_us),
+                            ms(d.p99_us)
+                        );
+                    }
+                    None if t.count_total > 0.0 => {
+                        let _ = write!(line, "; {} {:.1}", t.name, t.count_mean);
+                    }
+                    None => {}
+                }
+            }
+            let _ = writeln!(out, "{line}");
+        }
         for s in f.steps.iter().filter(|s| s.retries > 0) {
             let _ = writeln!(
                 out,
@@ -102,6 +123,23 @@ pub fn render(r: &RunResult) -> String {
             f.iterations_failed,
             f.iteration.as_ref(),
         );
+    }
+    if !r.db_load.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nserver-reported database time by step (Server-Timing `db`):"
+        );
+        for d in r.db_load.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {:>5.1}%  {:<28} {:>8} calls × {:>7.2}ms = {:>9.0}ms",
+                d.share * 100.0,
+                d.key,
+                d.calls,
+                d.per_call_ms,
+                d.total_ms
+            );
+        }
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "\nthresholds:");
