@@ -155,6 +155,7 @@ mod tests {
                 busy_share: busy,
             }),
             self_checks: Vec::new(),
+            db_load: Vec::new(),
         }
     }
 
