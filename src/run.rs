@@ -237,6 +237,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     );
     result.generator = busy.finish();
     result.db_load = crate::report::model::db_load(&result.flows);
+    result.trends = crate::analysis::trend::trends(&result);
     result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
     result.self_checks = crate::analysis::selfcheck::checks(&result);
     result.aborted = aborted;
@@ -641,5 +642,6 @@ fn assemble(
         generator: None,
         self_checks: Vec::new(),
         db_load: Vec::new(),
+        trends: Vec::new(),
     }
 }

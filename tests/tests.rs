@@ -25,3 +25,4 @@ mod run_open;
 mod scenario_errors;
 mod signals;
 mod steps;
+mod trend;

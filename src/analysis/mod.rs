@@ -5,3 +5,4 @@ pub mod compare;
 pub mod interaction;
 pub mod selfcheck;
 pub mod threshold;
+pub mod trend;

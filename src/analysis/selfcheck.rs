@@ -156,6 +156,7 @@ mod tests {
             }),
             self_checks: Vec::new(),
             db_load: Vec::new(),
+            trends: Vec::new(),
         }
     }
 

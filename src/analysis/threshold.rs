@@ -9,6 +9,9 @@
 //!             | "checks" op percent                   checks > 99.5%
 //!             | "rate" op (percent | rate)            rate > 95%  (achieved / planned) · rate >= 40/s
 //!             | "dropped" op (percent | count)        dropped < 0.1% · dropped == 0
+//! trend-expr := ("p50" | "p95") "trend" op percent "/" duration     p95 trend < 2%/10m
+//!               (compares the lower bound of the slope's 95% interval: only a significant rise
+//!               counts; see `analysis::trend`)
 //! op := "<" | "<=" | ">" | ">=" | "==" | "!="
 //! ```
 //!
@@ -64,6 +67,8 @@ pub enum Metric {
     Rate,
     /// Dropped arrivals (share of planned, or a count).
     Dropped,
+    /// The Theil–Sen slope of a per-interval percentile (`p50` or `p95`), relative to its median.
+    Trend(Stat),
 }
 
 /// A comparison.
@@ -107,6 +112,8 @@ pub enum Limit {
     Count(f64),
     /// Events per second.
     PerSecond(f64),
+    /// A relative change per second (`2%/10m` = 0.02 / 600).
+    Slope(f64),
 }
 
 impl fmt::Display for Limit {
@@ -116,6 +123,7 @@ impl fmt::Display for Limit {
             Limit::Share(s) => write!(f, "{}%", fmt_num(s * 100.0)),
             Limit::Count(c) => write!(f, "{}", fmt_num(*c)),
             Limit::PerSecond(r) => write!(f, "{}/s", fmt_num(*r)),
+            Limit::Slope(s) => write!(f, "{}%/min", fmt_num(s * 6000.0)),
         }
     }
 }
@@ -181,6 +189,14 @@ impl FromStr for Expr {
                 Series::Latency,
                 parse_stat(stat).ok_or_else(|| err(STAT_HELP))?,
             ),
+            [stat, "trend"] => match parse_stat(stat) {
+                Some(s @ Stat::Percentile(p)) if p == 50.0 || p == 95.0 => Metric::Trend(s),
+                _ => {
+                    return Err(err(
+                        "trends are kept for p50 and p95: write `p95 trend < 2%/10m`",
+                    ));
+                }
+            },
             [series, stat] => {
                 let s = match *series {
                     "latency" => Series::Latency,
@@ -205,6 +221,15 @@ impl FromStr for Expr {
                 Some(s) => Limit::Share(s),
                 None => Limit::Count(rhs.parse::<f64>().ok().filter(|c| *c >= 0.0).ok_or_else(|| err("expected a percentage like 1% or a count like 0"))?),
             },
+            Metric::Trend(_) => {
+                let (share, per) = rhs.split_once('/').ok_or_else(|| err("expected a change per time, like 2%/10m"))?;
+                let share = parse_share(share).ok_or_else(|| err("expected a change per time, like 2%/10m"))?;
+                let per = per.trim().parse::<Span>().map_err(|_| err("expected a change per time, like 2%/10m"))?.get();
+                if per.is_zero() {
+                    return Err(err("the period must be longer than zero"));
+                }
+                Limit::Slope(share / per.as_secs_f64())
+            }
             Metric::Rate => match parse_share(rhs) {
                 Some(s) => Limit::Share(s),
                 None => Limit::PerSecond(rhs.parse::<Rate>().map_err(|_| err("expected a percentage of the planned rate like 95%, or a rate like 40/s"))?.get()),
@@ -354,7 +379,7 @@ pub fn evaluate(t: &Threshold, r: &RunResult) -> Vec<Verdict> {
             subjects.push((f.name.clone(), Subject::Flow(f)));
         }
         for (key, subject) in subjects {
-            if let Some(v) = evaluate_one(t, &key, &subject, f, r.interrupted) {
+            if let Some(v) = evaluate_one(t, &key, &subject, f, &r.trends) {
                 out.push(v);
             }
         }
@@ -367,7 +392,7 @@ fn evaluate_one(
     key: &str,
     subject: &Subject<'_>,
     flow: &FlowResult,
-    _interrupted: bool,
+    trends: &[crate::analysis::trend::Trend],
 ) -> Option<Verdict> {
     let exact = !t.pattern.contains('*');
     let row = |observed: Option<(f64, String)>, note: Option<&str>| {
@@ -375,7 +400,7 @@ fn evaluate_one(
         let limit = match t.expr.limit {
             Limit::Duration(d) => d.as_secs_f64(),
             Limit::Share(s) => s,
-            Limit::Count(c) | Limit::PerSecond(c) => c,
+            Limit::Count(c) | Limit::PerSecond(c) | Limit::Slope(c) => c,
         };
         Verdict {
             pattern: t.pattern.clone(),
@@ -464,6 +489,32 @@ fn evaluate_one(
                 }
             }
         }
+        Metric::Trend(stat) => {
+            // A flow's trend is its whole iterations' trend.
+            let key = match subject {
+                Subject::Flow(f) => format!("{}.iteration", f.name),
+                _ => key.to_string(),
+            };
+            match trends.iter().find(|t| t.key == key) {
+                Some(t) => {
+                    // Judged on the lower bound of the 95% interval: a rise counts against the run
+                    // only when it is significant, so a short noisy run does not fail on noise.
+                    let [est, lo, hi] = if stat == Stat::Percentile(50.0) {
+                        t.p50_per_min
+                    } else {
+                        t.p95_per_min
+                    };
+                    let text = format!(
+                        "{:+.2}%/min (95% CI {:+.2} to {:+.2})",
+                        est * 100.0,
+                        lo * 100.0,
+                        hi * 100.0
+                    );
+                    row(Some((lo / 60.0, text)), None)
+                }
+                None => row(None, Some("too few intervals for a trend")),
+            }
+        }
         Metric::Dropped => {
             let Subject::Flow(f) = subject else {
                 return flow_only("dropped");
@@ -548,6 +599,12 @@ mod tests {
             "mean<=2s".parse::<Expr>().unwrap().metric,
             Metric::Latency(Series::Latency, Stat::Mean)
         );
+        let e: Expr = "p95 trend < 2%/10m".parse().unwrap();
+        assert_eq!(e.metric, Metric::Trend(Stat::Percentile(95.0)));
+        assert_eq!(e.limit, Limit::Slope(0.02 / 600.0));
+        assert_eq!(e.limit.to_string(), "0.2%/min");
+        assert!("p99 trend < 2%/10m".parse::<Expr>().is_err());
+        assert!("p95 trend < 2%".parse::<Expr>().is_err());
     }
 
     #[test]

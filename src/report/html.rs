@@ -570,6 +570,15 @@ pub fn render(r: &RunResult) -> String {
     for f in &r.flows {
         flow_section(r, &rows, f, &mut out);
     }
+    let creeping: Vec<&crate::analysis::trend::Trend> =
+        r.trends.iter().filter(|t| t.creeping).collect();
+    if !creeping.is_empty() {
+        out.push_str(r#"<section><h2>Creeping latency</h2><ul>"#);
+        for t in creeping {
+            let _ = write!(out, r#"<li class="bad">{}</li>"#, escape(&t.verdict));
+        }
+        out.push_str("</ul></section>");
+    }
     if !r.db_load.is_empty() {
         out.push_str(r#"<section><h2>Server-reported database time by step</h2><table><thead><tr><th>step</th><th>share</th><th>calls</th><th>per call</th><th>total</th></tr></thead><tbody>"#);
         for d in &r.db_load {

@@ -48,6 +48,9 @@ pub struct RunResult {
     /// The generator's own load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<Generator>,
+    /// Latency trends per key (creeping latency at flat throughput).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trends: Vec<crate::analysis::trend::Trend>,
     /// Steps ranked by their share of the server-reported `db` time (`Server-Timing`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub db_load: Vec<DbShare>,

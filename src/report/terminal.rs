@@ -124,6 +124,9 @@ pub fn render(r: &RunResult) -> String {
             f.iteration.as_ref(),
         );
     }
+    for t in r.trends.iter().filter(|t| t.creeping) {
+        let _ = writeln!(out, "\ncreeping latency: {}", t.verdict);
+    }
     if !r.db_load.is_empty() {
         let _ = writeln!(
             out,

@@ -111,6 +111,7 @@ impl Drop for TestServer {
 /// - `GET /stall` → 200, held while the configured stall window is open
 /// - `GET /status?code=N` → status N
 /// - `GET /flaky` → 503 for half of the requests, 200 otherwise
+/// - `GET /creep` → slower by 4 ms for every second since the server's first request
 /// - `GET /lock-read`, `GET /lock-write` → share one lock, held 1 ms and 15 ms: readers suffer
 ///   only when writers run beside them
 /// - `ANY /echo` → `{"method","query","body","headers":{cookie,content-type,traceparent,…}}`
@@ -300,6 +301,12 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
             reply(200, r#"{"ok":true}"#)
         }
         "/status" => reply(code.unwrap_or(500), r#"{"status":"x"}"#),
+        "/creep" => {
+            // 2 ms, plus 4 ms for every second since the first request: latency creeping up.
+            let waited = 2.0 + 4.0 * now.saturating_duration_since(first).as_secs_f64();
+            tokio::time::sleep(Duration::from_secs_f64(waited / 1000.0)).await;
+            reply(200, r#"{"ok":true}"#)
+        }
         "/lock-read" => {
             let _held = seen.lock.lock().await;
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -1,0 +1,223 @@
+//! Creeping latency: does a key's latency rise while its throughput stays flat?
+//!
+//! For every key, the per-interval p50 and p95 series and the throughput series get a
+//! **Theil–Sen** slope (the median of all pairwise slopes: robust to outliers and to a few bad
+//! intervals) with **Sen's confidence interval** (95%, from the variance of Kendall's S). Slopes
+//! are relative to the series' median and given in percent per minute. A key is flagged as
+//! creeping when the lower bound of its p95 (or p50) slope is above [`MIN_CREEP`] per minute while
+//! the throughput slope's interval lies within ±[`FLAT`] per minute — latency climbing at a
+//! steady load, the signature of a leak, an unindexed table or a filling queue. The first and
+//! last intervals (partial) and the first tenth of the run (warm-up) are left out; runs with fewer
+//! than [`MIN_POINTS`] intervals get no trend.
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::model::{IntervalRow, RunResult};
+
+/// Least rise (per minute, relative) of a CI's lower bound that counts as creeping.
+pub const MIN_CREEP: f64 = 0.01;
+/// Throughput within ±this per minute (relative, whole CI) counts as flat.
+pub const FLAT: f64 = 0.02;
+/// Fewest intervals for a trend.
+pub const MIN_POINTS: usize = 10;
+/// Series are reduced to at most this many points (bucket medians) before pairwise slopes.
+pub const MAX_POINTS: usize = 200;
+
+/// A Theil–Sen slope with its 95% confidence interval (units of y per unit of x).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slope {
+    /// Median pairwise slope.
+    pub slope: f64,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+}
+
+/// Theil–Sen slope and Sen's 95% interval; `None` with fewer than 3 distinct x.
+pub fn theil_sen(points: &[(f64, f64)]) -> Option<Slope> {
+    let n = points.len();
+    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            let dx = points[j].0 - points[i].0;
+            if dx.abs() > 1e-12 {
+                slopes.push((points[j].1 - points[i].1) / dx);
+            }
+        }
+    }
+    if slopes.len() < 3 {
+        return None;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let m = slopes.len();
+    let median = if m % 2 == 1 {
+        slopes[m / 2]
+    } else {
+        0.5 * (slopes[m / 2 - 1] + slopes[m / 2])
+    };
+    // Var(S) of Kendall's statistic without ties; C = z(0.975)·√Var(S).
+    let nf = n as f64;
+    let var_s = nf * (nf - 1.0) * (2.0 * nf + 5.0) / 18.0;
+    let c = 1.96 * var_s.sqrt();
+    let lower = ((m as f64 - c) / 2.0).floor().clamp(0.0, (m - 1) as f64) as usize;
+    let upper = ((m as f64 + c) / 2.0).ceil().clamp(0.0, (m - 1) as f64) as usize;
+    Some(Slope {
+        slope: median,
+        lo: slopes[lower],
+        hi: slopes[upper],
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        0.0
+    } else if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        0.5 * (v[v.len() / 2 - 1] + v[v.len() / 2])
+    }
+}
+
+/// Bucket medians, so a long run costs at most `MAX_POINTS²/2` pairs.
+fn reduce(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_POINTS {
+        return points.to_vec();
+    }
+    points
+        .chunks(points.len().div_ceil(MAX_POINTS))
+        .map(|c| {
+            let mut ys: Vec<f64> = c.iter().map(|p| p.1).collect();
+            (c[c.len() / 2].0, median(&mut ys))
+        })
+        .collect()
+}
+
+/// Relative slope in per-minute terms: (slope per second × 60) ÷ median(y).
+fn relative(points: &[(f64, f64)]) -> Option<Slope> {
+    let reduced = reduce(points);
+    let s = theil_sen(&reduced)?;
+    let mut ys: Vec<f64> = reduced.iter().map(|p| p.1).collect();
+    let m = median(&mut ys);
+    if m <= 0.0 {
+        return None;
+    }
+    let k = 60.0 / m;
+    Some(Slope {
+        slope: s.slope * k,
+        lo: s.lo * k,
+        hi: s.hi * k,
+    })
+}
+
+/// The trend of one key.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Trend {
+    /// `flow.step` or `flow.iteration`.
+    pub key: String,
+    /// Intervals used.
+    pub points: usize,
+    /// p50 slope, relative per minute (0.041 = +4.1%/min), with its 95% interval.
+    pub p50_per_min: [f64; 3],
+    /// p95 slope, relative per minute, with its 95% interval.
+    pub p95_per_min: [f64; 3],
+    /// Throughput slope, relative per minute, with its 95% interval.
+    pub throughput_per_min: [f64; 3],
+    /// Latency rising significantly while throughput is flat.
+    pub creeping: bool,
+    /// One sentence for people.
+    pub verdict: String,
+}
+
+fn usable(rows: &[&IntervalRow]) -> Vec<(f64, f64, f64, f64)> {
+    let n = rows.len();
+    let skip = (n / 10).max(1);
+    rows.iter()
+        .enumerate()
+        .filter(|(i, r)| *i >= skip && *i + 1 < n && r.count > 0)
+        .map(|(_, r)| (r.t, r.p50_us as f64, r.p95_us as f64, r.count as f64))
+        .collect()
+}
+
+/// Trends of every step and iteration key with enough intervals.
+pub fn trends(r: &RunResult) -> Vec<Trend> {
+    let mut by_key: std::collections::BTreeMap<&str, Vec<&IntervalRow>> =
+        std::collections::BTreeMap::new();
+    for row in &r.intervals {
+        by_key.entry(row.key.as_str()).or_default().push(row);
+    }
+    let mut out = Vec::new();
+    for (key, rows) in by_key {
+        let pts = usable(&rows);
+        if pts.len() < MIN_POINTS {
+            continue;
+        }
+        let p50: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
+        let p95: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.2)).collect();
+        let tput: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.3)).collect();
+        let (Some(a), Some(b), Some(c)) = (relative(&p50), relative(&p95), relative(&tput)) else {
+            continue;
+        };
+        let flat = c.lo > -FLAT && c.hi < FLAT;
+        let creeping = flat && (b.lo > MIN_CREEP || a.lo > MIN_CREEP);
+        let verdict = if creeping {
+            format!(
+                "{key}: p95 rising {:.1}%/min (95% CI {:.1} to {:.1}) while throughput is flat ({:+.1}%/min)",
+                b.slope * 100.0,
+                b.lo * 100.0,
+                b.hi * 100.0,
+                c.slope * 100.0
+            )
+        } else {
+            format!(
+                "{key}: p95 {:+.1}%/min, throughput {:+.1}%/min: no creep",
+                b.slope * 100.0,
+                c.slope * 100.0
+            )
+        };
+        out.push(Trend {
+            key: key.to_string(),
+            points: pts.len(),
+            p50_per_min: [a.slope, a.lo, a.hi],
+            p95_per_min: [b.slope, b.lo, b.hi],
+            throughput_per_min: [c.slope, c.lo, c.hi],
+            creeping,
+            verdict,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn theil_sen_finds_the_slope_despite_outliers() {
+        let mut pts: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 2.0 * i as f64 + 1.0)).collect();
+        pts[10].1 = 500.0;
+        pts[30].1 = -400.0;
+        let s = theil_sen(&pts).unwrap();
+        assert!((s.slope - 2.0).abs() < 1e-9);
+        assert!(s.lo <= 2.0 && s.hi >= 2.0);
+    }
+
+    #[test]
+    fn flat_noise_has_an_interval_around_zero() {
+        let pts: Vec<(f64, f64)> = (0..60)
+            .map(|i| (i as f64, 100.0 + ((i * 37 % 11) as f64 - 5.0)))
+            .collect();
+        let s = theil_sen(&pts).unwrap();
+        assert!(s.lo < 0.0 && s.hi > 0.0, "{s:?}");
+    }
+
+    #[test]
+    fn reduction_keeps_long_series_cheap() {
+        let pts: Vec<(f64, f64)> = (0..3600).map(|i| (i as f64, i as f64)).collect();
+        assert!(reduce(&pts).len() <= MAX_POINTS);
+        let s = relative(&pts).unwrap();
+        // y = t: slope 1/s = 60/min, relative to the median (~1800): 3.3%/min.
+        assert!((s.slope - 60.0 / 1800.0).abs() < 0.002, "{s:?}");
+    }
+}

@@ -1,0 +1,45 @@
+//! Creeping latency: flagged when latency rises at flat throughput, not otherwise; and a trend
+//! threshold gates on it.
+
+use crate::util::*;
+
+#[test]
+fn creeping_latency_is_flagged_and_flat_latency_is_not() {
+    let creep = start_server(ServerConfig::default());
+    let flat = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "targets: {{ creep: \"{}\", flat: \"{}\" }}\njourneys:\n  c: [ {{ name: creep, get: /creep, target: creep }} ]\n  f: [ {{ name: steady, get: '/slow?ms=5', target: flat }} ]\nflows:\n  c: {{ journey: c, rate: 40/s, duration: 10s }}\n  f: {{ journey: f, rate: 40/s, duration: 10s }}\nthresholds:\n  c.creep: [ \"p95 trend < 2%/10m\" ]\n  f.steady: [ \"p95 trend < 2%/10m\" ]\n",
+            creep.url(),
+            flat.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let (code, stdout, _) = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "250ms",
+    ]);
+    assert_eq!(
+        code, 1,
+        "the creeping key fails its trend threshold: {stdout}"
+    );
+    assert!(
+        stdout.contains("creeping latency: c.creep: p95 rising"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("creeping latency: f.steady"), "{stdout}");
+    assert!(stdout.contains("FAIL  c.creep"), "{stdout}");
+    assert!(stdout.contains("pass  f.steady"), "{stdout}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let t = r.trends.iter().find(|t| t.key == "c.creep").unwrap();
+    assert!(t.creeping && t.p95_per_min[1] > 0.5, "{t:?}");
+    let t = r.trends.iter().find(|t| t.key == "f.steady").unwrap();
+    assert!(!t.creeping, "{t:?}");
+}
