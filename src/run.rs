@@ -109,6 +109,10 @@ struct CollectorOut {
 pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let keys = Arc::new(KeyTable::from_plan(&plan));
     let registry = Arc::new(Registry::new(keys.clone()));
+    let batch = plan.flows.iter().any(|f| f.kind == FlowKind::Background);
+    registry
+        .has_background
+        .store(batch, std::sync::atomic::Ordering::Relaxed);
     let client = Client::new(plan.settings.http, plan.settings.insecure);
     let start_delay = Duration::from_millis(20);
     let t0 = Instant::now() + start_delay;

@@ -10,6 +10,7 @@
 
 mod util;
 
+mod batch;
 mod compare;
 mod compose;
 mod demo;

@@ -427,6 +427,45 @@ pub fn mann_whitney_p(xs: &[f64], ys: &[f64]) -> f64 {
     (2.0 * normal_sf(z)).min(1.0)
 }
 
+/// Two-sided Mann–Whitney U p-value between two histograms (ranks over their recorded values;
+/// values in the same bucket are ties).
+pub fn mann_whitney_hist(a: &crate::metrics::Hist, b: &crate::metrics::Hist) -> f64 {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    if n1 == 0.0 || n2 == 0.0 {
+        return 1.0;
+    }
+    let mut buckets: std::collections::BTreeMap<u64, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    for v in a.iter_recorded() {
+        buckets
+            .entry(a.highest_equivalent(v.value_iterated_to()))
+            .or_default()
+            .0 += v.count_at_value();
+    }
+    for v in b.iter_recorded() {
+        buckets
+            .entry(b.highest_equivalent(v.value_iterated_to()))
+            .or_default()
+            .1 += v.count_at_value();
+    }
+    let (mut rank_sum_a, mut below, mut tie_term) = (0.0, 0.0, 0.0);
+    for (ca, cb) in buckets.values() {
+        let t = (ca + cb) as f64;
+        let mid_rank = below + (t + 1.0) / 2.0;
+        rank_sum_a += *ca as f64 * mid_rank;
+        tie_term += t * t * t - t;
+        below += t;
+    }
+    let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
+    let nn = n1 + n2;
+    let var = n1 * n2 / 12.0 * ((nn + 1.0) - tie_term / (nn * (nn - 1.0)));
+    if var <= 0.0 {
+        return 1.0;
+    }
+    let z = ((u - n1 * n2 / 2.0).abs() - 0.5).max(0.0) / var.sqrt();
+    (2.0 * normal_sf(z)).min(1.0)
+}
+
 /// Two-sided p-value of the two-proportion z-test; `None` when either side sent nothing.
 pub fn two_proportion_p((f1, n1): (u64, u64), (f2, n2): (u64, u64)) -> Option<f64> {
     if n1 == 0 || n2 == 0 {
@@ -542,6 +581,24 @@ mod tests {
         assert!(mann_whitney_p(&a, &shifted) < 1e-6);
         // All ties: no evidence at all.
         assert_eq!(mann_whitney_p(&[1.0; 10], &[1.0; 10]), 1.0);
+    }
+
+    #[test]
+    fn mann_whitney_on_histograms_agrees_with_samples() {
+        let mut a = crate::metrics::new_hist();
+        let mut b = crate::metrics::new_hist();
+        let xs: Vec<f64> = (0..200).map(|i| 1000.0 + (i * 37 % 101) as f64).collect();
+        let ys: Vec<f64> = (0..200).map(|i| 1030.0 + (i * 53 % 101) as f64).collect();
+        for x in &xs {
+            a.record(*x as u64).unwrap();
+        }
+        for y in &ys {
+            b.record(*y as u64).unwrap();
+        }
+        let p_hist = mann_whitney_hist(&a, &b);
+        let p_samples = mann_whitney_p(&xs, &ys);
+        assert!(p_hist < 1e-6 && p_samples < 1e-6, "{p_hist} {p_samples}");
+        assert!(mann_whitney_hist(&a, &a.clone()) > 0.9);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub use vu::{VirtualUser, VuError};
 use crate::http::{Client, ErrorClass};
 use crate::metrics::{IterationOutcome, Registry};
 use crate::scenario::Plan;
-use crate::scenario::plan::{OnError, Step, Think};
+use crate::scenario::plan::{FlowKind, OnError, Step, Think};
 
 /// What every iteration of one flow shares.
 #[derive(Debug, Clone)]
@@ -40,6 +40,10 @@ pub struct FlowCtx {
 }
 
 impl FlowCtx {
+    fn is_live(&self) -> bool {
+        self.plan.flows[self.flow].kind == FlowKind::Live
+    }
+
     fn flow_key(&self) -> usize {
         self.registry.keys().steps + self.flow
     }
@@ -61,6 +65,9 @@ pub async fn run_iteration(
     let journey = &plan.journeys[plan.flows[ctx.flow].journey];
     vu.iteration += 1;
     vu.new_trace();
+    // Live requests are split by whether batch work was in flight; the guard also counts an
+    // iteration cancelled mid-way out again.
+    let _batch = (!ctx.is_live()).then(|| BackgroundGuard::enter(&ctx.registry));
     let mut failed = false;
     if let Err(e) = vu.draw_rows(plan, &journey.feeders) {
         ctx.registry.flow_error(ctx.flow, ErrorClass::Feed);
@@ -99,6 +106,24 @@ pub async fn run_iteration(
         outcome,
     );
     outcome
+}
+
+struct BackgroundGuard<'a>(&'a Registry);
+
+impl<'a> BackgroundGuard<'a> {
+    fn enter(r: &'a Registry) -> BackgroundGuard<'a> {
+        r.background_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        BackgroundGuard(r)
+    }
+}
+
+impl Drop for BackgroundGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .background_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 struct IterState<'a> {

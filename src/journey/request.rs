@@ -30,8 +30,11 @@ pub(super) async fn execute(
         let req = match build(r, vu, ctx) {
             Ok(req) => req,
             Err(msg) => {
-                ctx.registry
-                    .request(key, &failed_sample(due, ErrorClass::Template, attempt > 0));
+                ctx.registry.request(
+                    key,
+                    &failed_sample(due, ErrorClass::Template, attempt > 0),
+                    false,
+                );
                 ctx.registry.example(key, ErrorClass::Template, || msg);
                 return false;
             }
@@ -94,7 +97,7 @@ pub(super) async fn execute(
             retry: attempt > 0,
             checks: (passed, failure.is_some() as u32),
         };
-        ctx.registry.request(key, &sample);
+        ctx.registry.request(key, &sample, ctx.is_live());
         let Some(class) = error else { return true };
         let message = || match (&ex.error, &failure) {
             (Some((_, m)), _) | (None, Some((_, m))) => m.clone(),

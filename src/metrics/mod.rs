@@ -169,6 +169,11 @@ pub struct StepStats {
     pub checks_failed: u64,
     /// Server-reported metrics (`Server-Timing`), by name.
     pub timings: Vec<TimingStat>,
+    /// Live steps, when the plan has background flows: latency while a background iteration
+    /// was in flight…
+    pub during_batch: Option<Box<Hist>>,
+    /// …and while none was.
+    pub without_batch: Option<Box<Hist>>,
 }
 
 /// One `Server-Timing` metric aggregated: durations as a histogram, counts as a sum.
@@ -275,6 +280,8 @@ impl StepStats {
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
         add_timings(&mut self.timings, &o.timings);
+        add_hist(&mut self.during_batch, &o.during_batch);
+        add_hist(&mut self.without_batch, &o.without_batch);
     }
 
     /// Failed requests (any class).
@@ -407,6 +414,10 @@ pub struct Registry {
     shards: Mutex<Vec<Arc<Shard>>>,
     /// Per-flow gauges, by flow index.
     pub gauges: Vec<FlowGauges>,
+    /// Background iterations in flight right now (read per live request to split its latency).
+    pub background_in_flight: std::sync::atomic::AtomicI64,
+    /// Whether any flow is a background flow (only then is live latency split).
+    pub has_background: std::sync::atomic::AtomicBool,
     /// One bit per error class per key (steps, then flows): whether an example is kept.
     example_seen: Vec<std::sync::atomic::AtomicU32>,
     examples: Mutex<Vec<ErrorExample>>,
@@ -449,6 +460,8 @@ impl Registry {
             keys,
             shards: Mutex::new(Vec::new()),
             gauges,
+            background_in_flight: std::sync::atomic::AtomicI64::new(0),
+            has_background: std::sync::atomic::AtomicBool::new(false),
             example_seen: (0..n)
                 .map(|_| std::sync::atomic::AtomicU32::new(0))
                 .collect(),
@@ -484,11 +497,24 @@ impl Registry {
         f(&mut g)
     }
 
-    /// Records one request of step key `key`.
-    pub fn request(&self, key: usize, s: &RequestSample) {
+    /// Records one request of step key `key`; `live` requests are also split by whether a
+    /// background iteration was in flight.
+    pub fn request(&self, key: usize, s: &RequestSample, live: bool) {
+        let split = live && self.has_background.load(Ordering::Relaxed);
+        let during = split && self.background_in_flight.load(Ordering::Relaxed) > 0;
         self.with(|st| {
             if let Some(k) = st.steps.get_mut(key) {
                 k.record(s);
+                if split {
+                    record(
+                        if during {
+                            &mut k.during_batch
+                        } else {
+                            &mut k.without_batch
+                        },
+                        s.latency,
+                    );
+                }
             }
         });
     }
@@ -674,7 +700,7 @@ mod tests {
                 let reg = reg.clone();
                 std::thread::spawn(move || {
                     for i in 0..1000u64 {
-                        reg.request(1, &sample(1 + (i * 7 + t) % 900));
+                        reg.request(1, &sample(1 + (i * 7 + t) % 900), true);
                     }
                 })
             })
@@ -704,7 +730,7 @@ mod tests {
     #[test]
     fn idle_keys_allocate_no_histograms() {
         let reg = Registry::new(keys());
-        reg.request(0, &sample(5));
+        reg.request(0, &sample(5), true);
         let st = reg.collect();
         assert!(st.steps[0].latency.is_some());
         assert!(st.steps[1].latency.is_none());

@@ -204,6 +204,48 @@ pub struct StepResult {
     /// Server-reported metrics from `Server-Timing` headers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_timing: Vec<TimingResult>,
+    /// Live steps beside background flows: latency with and without batch work in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSplit>,
+}
+
+/// A live step's latency while background iterations were in flight, against while none was.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BatchSplit {
+    /// Latency while at least one background iteration ran.
+    pub during: Latency,
+    /// Latency while none ran.
+    pub without: Latency,
+    /// Two-sided Mann–Whitney U p-value between the two (requests are not fully independent,
+    /// so read it as a strength of evidence, not an exact probability).
+    pub p_value: f64,
+    /// p99 during ÷ p99 without.
+    pub p99_ratio: f64,
+    /// Whether the batch work measurably slows this step (p < 0.01, p50 or p99 up by more than
+    /// 10% and 1 ms).
+    pub interferes: bool,
+}
+
+/// The batch split of a step's stats, when both sides have samples.
+pub fn batch_split(s: &StepStats) -> Option<BatchSplit> {
+    let (d, w) = (s.during_batch.as_deref()?, s.without_batch.as_deref()?);
+    let (during, without) = (Latency::from_hist(Some(d))?, Latency::from_hist(Some(w))?);
+    let p_value = crate::analysis::compare::mann_whitney_hist(d, w);
+    let grew = |a: u64, b: u64| a as f64 > b as f64 * 1.1 && a.saturating_sub(b) > 1000;
+    let interferes = p_value < 0.01
+        && (grew(during.p50_us, without.p50_us) || grew(during.p99_us, without.p99_us));
+    let p99_ratio = if without.p99_us > 0 {
+        during.p99_us as f64 / without.p99_us as f64
+    } else {
+        1.0
+    };
+    Some(BatchSplit {
+        during,
+        without,
+        p_value,
+        p99_ratio,
+        interferes,
+    })
 }
 
 /// A `Server-Timing` metric aggregated over a step's responses (or a flow's iterations).
@@ -426,6 +468,7 @@ pub fn step_result(
         connect: Latency::from_hist(s.connect.as_deref()),
         tls: Latency::from_hist(s.tls.as_deref()),
         server_timing: timing_results(&s.timings),
+        batch: batch_split(s),
     }
 }
 

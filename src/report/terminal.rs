@@ -87,6 +87,21 @@ pub fn render(r: &RunResult) -> String {
             }
             let _ = writeln!(out, "{line}");
         }
+        for s in &f.steps {
+            let Some(b) = &s.batch else { continue };
+            if b.interferes {
+                let _ = writeln!(
+                    out,
+                    "  batch interference: {} p50 {} → {}, p99 {} → {} while background work runs (p = {:.2e})",
+                    s.name,
+                    ms(b.without.p50_us),
+                    ms(b.during.p50_us),
+                    ms(b.without.p99_us),
+                    ms(b.during.p99_us),
+                    b.p_value
+                );
+            }
+        }
         for s in f.steps.iter().filter(|s| s.retries > 0) {
             let _ = writeln!(
                 out,

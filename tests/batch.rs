@@ -1,0 +1,46 @@
+//! Batch versus live: a live step's latency split by whether background work was in flight.
+
+use crate::util::*;
+
+#[test]
+fn background_work_that_shares_a_lock_shows_as_interference() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            r#"
+target: {}
+journeys:
+  read: [ {{ name: read, get: /lock-read }} ]
+  free: [ {{ name: ok, get: /ok }} ]
+  batch:
+    - loop: {{ count: 8, steps: [ {{ name: write, get: /lock-write }} ] }}
+flows:
+  readers: {{ journey: read, rate: 50/s, duration: 6s }}
+  bystanders: {{ journey: free, rate: 50/s, duration: 6s }}
+  nightly: {{ journey: batch, kind: background, rate: 1/s, duration: 6s }}
+"#,
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("batch interference: read p50"), "{stdout}");
+    assert!(!stdout.contains("batch interference: ok"), "{stdout}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let read = step(&r, "readers.read").batch.as_ref().unwrap();
+    assert!(read.interferes && read.p_value < 1e-6, "{read:?}");
+    assert!(
+        read.during.count > 20 && read.without.count > 20,
+        "both sides measured: {read:?}"
+    );
+    let ok = step(&r, "bystanders.ok").batch.as_ref().unwrap();
+    assert!(!ok.interferes, "{ok:?}");
+    assert!(
+        step(&r, "nightly.write").batch.is_none(),
+        "background steps are not split"
+    );
+}
