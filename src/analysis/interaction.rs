@@ -6,7 +6,8 @@
 //! the flows that hurt it — from the pair phases when they ran, else "everything else".
 //!
 //! A step counts as hurt when its p99 at least doubles **and** grows by more than 5 ms (below that,
-//! doubling is timer noise), or its error rate grows by more than one percentage point.
+//! doubling is timer noise), or its error rate grows by more than one percentage point. A pair is
+//! named as the cause when it hurts the step and reproduces at least half of the mixed growth.
 
 use std::fmt::Write as _;
 
@@ -101,10 +102,14 @@ pub fn analyse(alone: &[Phase], mixed: &Phase, pairs: &[Phase]) -> Vec<Row> {
             };
             let mut hurt_by = Vec::new();
             if hurts(a, m) {
-                // The pairs that reproduce it name the culprits; without pairs, blame the rest.
+                // The pairs that reproduce most of the effect name the culprits; without pairs,
+                // blame the rest. ("Most": a pair that merely crosses the bar on a busy machine
+                // is not the cause of a tenfold slowdown.)
+                let growth = mp99.saturating_sub(ap99) as f64;
                 for pair in pairs.iter().filter(|ph| ph.flows.contains(flow)) {
                     if let Some(ps) = find(&pair.result, &a.key)
                         && hurts(a, ps)
+                        && p(ps, |l| l.p99_us).saturating_sub(ap99) as f64 >= 0.5 * growth
                     {
                         hurt_by.extend(pair.flows.iter().filter(|f| *f != flow).cloned());
                     }
