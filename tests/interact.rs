@@ -11,7 +11,7 @@ fn interact_names_the_flow_that_hurts_another() {
         d.path(),
         "s.yaml",
         &format!(
-            "target: {}\njourneys:\n  r: [ {{ name: read, get: /lock-read }} ]\n  w: [ {{ name: write, get: /lock-write }} ]\n  o: [ {{ name: ok, get: /ok }} ]\nflows:\n  reader: {{ journey: r, rate: 40/s, duration: 3s }}\n  writer: {{ journey: w, rate: 45/s, duration: 3s }}\n  bystander: {{ journey: o, rate: 20/s, duration: 3s }}\n",
+            "target: {}\njourneys:\n  r: [ {{ name: read, get: /lock-read }} ]\n  w: [ {{ name: write, get: '/lock-write?ms=30' }} ]\n  o: [ {{ name: ok, get: /ok }} ]\nflows:\n  reader: {{ journey: r, rate: 40/s, duration: 3s }}\n  writer: {{ journey: w, rate: 30/s, duration: 3s }}\n  bystander: {{ journey: o, rate: 20/s, duration: 3s }}\n",
             srv.url()
         ),
     );

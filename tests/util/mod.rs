@@ -112,7 +112,7 @@ impl Drop for TestServer {
 /// - `GET /status?code=N` → status N
 /// - `GET /flaky` → 503 for half of the requests, 200 otherwise
 /// - `GET /creep` → slower by 4 ms for every second since the server's first request
-/// - `GET /lock-read`, `GET /lock-write` → share one lock, held 1 ms and 15 ms: readers suffer
+/// - `GET /lock-read`, `GET /lock-write?ms=N` → share one lock, held 1 ms and N ms (15): readers suffer
 ///   only when writers run beside them
 /// - `ANY /echo` → `{"method","query","body","headers":{cookie,content-type,traceparent,…}}`
 /// - `GET /setcookie` → sets `sid=abc123` and `theme=dark`
@@ -314,7 +314,7 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
         }
         "/lock-write" => {
             let _held = seen.lock.lock().await;
-            tokio::time::sleep(Duration::from_millis(15)).await;
+            tokio::time::sleep(Duration::from_millis(ms.unwrap_or(15))).await;
             reply(200, r#"{"ok":true}"#)
         }
         "/flaky" => {
