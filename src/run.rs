@@ -614,6 +614,11 @@ fn assemble(
                 schedule_lag: Latency::from_hist(fs.lag.as_deref()),
                 errors: class_counts(&fs.errors),
                 work: crate::report::model::work(fs),
+                poisson: registry
+                    .poisson
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(fi).cloned().flatten()),
                 steps,
             }
         })

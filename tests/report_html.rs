@@ -124,6 +124,7 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
             schedule_lag: latency(),
             errors: BTreeMap::new(),
             work: None,
+            poisson: None,
             steps: (0..20)
                 .map(|s| StepResult {
                     key: format!("flow{f}.step{s}"),

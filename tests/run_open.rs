@@ -62,6 +62,21 @@ fn poisson_arrivals_have_exponential_gaps() {
         "coefficient of variation {cv:.3}, expected about 1 (uniform gives ~0)"
     );
     assert_eq!(flow(&r, "f").dropped, 0);
+    let fit = flow(&r, "f")
+        .poisson
+        .as_ref()
+        .expect("Poisson flows get a goodness-of-fit check");
+    assert!(
+        (fit.dispersion_index - 1.0).abs() <= fit.tolerance,
+        "{fit:?}"
+    );
+    assert!(
+        r.self_checks
+            .iter()
+            .any(|c| c.check == "poisson_fit" && c.passed)
+    );
+    let ci = step(&r, "f.ok").latency.as_ref().unwrap().ci95;
+    assert!(ci[2][0] <= ci[2][1] && ci[0][1] > 0, "{ci:?}");
 }
 
 #[test]

@@ -8,6 +8,10 @@
 //!   own schedule, so latency includes its own queueing.
 //! - **Saturation**: the runtime's worker threads were busy more than [`MAX_BUSY`] of the run: the
 //!   generator ran out of CPU.
+//! - **Poisson fit** (C4): for Poisson flows, the *actual* start times, mapped through the curve's
+//!   integral to unit-rate time, are counted in bins of 20 expected arrivals; a Poisson process has
+//!   variance equal to the mean (index 1, ± 3 standard errors √(2/(bins−1))). Uniform spacing
+//!   gives about 0, bunching well above 1. Bins of 20 arrivals keep the 1 ms timer out of it.
 //!
 //! Any of these makes the run untrustworthy, and `run` exits 3. The bounds are deliberately
 //! coarser than a quiet machine allows (MEASUREMENT.md suggests 1 ms of lag), so that a shared CI
@@ -74,6 +78,24 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
             });
         }
     }
+    for f in &r.flows {
+        if let Some(p) = &f.poisson {
+            let passed = (p.dispersion_index - 1.0).abs() <= p.tolerance;
+            out.push(SelfCheck {
+                check: "poisson_fit".into(),
+                flow: Some(f.name.clone()),
+                passed,
+                detail: format!(
+                    "flow {} arrivals have dispersion index {:.2} over {} bins (Poisson: 1 ± {:.2}){}",
+                    f.name,
+                    p.dispersion_index,
+                    p.bins,
+                    p.tolerance,
+                    if passed { "" } else { ": the sent arrivals are not the planned Poisson process" }
+                ),
+            });
+        }
+    }
     if let Some(g) = &r.generator {
         out.push(SelfCheck {
             check: "saturation".into(),
@@ -112,6 +134,7 @@ mod tests {
             p999_us: p99_us,
             max_us: p99_us,
             histogram: String::new(),
+            ci95: [[0; 2]; 3],
         })
     }
 
@@ -134,6 +157,7 @@ mod tests {
             errors: Default::default(),
             steps: Vec::new(),
             work: None,
+            poisson: None,
         };
         RunResult {
             schema_version: 1,

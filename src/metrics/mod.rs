@@ -414,6 +414,8 @@ pub struct Registry {
     shards: Mutex<Vec<Arc<Shard>>>,
     /// Per-flow gauges, by flow index.
     pub gauges: Vec<FlowGauges>,
+    /// Per open Poisson flow, the dispersion of its actual arrivals, set once when it ends.
+    pub poisson: Mutex<Vec<Option<crate::report::model::PoissonFit>>>,
     /// Background iterations in flight right now (read per live request to split its latency).
     pub background_in_flight: std::sync::atomic::AtomicI64,
     /// Whether any flow is a background flow (only then is live latency split).
@@ -455,12 +457,14 @@ impl Registry {
             .map(|_| FlowGauges::default())
             .collect();
         let n = keys.steps + keys.flows.len();
+        let n_flows = keys.flows.len();
         Registry {
             id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             keys,
             shards: Mutex::new(Vec::new()),
             gauges,
             background_in_flight: std::sync::atomic::AtomicI64::new(0),
+            poisson: Mutex::new(vec![None; n_flows]),
             has_background: std::sync::atomic::AtomicBool::new(false),
             example_seen: (0..n)
                 .map(|_| std::sync::atomic::AtomicU32::new(0))

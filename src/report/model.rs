@@ -151,6 +151,9 @@ pub struct FlowResult {
     pub schedule_lag: Option<Latency>,
     /// Failures outside requests (script, feed) by class.
     pub errors: BTreeMap<String, u64>,
+    /// Poisson flows: dispersion of the actual arrivals (the goodness-of-fit self-check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poisson: Option<PoissonFit>,
     /// Work per iteration: requests and server-reported metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<Work>,
@@ -320,6 +323,11 @@ pub struct Latency {
     pub max_us: u64,
     /// The histogram: base64 of HdrHistogram V2 + DEFLATE.
     pub histogram: String,
+    /// 95% confidence intervals of p50, p95 and p99 (µs), from order statistics: ranks
+    /// n·q ± 1.96·√(n·q·(1−q)). They assume independent samples, so read them as a lower bound
+    /// on the uncertainty.
+    #[serde(default)]
+    pub ci95: [[u64; 2]; 3],
 }
 
 impl Latency {
@@ -340,8 +348,56 @@ impl Latency {
             p999_us: h.value_at_quantile(0.999),
             max_us: h.max(),
             histogram: codec::encode(h),
+            ci95: [0.5, 0.95, 0.99].map(|q| quantile_ci(h, q)),
         })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_intervals_narrow_with_samples() {
+        let mut many = crate::metrics::new_hist();
+        for v in 1..=10_000u64 {
+            many.record(v).unwrap();
+        }
+        let [lo, hi] = quantile_ci(&many, 0.99);
+        assert!(lo <= 9_900 && hi >= 9_900 && hi - lo < 100, "{lo}..{hi}");
+        let mut few = crate::metrics::new_hist();
+        for v in 1..=20u64 {
+            few.record(v * 100).unwrap();
+        }
+        let [lo, hi] = quantile_ci(&few, 0.5);
+        assert!(
+            lo <= 1000 && hi >= 1100 && hi - lo >= 400,
+            "{lo}..{hi}: wide with 20 samples"
+        );
+    }
+}
+
+/// The 95% confidence interval of quantile `q` of a histogram, by order statistics.
+pub fn quantile_ci(h: &Hist, q: f64) -> [u64; 2] {
+    let n = h.len() as f64;
+    if n < 1.0 {
+        return [0, 0];
+    }
+    let half = 1.96 * (n * q * (1.0 - q)).sqrt();
+    let lo = ((n * q - half).floor() / n).clamp(0.0, 1.0);
+    let hi = ((n * q + half).ceil() / n).clamp(0.0, 1.0);
+    [h.value_at_quantile(lo), h.value_at_quantile(hi)]
+}
+
+/// How Poisson-like an open flow's actual arrivals were.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PoissonFit {
+    /// Variance over mean of arrivals per bin of 20 expected arrivals (≈ 1 for Poisson).
+    pub dispersion_index: f64,
+    /// Bins counted.
+    pub bins: u64,
+    /// Largest deviation of the index from 1 that chance explains (3 standard errors).
+    pub tolerance: f64,
 }
 
 /// The first message seen for an error class on a key.

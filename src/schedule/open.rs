@@ -29,6 +29,7 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
     let mut x = 0.0f64;
     let gauges = &ctx.registry.gauges[ctx.flow];
     let mut next = open.curve.time_of(x);
+    let mut fit = (open.arrivals == Arrivals::Poisson).then(DispersionCounter::default);
     'load: while let Some(t) = next {
         let due = flow_start + std::time::Duration::from_secs_f64(t);
         if due > Instant::now() {
@@ -71,6 +72,12 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
                     continue;
                 }
             };
+            if let Some(fit) = &mut fit {
+                fit.add(
+                    open.curve
+                        .cumulative(now.saturating_duration_since(flow_start).as_secs_f64()),
+                );
+            }
             let ctx2 = ctx.clone();
             let pool2 = pool.clone();
             tasks.spawn(async move {
@@ -94,7 +101,61 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
         );
     }
     gauges.set_target(0.0);
+    if let Some(fit) = fit.and_then(DispersionCounter::finish)
+        && let Some(slot) = ctx
+            .registry
+            .poisson
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(ctx.flow)
+    {
+        *slot = Some(fit);
+    }
     finish(&ctx, &mut tasks, &mut control).await;
+}
+
+/// Expected arrivals per bin of unit-rate time.
+const PER_BIN: f64 = 20.0;
+/// Bins kept (the first 2 million arrivals are plenty for the statistic).
+const MAX_BINS: usize = 100_000;
+
+/// Counts actual arrivals per bin of unit-rate time (the curve's integral), for the Poisson fit.
+#[derive(Debug, Default)]
+struct DispersionCounter {
+    bins: Vec<u32>,
+}
+
+impl DispersionCounter {
+    fn add(&mut self, unit_time: f64) {
+        let i = (unit_time / PER_BIN) as usize;
+        if i < MAX_BINS {
+            if self.bins.len() <= i {
+                self.bins.resize(i + 1, 0);
+            }
+            self.bins[i] += 1;
+        }
+    }
+
+    fn finish(mut self) -> Option<crate::report::model::PoissonFit> {
+        // The last bin is partial.
+        self.bins.pop();
+        let k = self.bins.len();
+        if k < 10 {
+            return None;
+        }
+        let mean = self.bins.iter().map(|&c| f64::from(c)).sum::<f64>() / k as f64;
+        let var = self
+            .bins
+            .iter()
+            .map(|&c| (f64::from(c) - mean).powi(2))
+            .sum::<f64>()
+            / (k - 1) as f64;
+        (mean > 0.0).then(|| crate::report::model::PoissonFit {
+            dispersion_index: var / mean,
+            bins: k as u64,
+            tolerance: 3.0 * (2.0 / (k - 1) as f64).sqrt(),
+        })
+    }
 }
 
 /// Waits for in-flight iterations until they end or the run cancels them.
@@ -127,4 +188,32 @@ pub(super) fn report_vu_error(ctx: &FlowCtx, e: &crate::journey::VuError) {
         .example(ctx.registry.keys().steps + ctx.flow, class, || {
             e.to_string()
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn uniform_arrivals_fail_the_poisson_fit_and_poisson_ones_pass() {
+        let mut uniform = DispersionCounter::default();
+        for n in 0..4000 {
+            uniform.add(n as f64);
+        }
+        let u = uniform.finish().unwrap();
+        assert!(
+            u.dispersion_index < 0.1 && (u.dispersion_index - 1.0).abs() > u.tolerance,
+            "{u:?}"
+        );
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let (mut poisson, mut x) = (DispersionCounter::default(), 0.0);
+        for _ in 0..4000 {
+            let gap: f64 = Exp1.sample(&mut rng);
+            x += gap;
+            poisson.add(x);
+        }
+        let p = poisson.finish().unwrap();
+        assert!((p.dispersion_index - 1.0).abs() <= p.tolerance, "{p:?}");
+    }
 }
