@@ -193,6 +193,8 @@ flows:
     assert_eq!(f.iterations_ok, 20, "{:?}", r.error_examples);
     let work = f.work.as_ref().unwrap();
     assert_eq!(work.requests_mean, 3.0);
+    assert_eq!(work.steps_mean, 3.0);
+    assert!(work.bytes_mean > 500.0, "{}", work.bytes_mean);
     let queries = work
         .per_iteration
         .iter()

@@ -99,7 +99,7 @@ pub async fn run_iteration(
         IterationOutcome::Ok
     };
     ctx.registry
-        .iteration_work(ctx.flow, vu.iter_requests, &vu.iter_timing);
+        .iteration_work(ctx.flow, vu.work, &vu.iter_timing);
     ctx.registry.iteration(
         ctx.flow,
         Instant::now().saturating_duration_since(due_at),
@@ -167,6 +167,7 @@ async fn run_steps(
 ) -> Next {
     let plan = &ctx.plan;
     for step in steps {
+        vu.work.steps += 1;
         let next = match step {
             Step::Request(r) => {
                 let ok = request::execute(r, vu, ctx, *st.next_due).await;

@@ -63,7 +63,8 @@ pub(super) async fn execute(
             replayed = true;
             continue;
         }
-        vu.iter_requests += 1;
+        vu.work.requests += 1;
+        vu.work.bytes += ex.bytes_in + ex.bytes_out;
         if ex.error.is_none() {
             store_cookies(vu, r.origin, &ex.headers);
             if let Some(st) = ex

@@ -31,8 +31,8 @@ pub struct VirtualUser {
     pub(crate) buf: Vec<u8>,
     pub(crate) scratch: Vec<u8>,
     pub(crate) trace_id: u128,
-    /// Requests sent in the current iteration.
-    pub(crate) iter_requests: u64,
+    /// Work of the current iteration.
+    pub(crate) work: crate::metrics::IterationWork,
     /// `Server-Timing` totals of the current iteration: (name, ms, count); names are kept
     /// across iterations so the tally allocates once.
     pub(crate) iter_timing: Vec<(String, f64, f64)>,
@@ -68,7 +68,7 @@ impl VirtualUser {
             buf: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(256),
             trace_id: 0,
-            iter_requests: 0,
+            work: crate::metrics::IterationWork::default(),
             iter_timing: Vec::new(),
         };
         plan.scripts.init_vu(&mut vu.scope)?;
@@ -89,7 +89,7 @@ impl VirtualUser {
     /// Starts a new W3C trace and a new work tally for this iteration.
     pub(crate) fn new_trace(&mut self) {
         self.trace_id = self.rng.random::<u128>() | 1;
-        self.iter_requests = 0;
+        self.work = crate::metrics::IterationWork::default();
         for t in &mut self.iter_timing {
             t.1 = 0.0;
             t.2 = 0.0;

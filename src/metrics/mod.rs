@@ -111,6 +111,17 @@ impl KeyTable {
     }
 }
 
+/// What one iteration did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IterationWork {
+    /// Requests sent (retries included).
+    pub requests: u64,
+    /// Steps executed.
+    pub steps: u64,
+    /// Bytes sent and received.
+    pub bytes: u64,
+}
+
 /// One request's measurements.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSample {
@@ -322,6 +333,10 @@ pub struct FlowStats {
     pub errors: [u64; ErrorClass::COUNT],
     /// Requests sent per completed iteration (retries included).
     pub requests_per_iteration: Option<Box<Hist>>,
+    /// Steps executed per completed iteration.
+    pub steps_per_iteration: Option<Box<Hist>>,
+    /// Bytes sent and received per completed iteration.
+    pub bytes_per_iteration: Option<Box<Hist>>,
     /// Server-reported metrics totalled per iteration (durations in µs per iteration).
     pub iteration_timings: Vec<TimingStat>,
 }
@@ -340,6 +355,8 @@ impl FlowStats {
             *a += b;
         }
         add_hist(&mut self.requests_per_iteration, &o.requests_per_iteration);
+        add_hist(&mut self.steps_per_iteration, &o.steps_per_iteration);
+        add_hist(&mut self.bytes_per_iteration, &o.bytes_per_iteration);
         add_timings(&mut self.iteration_timings, &o.iteration_timings);
     }
 
@@ -543,14 +560,16 @@ impl Registry {
         });
     }
 
-    /// Records the work of one finished iteration: requests sent and per-metric server totals
-    /// `(name, total ms, total count)`.
-    pub fn iteration_work(&self, flow: usize, requests: u64, totals: &[(String, f64, f64)]) {
+    /// Records the work of one finished iteration: requests, steps and bytes, and per-metric
+    /// server totals `(name, total ms, total count)`.
+    pub fn iteration_work(&self, flow: usize, work: IterationWork, totals: &[(String, f64, f64)]) {
         self.with(|st| {
             let Some(f) = st.flows.get_mut(flow) else {
                 return;
             };
-            record_count(&mut f.requests_per_iteration, requests);
+            record_count(&mut f.requests_per_iteration, work.requests);
+            record_count(&mut f.steps_per_iteration, work.steps);
+            record_count(&mut f.bytes_per_iteration, work.bytes);
             for (name, ms, count) in totals {
                 let t = timing_slot(&mut f.iteration_timings, name);
                 t.seen += 1;

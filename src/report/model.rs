@@ -281,6 +281,12 @@ pub struct Work {
     pub requests_p50: u64,
     /// Most requests in one iteration.
     pub requests_max: u64,
+    /// Mean steps executed per iteration (loops and conditions make it vary).
+    pub steps_mean: f64,
+    /// Mean bytes sent and received per iteration.
+    pub bytes_mean: f64,
+    /// Median bytes per iteration.
+    pub bytes_p50: u64,
     /// Server-reported metrics totalled per iteration.
     pub per_iteration: Vec<TimingResult>,
 }
@@ -559,6 +565,12 @@ pub fn work(f: &FlowStats) -> Option<Work> {
         requests_mean: h.mean(),
         requests_p50: h.value_at_quantile(0.5),
         requests_max: h.max(),
+        steps_mean: f.steps_per_iteration.as_deref().map_or(0.0, |h| h.mean()),
+        bytes_mean: f.bytes_per_iteration.as_deref().map_or(0.0, |h| h.mean()),
+        bytes_p50: f
+            .bytes_per_iteration
+            .as_deref()
+            .map_or(0, |h| h.value_at_quantile(0.5)),
         per_iteration: timing_results(&f.iteration_timings),
     })
 }

@@ -67,7 +67,12 @@ pub fn render(r: &RunResult) -> String {
         }
         let _ = writeln!(out, "{facts}");
         if let Some(w) = &f.work {
-            let mut line = format!("  work per iteration: {:.1} requests", w.requests_mean);
+            let mut line = format!(
+                "  work per iteration: {:.1} requests, {:.1} steps, {:.1} KiB",
+                w.requests_mean,
+                w.steps_mean,
+                w.bytes_mean / 1024.0
+            );
             for t in &w.per_iteration {
                 match &t.duration {
                     Some(d) => {
