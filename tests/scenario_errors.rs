@@ -8,14 +8,23 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-fn expectation(text: &str) -> (String, Vec<String>) {
+/// `(file, position, words)`: `# expect: 3:5 | …` is in the fixture itself; `# expect: @x.rhai 2:9
+/// | …` is in a file beside it (a script or data file the scenario names).
+fn expectation(text: &str) -> (Option<String>, String, Vec<String>) {
     let first = text.lines().next().unwrap();
     let spec = first
         .strip_prefix("# expect: ")
         .expect("fixture starts with `# expect:`");
     let mut parts = spec.split(" | ");
-    let pos = parts.next().unwrap().trim().to_string();
-    (pos, parts.map(|w| w.trim().to_string()).collect())
+    let head = parts.next().unwrap().trim();
+    let (file, pos) = match head.strip_prefix('@') {
+        Some(rest) => {
+            let (f, p) = rest.split_once(' ').unwrap();
+            (Some(f.to_string()), p.to_string())
+        }
+        None => (None, head.to_string()),
+    };
+    (file, pos, parts.map(|w| w.trim().to_string()).collect())
 }
 
 #[test]
@@ -24,22 +33,27 @@ fn every_invalid_fixture_fails_with_position_and_message() {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
     assert!(
-        files.len() >= 20,
-        "at least 20 fixtures, found {}",
+        files.len() >= 50,
+        "at least 50 fixtures, found {}",
         files.len()
     );
     let mut failures = Vec::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).unwrap();
-        let (pos, words) = expectation(&text);
+        let bytes = std::fs::read(f).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let (file, pos, words) = expectation(&text);
         let started = Instant::now();
         let (code, _out, err) = run_bin(&["validate", f.to_str().unwrap()]);
         let took = started.elapsed();
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let located = format!("{}:{pos}: error:", f.display());
+        let located = match &file {
+            Some(other) => format!("{}:{pos}: error:", dir.join(other).display()),
+            None => format!("{}:{pos}: error:", f.display()),
+        };
         if code != 2 {
             failures.push(format!("{name}: exit {code}, expected 2\n{err}"));
         } else if !err.contains(&located) {
@@ -89,4 +103,20 @@ fn a_missing_scenario_file_is_invalid_input() {
         err.contains("cannot read scenario `/nonexistent/s.yaml`"),
         "{err}"
     );
+}
+
+#[test]
+fn a_50_mb_file_is_refused_at_once() {
+    let d = dir();
+    let big = d.path().join("big.yaml");
+    let line = format!("# {}\n", "x".repeat(1022));
+    std::fs::write(&big, line.repeat(50 * 1024)).unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, err) = run_bin(&["validate", big.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(":1:1: error: the file is ") && err.contains("limited to"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

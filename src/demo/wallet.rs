@@ -16,6 +16,9 @@ use tokio::sync::Semaphore;
 
 use super::DemoConfig;
 
+/// Event rows a balance read adds under `--degrade`.
+pub const EVENTS_PER_READ: usize = 50;
+
 /// The password every seeded user has.
 pub const PASSWORD: &str = "password";
 /// Number of seeded users (`user00001` … `user10000`).
@@ -339,12 +342,17 @@ pub async fn balance(pool: &Arc<Pool>, cfg: &DemoConfig, token: String) -> Answe
                     |r| r.get(0),
                 )?;
                 out.insert("views".into(), json!(n));
+                // Every read also logs a burst of events (say, one per widget on the page), so
+                // the unindexed table grows fast enough for the scan to show within minutes.
                 db.write(|tx, q| {
                     *q += 1;
-                    tx.execute(
+                    let mut st = tx.prepare_cached(
                         "INSERT INTO events (user_id, kind, ts_ms) VALUES (?1, 'balance', ?2)",
-                        params![uid, now_ms()],
                     )?;
+                    let ts = now_ms();
+                    for _ in 0..EVENTS_PER_READ {
+                        st.execute(params![uid, ts])?;
+                    }
                     Ok(())
                 })?;
             }
