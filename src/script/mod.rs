@@ -440,6 +440,34 @@ mod tests {
     }
 
     #[test]
+    fn scripts_cannot_touch_files_sockets_or_processes() {
+        let s = Scripts::new();
+        for (code, what) in [
+            (r#"open_file("/etc/passwd")"#, "open_file"),
+            (r#"read_file("/etc/passwd")"#, "read_file"),
+            (r#"system("ls")"#, "system"),
+            (r#"exec("ls")"#, "exec"),
+            (r#"connect("127.0.0.1:80")"#, "connect"),
+            (r#"http_get("http://127.0.0.1/")"#, "http_get"),
+        ] {
+            let step = s.compile(code, origin()).unwrap();
+            let err = s.run(&step, &mut Scope::new()).unwrap_err();
+            assert!(
+                err.message.contains("Function not found") && err.message.contains(what),
+                "{code}: {err}"
+            );
+            assert_eq!(err.line, 10, "the error names the line");
+        }
+        // Modules (`import`) are refused too: there is nothing to load them from.
+        assert!(
+            s.compile(r#"import "fs" as fs;"#, origin()).is_err() || {
+                let step = s.compile(r#"import "fs" as fs;"#, origin()).unwrap();
+                s.run(&step, &mut Scope::new()).is_err()
+            }
+        );
+    }
+
+    #[test]
     fn helpers_sign_and_encode() {
         let s = Scripts::new();
         let mut scope = Scope::new();
