@@ -452,6 +452,27 @@ fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<
     exit
 }
 
+/// Files the process keeps open besides sockets (result files, the runtime, the terminal).
+const SPARE_FILES: u64 = 64;
+
+/// Refuses a plan that needs more sockets than the open-file limit allows, before any traffic.
+fn check_socket_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
+    let Ok((soft, _hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return Ok(());
+    };
+    let needed = plan.sockets_needed() + SPARE_FILES;
+    if needed > soft {
+        return Err(format!(
+            "{}: the plan can hold {} connections open at once (virtual users at peak × origins), \
+             but this process may open only {soft} files (ulimit -n, raised to the hard limit)\n  \
+             hint: lower max_vus or VU counts, or raise the hard limit (ulimit -Hn) for this user",
+            path.display(),
+            needed - SPARE_FILES
+        ));
+    }
+    Ok(())
+}
+
 fn print_load_error(e: &ScenarioError) {
     eprintln!("{e}");
 }
@@ -459,6 +480,10 @@ fn print_load_error(e: &ScenarioError) {
 fn validate(path: &Path, ov: &Overrides) -> Exit {
     match scenario::load(path, ov) {
         Ok(plan) => {
+            if let Err(e) = check_socket_budget(&plan, path) {
+                eprintln!("error: {e}");
+                return Exit::InvalidInput;
+            }
             println!(
                 "{}: ok — {} journeys, {} flows",
                 path.display(),
@@ -487,6 +512,10 @@ pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) 
             return Exit::InvalidInput;
         }
     };
+    if let Err(e) = check_socket_budget(&plan, path) {
+        eprintln!("error: {e}");
+        return Exit::InvalidInput;
+    }
     run_loaded(plan, opts, quiet)
 }
 

@@ -120,3 +120,22 @@ fn a_50_mb_file_is_refused_at_once() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn a_plan_needing_more_sockets_than_allowed_is_refused_before_traffic() {
+    let d = dir();
+    // Two origins per virtual user, ten million virtual users: far past any open-file limit.
+    let s = write(
+        d.path(),
+        "big.yaml",
+        "targets: { a: http://127.0.0.1:9, b: http://127.0.0.1:10 }\njourneys:\n  j: [ { name: a, get: /x, target: a }, { name: b, get: /y, target: b } ]\nflows:\n  f: { journey: j, rate: 10/s, duration: 1s, max_vus: 10000000 }\n",
+    );
+    for cmd in ["validate", "run"] {
+        let (code, _, err) = run_bin(&[cmd, s.to_str().unwrap()]);
+        assert_eq!(code, 2, "{cmd}: {err}");
+        assert!(
+            err.contains("can hold 20000000 connections open at once"),
+            "{err}"
+        );
+    }
+}

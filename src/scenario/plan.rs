@@ -380,6 +380,25 @@ pub struct Closed {
     pub per_vu_iterations: Option<u64>,
 }
 
+fn collect_origins(steps: &[Step], out: &mut Vec<usize>) {
+    for s in steps {
+        match s {
+            Step::Request(r) => {
+                if !out.contains(&r.origin) {
+                    out.push(r.origin);
+                }
+            }
+            Step::Group(inner) => collect_origins(inner, out),
+            Step::Loop(l) => collect_origins(&l.steps, out),
+            Step::If(i) => {
+                collect_origins(&i.then, out);
+                collect_origins(&i.otherwise, out);
+            }
+            Step::Think(_) | Step::Script(_) => {}
+        }
+    }
+}
+
 impl Flow {
     /// How long the flow generates load.
     pub fn length(&self) -> Duration {
@@ -444,6 +463,23 @@ impl Flow {
 }
 
 impl Plan {
+    /// Sockets the plan can hold open at once: every virtual user at peak keeps one connection
+    /// per origin its journey talks to.
+    pub fn sockets_needed(&self) -> u64 {
+        self.flows
+            .iter()
+            .map(|f| {
+                let vus = match &f.model {
+                    LoadModel::Open(o) => o.max_vus,
+                    LoadModel::Closed(c) => c.curve.peak().ceil() as u64,
+                };
+                let mut origins: Vec<usize> = Vec::new();
+                collect_origins(&self.journeys[f.journey].steps, &mut origins);
+                vus * origins.len().max(1) as u64
+            })
+            .sum()
+    }
+
     /// The time from run start to the end of the last flow's load.
     pub fn load_length(&self) -> Duration {
         self.flows
