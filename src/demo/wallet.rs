@@ -215,7 +215,8 @@ pub fn seed(path: &std::path::Path, cfg: &DemoConfig) -> Result<(), DbError> {
          CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, asset TEXT NOT NULL, delta REAL NOT NULL, ts_ms INTEGER NOT NULL);
          CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, ts_ms INTEGER NOT NULL);
          CREATE TABLE IF NOT EXISTS daily_report (day TEXT NOT NULL, asset TEXT NOT NULL, volume REAL NOT NULL, trades INTEGER NOT NULL, PRIMARY KEY (day, asset));
-         CREATE TABLE IF NOT EXISTS events (user_id INTEGER NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL);",
+         CREATE TABLE IF NOT EXISTS events (user_id INTEGER NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS statements (day TEXT NOT NULL, user_id INTEGER NOT NULL, asset TEXT NOT NULL, amount REAL NOT NULL, PRIMARY KEY (day, user_id, asset));",
     )?;
     let hash = password_hash(PASSWORD, cfg.auth_cost);
     let tx = c.transaction()?;
@@ -456,22 +457,45 @@ pub async fn exchange(pool: &Arc<Pool>, cfg: &DemoConfig, token: String, body: &
     }
 }
 
-/// GET /reports/daily: a batch aggregate over the whole ledger.
+/// GET /reports/daily: the batch job. It reconciles every balance against the ledger and rewrites
+/// the day's report, inside one write transaction (so the figures are consistent): while it runs,
+/// no exchange can commit.
 pub async fn daily_report(pool: &Arc<Pool>) -> Answer {
     let (r, t) = pool
         .with(|db| {
-            db.queries += 2;
-            let c = db.conn();
-            let mut st = c.prepare_cached(
-                "SELECT asset, count(*), sum(abs(delta)), count(DISTINCT user_id) FROM ledger GROUP BY asset ORDER BY asset",
-            )?;
-            let rows: Vec<Value> = st
-                .query_map([], |r| {
-                    Ok(json!({ "asset": r.get::<_, String>(0)?, "entries": r.get::<_, i64>(1)?, "volume": r.get::<_, f64>(2)?, "users": r.get::<_, i64>(3)? }))
-                })?
-                .collect::<Result<_, _>>()?;
-            let audits: i64 = c.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
-            Ok(json!({ "assets": rows, "audit_rows": audits }))
+            db.write(|tx, q| {
+                *q += 4;
+                // Reconciliation: every balance against the sum of its ledger entries.
+                let mismatched: i64 = tx.query_row(
+                    "SELECT count(*) FROM balances b LEFT JOIN
+                       (SELECT user_id, asset, sum(delta) AS moved FROM ledger GROUP BY user_id, asset) l
+                       USING (user_id, asset)
+                     WHERE abs(b.amount - COALESCE(l.moved, 0)) > 1e9",
+                    [],
+                    |r| r.get(0),
+                )?;
+                // Every user's daily statement, rewritten in the same transaction.
+                tx.execute(
+                    "INSERT OR REPLACE INTO statements (day, user_id, asset, amount)
+                     SELECT date('now'), user_id, asset, amount FROM balances",
+                    [],
+                )?;
+                tx.execute("DELETE FROM daily_report WHERE day = date('now')", [])?;
+                tx.execute(
+                    "INSERT INTO daily_report (day, asset, volume, trades)
+                     SELECT date('now'), asset, sum(abs(delta)), count(*) FROM ledger GROUP BY asset",
+                    [],
+                )?;
+                let mut st = tx.prepare_cached(
+                    "SELECT asset, count(*), sum(abs(delta)), count(DISTINCT user_id) FROM ledger GROUP BY asset ORDER BY asset",
+                )?;
+                let rows: Vec<Value> = st
+                    .query_map([], |r| {
+                        Ok(json!({ "asset": r.get::<_, String>(0)?, "entries": r.get::<_, i64>(1)?, "volume": r.get::<_, f64>(2)?, "users": r.get::<_, i64>(3)? }))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(json!({ "assets": rows, "reconciled_balances": USERS * 3, "mismatched": mismatched }))
+            })
         })
         .await;
     match r {

@@ -112,6 +112,8 @@ struct BackgroundGuard<'a>(&'a Registry);
 
 impl<'a> BackgroundGuard<'a> {
     fn enter(r: &'a Registry) -> BackgroundGuard<'a> {
+        r.background_started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         r.background_in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         BackgroundGuard(r)

@@ -33,7 +33,7 @@ pub(super) async fn execute(
                 ctx.registry.request(
                     key,
                     &failed_sample(due, ErrorClass::Template, attempt > 0),
-                    false,
+                    None,
                 );
                 ctx.registry.example(key, ErrorClass::Template, || msg);
                 return false;
@@ -45,6 +45,7 @@ pub(super) async fn execute(
             keep: r.keeps_body,
             max_bytes: plan.settings.max_body_bytes,
         };
+        let batch = ctx.registry.batch_mark(ctx.is_live());
         let ex = ctx
             .client
             .send(
@@ -98,7 +99,8 @@ pub(super) async fn execute(
             retry: attempt > 0,
             checks: (passed, failure.is_some() as u32),
         };
-        ctx.registry.request(key, &sample, ctx.is_live());
+        ctx.registry
+            .request(key, &sample, ctx.registry.overlapped(batch));
         let Some(class) = error else { return true };
         let message = || match (&ex.error, &failure) {
             (Some((_, m)), _) | (None, Some((_, m))) => m.clone(),

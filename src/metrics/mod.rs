@@ -435,6 +435,9 @@ pub struct Registry {
     pub poisson: Mutex<Vec<Option<crate::report::model::PoissonFit>>>,
     /// Background iterations in flight right now (read per live request to split its latency).
     pub background_in_flight: std::sync::atomic::AtomicI64,
+    /// Background iterations started so far (with the in-flight count, tells whether any batch
+    /// work overlapped a request, not only whether some was running when it ended).
+    pub background_started: AtomicU64,
     /// Whether any flow is a background flow (only then is live latency split).
     pub has_background: std::sync::atomic::AtomicBool,
     /// One bit per error class per key (steps, then flows): whether an example is kept.
@@ -481,6 +484,7 @@ impl Registry {
             shards: Mutex::new(Vec::new()),
             gauges,
             background_in_flight: std::sync::atomic::AtomicI64::new(0),
+            background_started: AtomicU64::new(0),
             poisson: Mutex::new(vec![None; n_flows]),
             has_background: std::sync::atomic::AtomicBool::new(false),
             example_seen: (0..n)
@@ -518,15 +522,35 @@ impl Registry {
         f(&mut g)
     }
 
-    /// Records one request of step key `key`; `live` requests are also split by whether a
-    /// background iteration was in flight.
-    pub fn request(&self, key: usize, s: &RequestSample, live: bool) {
-        let split = live && self.has_background.load(Ordering::Relaxed);
-        let during = split && self.background_in_flight.load(Ordering::Relaxed) > 0;
+    /// A mark of the batch work at a request's start, for [`Registry::overlapped`]; `None`
+    /// when the plan has no background flows (or the request is not live).
+    pub fn batch_mark(&self, live: bool) -> Option<(bool, u64)> {
+        (live && self.has_background.load(Ordering::Relaxed)).then(|| {
+            (
+                self.background_in_flight.load(Ordering::Relaxed) > 0,
+                self.background_started.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Whether any background iteration ran at some point since `mark`: one was running then,
+    /// one is running now, or one started in between.
+    pub fn overlapped(&self, mark: Option<(bool, u64)>) -> Option<bool> {
+        let (was_running, started) = mark?;
+        Some(
+            was_running
+                || self.background_in_flight.load(Ordering::Relaxed) > 0
+                || self.background_started.load(Ordering::Relaxed) != started,
+        )
+    }
+
+    /// Records one request of step key `key`; `batch` (from [`Registry::overlapped`]) splits a
+    /// live request's latency by whether background work overlapped it.
+    pub fn request(&self, key: usize, s: &RequestSample, batch: Option<bool>) {
         self.with(|st| {
             if let Some(k) = st.steps.get_mut(key) {
                 k.record(s);
-                if split {
+                if let Some(during) = batch {
                     record(
                         if during {
                             &mut k.during_batch
@@ -723,7 +747,7 @@ mod tests {
                 let reg = reg.clone();
                 std::thread::spawn(move || {
                     for i in 0..1000u64 {
-                        reg.request(1, &sample(1 + (i * 7 + t) % 900), true);
+                        reg.request(1, &sample(1 + (i * 7 + t) % 900), None);
                     }
                 })
             })
@@ -753,7 +777,7 @@ mod tests {
     #[test]
     fn idle_keys_allocate_no_histograms() {
         let reg = Registry::new(keys());
-        reg.request(0, &sample(5), true);
+        reg.request(0, &sample(5), None);
         let st = reg.collect();
         assert!(st.steps[0].latency.is_some());
         assert!(st.steps[1].latency.is_none());
