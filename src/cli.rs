@@ -336,14 +336,30 @@ fn interact(
     let mixed = done.remove(0);
     let rows = analyse(&alone, &mixed, &done);
     print!("{}", render(&rows));
-    if let Some(dir) = out
-        && let Err(e) = report::write_text(
-            &dir.join("interaction.json"),
-            &serde_json::to_string_pretty(&rows).unwrap_or_default(),
-        )
-    {
-        eprintln!("error: {e}");
-        return Exit::InvalidInput;
+    if let Some(dir) = out {
+        let labels: Vec<String> = phases
+            .iter()
+            .map(|f| {
+                if f.len() == names.len() {
+                    "all".to_string()
+                } else {
+                    f.join("+")
+                }
+            })
+            .collect();
+        let json = serde_json::to_string_pretty(&rows).unwrap_or_default();
+        for (file, text) in [
+            ("interaction.json", json),
+            (
+                "interaction.html",
+                crate::analysis::interaction::render_html(&rows, &labels),
+            ),
+        ] {
+            if let Err(e) = report::write_text(&dir.join(file), &text) {
+                eprintln!("error: {e}");
+                return Exit::InvalidInput;
+            }
+        }
     }
     Exit::Passed
 }

@@ -43,4 +43,10 @@ flows:
         step(&r, "nightly.write").batch.is_none(),
         "background steps are not split"
     );
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("Beside background work") && page.contains(">interference<"),
+        "the report shows it"
+    );
+    assert!(page.contains("<h2>Self-checks</h2>"));
 }

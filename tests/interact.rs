@@ -47,6 +47,11 @@ fn interact_names_the_flow_that_hurts_another() {
         .find(|r| r["key"] == "reader.read")
         .unwrap();
     assert!(read["amplification"].as_f64().unwrap() >= 2.0, "{read}");
+    let page = std::fs::read_to_string(out.join("interaction.html")).unwrap();
+    assert!(
+        page.contains("when writer runs beside it")
+            && page.contains("phase-reader+writer/report.html")
+    );
     for phase in [
         "phase-reader",
         "phase-all",

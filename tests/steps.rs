@@ -354,4 +354,9 @@ flows:
             .any(|row| row.key == "f.flaky" && row.retries > 0),
         "retries per interval"
     );
+    let html = stampede::report::html::render(&r);
+    assert!(
+        html.contains(&format!("<td>{:.2}</td></tr>", s.amplification)),
+        "the step table shows the amplification"
+    );
 }

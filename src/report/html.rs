@@ -459,7 +459,7 @@ fn flow_section(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String
         Unit::Micros,
     ));
     out.push_str("</div>");
-    out.push_str(r#"<table class="steps"><thead><tr><th>step</th><th>requests</th><th>rate</th><th>errors</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>service p99</th><th>ttfb p99</th><th>checks</th></tr></thead><tbody>"#);
+    out.push_str(r#"<table class="steps"><thead><tr><th>step</th><th>requests</th><th>rate</th><th>errors</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>service p99</th><th>ttfb p99</th><th>checks</th><th>retry ×</th></tr></thead><tbody>"#);
     let ms = |us: u64| short_duration(std::time::Duration::from_micros(us));
     for s in &f.steps {
         let l = s.latency.as_ref();
@@ -489,8 +489,47 @@ fn flow_section(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String
             s.checks_passed,
             s.checks_passed + s.checks_failed
         );
+        out.truncate(out.len() - "</tr>".len());
+        let _ = write!(
+            out,
+            "<td>{}</td></tr>",
+            if s.retries > 0 {
+                format!("{:.2}", s.amplification)
+            } else {
+                "-".into()
+            }
+        );
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table>");
+    let split: Vec<_> = f
+        .steps
+        .iter()
+        .filter_map(|s| s.batch.as_ref().map(|b| (s, b)))
+        .collect();
+    if !split.is_empty() {
+        out.push_str(r#"<h3>Beside background work</h3><table><thead><tr><th>step</th><th>p50 without / during</th><th>p99 without / during</th><th>requests during</th><th>p-value</th><th></th></tr></thead><tbody>"#);
+        for (s, b) in split {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td>{} / {}</td><td>{} / {}</td><td>{}</td><td>{:.1e}</td><td{}>{}</td></tr>",
+                escape(&s.name),
+                ms(b.without.p50_us),
+                ms(b.during.p50_us),
+                ms(b.without.p99_us),
+                ms(b.during.p99_us),
+                b.during.count,
+                b.p_value,
+                if b.interferes { r#" class="bad""# } else { "" },
+                if b.interferes {
+                    "interference"
+                } else {
+                    "no measurable effect"
+                }
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</section>");
 }
 
 /// Renders the page.
@@ -590,6 +629,22 @@ pub fn render(r: &RunResult) -> String {
                 d.calls,
                 d.per_call_ms,
                 d.total_ms
+            );
+        }
+        out.push_str("</tbody></table></section>");
+    }
+    if !r.self_checks.is_empty() {
+        out.push_str(r#"<section><h2>Self-checks</h2><table class="verdicts"><tbody>"#);
+        for c in &r.self_checks {
+            let (mark, class) = if c.passed {
+                ("pass", "good")
+            } else {
+                ("FAIL", "bad")
+            };
+            let _ = write!(
+                out,
+                r#"<tr><td class="{class}">{mark}</td><td>{}</td></tr>"#,
+                escape(&c.detail)
             );
         }
         out.push_str("</tbody></table></section>");
