@@ -13,6 +13,37 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+/// A visitor for values written either as text or as a map (`think: 2s` or
+/// `think: { uniform: 1s..3s }`), so each such type states its two forms and nothing else.
+struct TextOrMap<T, M> {
+    expecting: &'static str,
+    from_text: fn(String) -> T,
+    from_map: fn(M) -> T,
+}
+
+impl<T, M> TextOrMap<T, M> {
+    fn new(expecting: &'static str, from_text: fn(String) -> T, from_map: fn(M) -> T) -> Self {
+        TextOrMap {
+            expecting,
+            from_text,
+            from_map,
+        }
+    }
+}
+
+impl<'de, T, M: Deserialize<'de>> Visitor<'de> for TextOrMap<T, M> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.from_text)(v.to_string()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        M::deserialize(de::value::MapAccessDeserializer::new(map)).map(self.from_map)
+    }
+}
+
 /// A whole scenario file.
 #[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,21 +119,11 @@ impl RawThreshold {
 
 impl<'de> Deserialize<'de> for RawThreshold {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawThreshold;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an expression like \"p99 < 400ms\", or a map with `threshold`, `abort_on_fail`, `delay`")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawThreshold, E> {
-                Ok(RawThreshold::Expr(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawThreshold, A::Error> {
-                RawThresholdFull::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawThreshold::Full)
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(TextOrMap::<Self, RawThresholdFull>::new(
+            "an expression like \"p99 < 400ms\", or a map with `threshold`, `abort_on_fail`, `delay`",
+            RawThreshold::Expr,
+            RawThreshold::Full,
+        ))
     }
 }
 
@@ -314,23 +335,11 @@ pub struct RawExtractSpec {
 
 impl<'de> Deserialize<'de> for RawExtract {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawExtract;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a JSONPath like `$.token`, or a map with one of json, regex, header, cookie",
-                )
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawExtract, E> {
-                Ok(RawExtract::Path(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawExtract, A::Error> {
-                RawExtractSpec::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawExtract::Spec)
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(TextOrMap::<Self, RawExtractSpec>::new(
+            "a JSONPath like `$.token`, or a map with one of json, regex, header, cookie",
+            RawExtract::Path,
+            RawExtract::Spec,
+        ))
     }
 }
 
@@ -412,21 +421,11 @@ pub struct RawNormal {
 
 impl<'de> Deserialize<'de> for RawThink {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawThink;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration like `2s`, or a map with uniform, normal or exponential")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawThink, E> {
-                Ok(RawThink::Fixed(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawThink, A::Error> {
-                RawThinkRandom::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawThink::Random)
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(TextOrMap::<Self, RawThinkRandom>::new(
+            "a duration like `2s`, or a map with uniform, normal or exponential",
+            RawThink::Fixed,
+            RawThink::Random,
+        ))
     }
 }
 
