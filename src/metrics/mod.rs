@@ -27,9 +27,8 @@ pub type Hist = Histogram<u64>;
 
 /// A new, empty, auto-resizing histogram.
 pub fn new_hist() -> Hist {
-    // ok: 3 significant digits with a lowest value of 1 is always a valid configuration.
     #[allow(clippy::expect_used)]
-    Histogram::new(SIGFIGS).expect("valid histogram bounds")
+    Histogram::new(SIGFIGS).expect("valid histogram bounds") // ok: 3 significant digits from 1 is always valid
 }
 
 fn record(h: &mut Option<Box<Hist>>, d: Duration) {
