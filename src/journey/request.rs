@@ -159,27 +159,16 @@ fn backoff(p: &Retry, attempt: u32, rng: &mut impl Rng) -> Duration {
     )
 }
 
-fn render_ctx<'a>(
-    vu: &'a VirtualUser,
-    ctx: &'a FlowCtx,
-    names: &'a [(String, Vec<String>)],
-) -> RenderCtx<'a> {
-    let _ = ctx;
+/// What templates read: the virtual user's variables and feeder rows. (Feeder names only word a
+/// message about a row that was never drawn, which the journey's draws rule out.)
+fn render_ctx(vu: &VirtualUser) -> RenderCtx<'_> {
     RenderCtx {
         scope: &vu.scope,
         rows: &vu.rows,
-        feed_names: names,
+        feed_names: &[],
         vu: vu.id,
         iteration: vu.iteration,
     }
-}
-
-fn feed_names(ctx: &FlowCtx) -> Vec<(String, Vec<String>)> {
-    ctx.plan
-        .feeders
-        .iter()
-        .map(|f| (f.name.clone(), f.columns.clone()))
-        .collect()
 }
 
 fn build(
@@ -190,17 +179,15 @@ fn build(
     let plan = &ctx.plan;
     let origin = &plan.origins[r.origin];
     // Names are only needed to word a missing-feeder message, which is rare; build them lazily.
-    let missing = |m: Missing| format!("{m}");
     let mut scratch = std::mem::take(&mut vu.scratch);
     scratch.clear();
-    let names: Vec<(String, Vec<String>)> = Vec::new();
     let rendered = {
-        let rc = render_ctx(vu, ctx, &names);
+        let rc = render_ctx(vu);
         r.path.render(&rc, &mut scratch)
     };
     if let Err(m) = rendered {
         vu.scratch = scratch;
-        return Err(describe_missing(m, ctx));
+        return Err(describe_missing(m));
     }
     let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(&scratch));
     vu.scratch = scratch;
@@ -213,9 +200,8 @@ fn build(
             HeaderTemplate::Static(v) => v.clone(),
             HeaderTemplate::Dynamic(t) => {
                 let mut out = Vec::with_capacity(64);
-                let rc = render_ctx(vu, ctx, &names);
-                t.render(&rc, &mut out)
-                    .map_err(|m| describe_missing(m, ctx))?;
+                let rc = render_ctx(vu);
+                t.render(&rc, &mut out).map_err(|m| describe_missing(m))?;
                 HeaderValue::from_maybe_shared(Bytes::from(out))
                     .map_err(|_| format!("header `{name}` rendered to an invalid value"))?
             }
@@ -256,13 +242,11 @@ fn build(
                 headers.insert(http::header::CONTENT_TYPE, ct.clone());
             }
             let mut out = Vec::with_capacity(256);
-            let rc = render_ctx(vu, ctx, &names);
-            t.render(&rc, &mut out)
-                .map_err(|m| describe_missing(m, ctx))?;
+            let rc = render_ctx(vu);
+            t.render(&rc, &mut out).map_err(|m| describe_missing(m))?;
             Bytes::from(out)
         }
     };
-    let _ = missing;
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = r.method.clone();
     *req.uri_mut() = uri;
@@ -270,11 +254,7 @@ fn build(
     Ok(req)
 }
 
-fn describe_missing(m: Missing, ctx: &FlowCtx) -> String {
-    if m.0 == "feeder" || m.0.contains('.') {
-        let names = feed_names(ctx);
-        let _ = names;
-    }
+fn describe_missing(m: Missing) -> String {
     format!("{m}: it was never extracted or assigned before this step")
 }
 
