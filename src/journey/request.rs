@@ -201,7 +201,7 @@ fn build(
             HeaderTemplate::Dynamic(t) => {
                 let mut out = Vec::with_capacity(64);
                 let rc = render_ctx(vu);
-                t.render(&rc, &mut out).map_err(|m| describe_missing(m))?;
+                t.render(&rc, &mut out).map_err(describe_missing)?;
                 HeaderValue::from_maybe_shared(Bytes::from(out))
                     .map_err(|_| format!("header `{name}` rendered to an invalid value"))?
             }
@@ -243,7 +243,7 @@ fn build(
             }
             let mut out = Vec::with_capacity(256);
             let rc = render_ctx(vu);
-            t.render(&rc, &mut out).map_err(|m| describe_missing(m))?;
+            t.render(&rc, &mut out).map_err(describe_missing)?;
             Bytes::from(out)
         }
     };
