@@ -139,3 +139,24 @@ fn a_plan_needing_more_sockets_than_allowed_is_refused_before_traffic() {
         );
     }
 }
+
+#[test]
+fn a_jsonpath_that_crashes_the_parser_is_an_invalid_path() {
+    // Found by fuzzing: serde_json_path 0.7 panics on this path. It must be a diagnostic.
+    let crash = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/jsonpath-parser-panic"),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&crash);
+    let path = text.split('\n').next().unwrap();
+    let yaml = format!(
+        "target: http://127.0.0.1:9\njourneys:\n  j: [ {{ name: a, get: /x, extract: {{ v: {} }} }} ]\nflows:\n  f: {{ journey: j, rate: 1/s, duration: 1s }}\n",
+        serde_json::to_string(path).unwrap()
+    );
+    let d = dir();
+    let s = write(d.path(), "crash.yaml", &yaml);
+    let (code, _, err) = run_bin(&["validate", s.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid JSONPath"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -176,7 +176,13 @@ impl FromStr for Rate {
                 "invalid rate `{text}`: the count must be zero or more and the period above zero"
             )));
         }
-        Ok(Rate(count / secs))
+        let rate = count / secs;
+        if rate > 1e9 || (rate > 0.0 && rate < 1e-9) || !rate.is_finite() {
+            return Err(UnitError(format!(
+                "invalid rate `{text}`: rates must lie between one per 30 years and 10⁹ per second"
+            )));
+        }
+        Ok(Rate(rate))
     }
 }
 
@@ -194,7 +200,10 @@ impl fmt::Display for Rate {
             if (per_min - per_min.round()).abs() < 1e-9 && per_min >= 1.0 {
                 write!(f, "{}/m", per_min.round())
             } else {
-                write!(f, "1/{}", Span(Duration::from_secs_f64(1.0 / r)))
+                match Duration::try_from_secs_f64(1.0 / r) {
+                    Ok(d) => write!(f, "1/{}", Span(d)),
+                    Err(_) => write!(f, "{r:e}/s"),
+                }
             }
         }
     }
@@ -326,6 +335,23 @@ mod tests {
         assert_eq!("30/m".parse::<Rate>().unwrap().to_string(), "30/m");
         assert_eq!("1/30s".parse::<Rate>().unwrap().to_string(), "2/m");
         assert_eq!("1/45s".parse::<Rate>().unwrap().to_string(), "1/45s");
+    }
+
+    #[test]
+    fn absurd_rates_are_refused_and_display_never_panics() {
+        // Found by fuzzing: a period of 0.0000333… seconds written as `0s0000333…`.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/units-rate-display"
+        ))
+        .unwrap();
+        if let Ok(r) = text.parse::<Rate>() {
+            let _ = r.to_string();
+        }
+        assert!("1/1000000000000s".parse::<Rate>().is_err());
+        assert!("1e12/s".parse::<Rate>().is_err());
+        assert_eq!(Rate(1e-12).to_string(), "1/277777777h46m40s");
+        assert_eq!(Rate(1e-300).to_string(), "1e-300/s");
     }
 
     #[test]

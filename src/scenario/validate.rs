@@ -1423,7 +1423,7 @@ impl<'a> Validator<'a> {
     }
 
     fn json_path(&mut self, text: &str, path: &str) -> Option<JsonPath> {
-        match JsonPath::parse(text) {
+        match parse_json_path(text) {
             Ok(jp) => Some(jp),
             Err(e) => {
                 let hint = text
@@ -1926,6 +1926,21 @@ fn collect_names(steps: &[RawStep], out: &mut HashSet<String>) {
         if let Some(l) = &s.repeat {
             collect_names(&l.steps, out);
         }
+    }
+}
+
+/// Parses a JSONPath. serde_json_path 0.7 can panic (`unreachable!`) on some malformed paths
+/// (found by fuzzing); a scenario must never crash validation, so a panic is an invalid path.
+pub(crate) fn parse_json_path(text: &str) -> Result<JsonPath, String> {
+    let previous = std::panic::take_hook();
+    // Keep the parser's panic message off the user's terminal; the diagnostic says what matters.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| JsonPath::parse(text));
+    std::panic::set_hook(previous);
+    match result {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the JSONPath parser could not handle it".to_string()),
     }
 }
 
