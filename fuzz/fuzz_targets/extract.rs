@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (path, body) = text.split_once('\n').unwrap_or((text, "{}"));
-    if let (Ok(p), Ok(v)) = (serde_json_path::JsonPath::parse(path), serde_json::from_str::<serde_json::Value>(body)) {
+    if let (Ok(p), Ok(v)) = (stampede::scenario::validate::parse_json_path(path), serde_json::from_str::<serde_json::Value>(body)) {
         for node in p.query(&v).all() {
             let _ = stampede::script::from_json(node);
         }

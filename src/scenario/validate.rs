@@ -1931,7 +1931,7 @@ fn collect_names(steps: &[RawStep], out: &mut HashSet<String>) {
 
 /// Parses a JSONPath. serde_json_path 0.7 can panic (`unreachable!`) on some malformed paths
 /// (found by fuzzing); a scenario must never crash validation, so a panic is an invalid path.
-pub(crate) fn parse_json_path(text: &str) -> Result<JsonPath, String> {
+pub fn parse_json_path(text: &str) -> Result<JsonPath, String> {
     let previous = std::panic::take_hook();
     // Keep the parser's panic message off the user's terminal; the diagnostic says what matters.
     std::panic::set_hook(Box::new(|_| {}));
