@@ -160,3 +160,28 @@ fn a_jsonpath_that_crashes_the_parser_is_an_invalid_path() {
     assert!(err.contains("invalid JSONPath"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_jsonpath_that_stalls_the_parser_is_refused_quickly() {
+    // Found by fuzzing: nested filters make serde_json_path's parser backtrack for seconds.
+    let slow = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/jsonpath-parser-slow"),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&slow);
+    let path = text.split('\n').next().unwrap();
+    let yaml = format!(
+        "target: http://127.0.0.1:9\njourneys:\n  j: [ {{ name: a, get: /x, extract: {{ v: {} }} }} ]\nflows:\n  f: {{ journey: j, rate: 1/s, duration: 1s }}\n",
+        serde_json::to_string(path).unwrap()
+    );
+    let d = dir();
+    let s = write(d.path(), "slow.yaml", &yaml);
+    let started = Instant::now();
+    let (code, _, err) = run_bin(&["validate", s.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("invalid JSONPath") && err.contains("too complex"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

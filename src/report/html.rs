@@ -481,7 +481,12 @@ fn flow_section(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String
             cell(|l| l.p50_us),
             cell(|l| l.p90_us),
             cell(|l| l.p95_us),
-            cell(|l| l.p99_us),
+            l.map_or("-".into(), |l| format!(
+                "{} <small>[{}–{}]</small>",
+                ms(l.p99_us),
+                ms(l.ci95[2][0]),
+                ms(l.ci95[2][1])
+            )),
             cell(|l| l.p999_us),
             cell(|l| l.max_us),
             s.service_time.as_ref().map_or("-".into(), |l| ms(l.p99_us)),

@@ -62,6 +62,16 @@ pub fn render(r: &RunResult) -> String {
         if f.model_kind == "open" {
             let _ = write!(facts, ", planned {}, dropped {}", f.planned, f.dropped);
         }
+        if let Some(it) = &f.iteration {
+            let [lo, hi] = it.ci95[2];
+            let _ = write!(
+                facts,
+                ", iteration p99 {} (95% CI {}–{})",
+                ms(it.p99_us),
+                ms(lo),
+                ms(hi)
+            );
+        }
         if let Some(lag) = &f.schedule_lag {
             let _ = write!(facts, ", schedule lag p99 {}", ms(lag.p99_us));
         }

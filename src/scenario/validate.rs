@@ -1929,9 +1929,23 @@ fn collect_names(steps: &[RawStep], out: &mut HashSet<String>) {
     }
 }
 
+/// Longest JSONPath accepted, in bytes.
+pub const MAX_JSONPATH_BYTES: usize = 1024;
+/// Most filter selectors (`[?…]`) in one JSONPath.
+pub const MAX_JSONPATH_FILTERS: usize = 8;
+
 /// Parses a JSONPath. serde_json_path 0.7 can panic (`unreachable!`) on some malformed paths
 /// (found by fuzzing); a scenario must never crash validation, so a panic is an invalid path.
+///
+/// Its parser also backtracks for seconds on deeply nested filters (also found by fuzzing), so a
+/// path longer than [`MAX_JSONPATH_BYTES`] or with more than [`MAX_JSONPATH_FILTERS`] filter
+/// selectors is refused before parsing; real extractions are far smaller.
 pub fn parse_json_path(text: &str) -> Result<JsonPath, String> {
+    if text.len() > MAX_JSONPATH_BYTES || text.matches("[?").count() > MAX_JSONPATH_FILTERS {
+        return Err(format!(
+            "too complex: at most {MAX_JSONPATH_BYTES} bytes and {MAX_JSONPATH_FILTERS} filter selectors (`[?…]`)"
+        ));
+    }
     let previous = std::panic::take_hook();
     // Keep the parser's panic message off the user's terminal; the diagnostic says what matters.
     std::panic::set_hook(Box::new(|_| {}));
