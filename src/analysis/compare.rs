@@ -6,11 +6,11 @@
 //! find "significant" differences everywhere. The unit of evidence is the *interval*: each run
 //! stores p50/p95/p99 per key per interval, and the two series are compared with a two-sided
 //! Mann–Whitney U test (normal approximation with tie correction). A change is *regressed* or
-//! *improved* when the test gives p < 0.01 **and** the whole-run percentile moved by more than 5%
+//! *improved* when the test gives p < 0.001 (five metrics are tested per key) **and** the whole-run percentile moved by more than 5%
 //! and by more than 1 ms (below that, run-to-run differences are timer noise);
 //! otherwise it is "no significant change". Fewer than 5 intervals on a side gives no verdict.
 //!
-//! **Errors.** A two-proportion z-test on failed / sent requests; a change must also exceed 0.1
+//! **Errors.** A two-proportion z-test on failed / sent requests (p < 0.001); a change must also exceed 0.1
 //! percentage points to count.
 //!
 //! **Throughput.** Requests per second, compared per interval with the same U test.
@@ -26,8 +26,10 @@ use crate::metrics::codec;
 use crate::report::model::{IntervalRow, Latency, RunResult};
 use crate::scenario::units::short_duration;
 
-/// Significance level of every test.
-pub const ALPHA: f64 = 0.01;
+/// Significance level of every test. Each key is tested on five metrics, so a strict level keeps
+/// the chance of any false alarm per key near 1% (Bonferroni); real regressions of a run's worth of
+/// intervals reach p < 0.0001.
+pub const ALPHA: f64 = 0.001;
 /// Smallest relative change of a percentile or rate that counts as a change.
 pub const MIN_RELATIVE: f64 = 0.05;
 /// Smallest absolute change of a percentile that counts, in microseconds: below a millisecond,
