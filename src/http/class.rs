@@ -74,19 +74,6 @@ impl ErrorClass {
             ErrorClass::Feed => "feed",
         }
     }
-
-    /// True for failures of the transport rather than of the response's content.
-    pub fn is_transport(self) -> bool {
-        matches!(
-            self,
-            ErrorClass::ConnectRefused
-                | ErrorClass::Connect
-                | ErrorClass::Reset
-                | ErrorClass::Timeout
-                | ErrorClass::Tls
-                | ErrorClass::Protocol
-        )
-    }
 }
 
 impl fmt::Display for ErrorClass {

@@ -59,8 +59,6 @@ struct Conn {
 #[derive(Default)]
 pub struct Connections {
     slots: Vec<Option<Conn>>,
-    /// Connections opened over this VU's life (for churn reporting).
-    pub opened: u64,
 }
 
 impl std::fmt::Debug for Connections {
@@ -178,7 +176,6 @@ impl Client {
                     let (conn, connect, tls) = self.connect(origin).await?;
                     ex.connect = Some(connect);
                     ex.tls = tls;
-                    conns.opened += 1;
                     *conns.slot(origin_id) = Some(conn);
                 }
                 let Some(conn) = conns.slot(origin_id).as_mut() else {

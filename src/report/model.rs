@@ -601,14 +601,3 @@ pub fn db_load(flows: &[FlowResult]) -> Vec<DbShare> {
     rows.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
     rows
 }
-
-/// Flow totals that do not depend on steps.
-pub fn flow_counts(f: &FlowStats) -> (u64, u64, u64, u64, u64) {
-    (
-        f.iterations_ok,
-        f.iterations_failed,
-        f.interrupted,
-        f.planned,
-        f.dropped,
-    )
-}

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// A running fault server.
 pub struct FaultServer {
@@ -27,8 +27,7 @@ pub struct FaultServer {
     pub addr: SocketAddr,
     /// Requests seen.
     pub requests: Arc<AtomicU64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::ServerThread,
 }
 
 impl FaultServer {
@@ -38,50 +37,15 @@ impl FaultServer {
     }
 }
 
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Starts the server on its own runtime thread.
 pub fn start() -> FaultServer {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let addr = std_listener.local_addr().unwrap();
     let requests = Arc::new(AtomicU64::new(0));
-    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
     let counter = requests.clone();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::from_std(std_listener).unwrap();
-            loop {
-                tokio::select! {
-                    a = listener.accept() => {
-                        let Ok((stream, _)) = a else { continue };
-                        tokio::spawn(serve(stream, counter.clone()));
-                    }
-                    _ = &mut rx => break,
-                }
-            }
-        });
-        rt.shutdown_timeout(Duration::from_millis(100));
-    });
+    let server = super::serve_on_thread(move |stream| serve(stream, counter.clone()));
     FaultServer {
-        addr,
+        addr: server.addr,
         requests,
-        stop: Some(tx),
-        thread: Some(thread),
+        _server: server,
     }
 }
 

@@ -72,24 +72,15 @@ pub struct ServerConfig {
     pub stall: Option<(Duration, Duration)>,
 }
 
-/// A running test server on 127.0.0.1:0.
-pub struct TestServer {
+/// A loopback listener (127.0.0.1:0) served on its own runtime thread; stops when dropped.
+pub struct ServerThread {
     /// Its address.
     pub addr: SocketAddr,
-    /// What it saw.
-    pub seen: Arc<Seen>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl TestServer {
-    /// Base URL.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for TestServer {
+impl Drop for ServerThread {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -97,6 +88,60 @@ impl Drop for TestServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Binds 127.0.0.1:0 and hands every accepted connection to `on_conn`, each on its own task of a
+/// two-worker runtime.
+pub fn serve_on_thread<F, Fut>(on_conn: F) -> ServerThread
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            loop {
+                tokio::select! {
+                    a = listener.accept() => {
+                        let Ok((stream, _)) = a else { continue };
+                        tokio::spawn(on_conn(stream));
+                    }
+                    _ = &mut rx => break,
+                }
+            }
+        });
+        rt.shutdown_timeout(Duration::from_millis(100));
+    });
+    ServerThread {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+/// A running test server on 127.0.0.1:0.
+pub struct TestServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// What it saw.
+    pub seen: Arc<Seen>,
+    _server: ServerThread,
+}
+
+impl TestServer {
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 
@@ -118,59 +163,45 @@ impl Drop for TestServer {
 /// - `GET /setcookie` → sets `sid=abc123` and `theme=dark`
 pub fn start_server(cfg: ServerConfig) -> TestServer {
     let seen = Arc::new(Seen::default());
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let addr = std_listener.local_addr().unwrap();
-    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-    let seen2 = seen.clone();
     let tls = cfg.tls.then(tls_acceptor);
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                tokio::select! {
-                    a = listener.accept() => {
-                        let Ok((stream, _)) = a else { continue };
-                        seen2.connections.fetch_add(1, Ordering::SeqCst);
-                        let (seen, cfg, tls) = (seen2.clone(), cfg.clone(), tls.clone());
-                        tokio::spawn(async move {
-                            let svc = service_fn(move |req| {
-                                let (seen, cfg) = (seen.clone(), cfg.clone());
-                                async move { Ok::<_, Infallible>(route(&seen, &cfg, req).await) }
-                            });
-                            match tls {
-                                None => {
-                                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                                }
-                                Some(acceptor) => {
-                                    let Ok(stream) = acceptor.accept(stream).await else { return };
-                                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                                            .serve_connection(TokioIo::new(stream), svc)
-                                            .await;
-                                    } else {
-                                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                                    }
-                                }
-                            }
-                        });
+    let seen2 = seen.clone();
+    let server = serve_on_thread(move |stream| {
+        seen2.connections.fetch_add(1, Ordering::SeqCst);
+        let (seen, cfg, tls) = (seen2.clone(), cfg.clone(), tls.clone());
+        async move {
+            let svc = service_fn(move |req| {
+                let (seen, cfg) = (seen.clone(), cfg.clone());
+                async move { Ok::<_, Infallible>(route(&seen, &cfg, req).await) }
+            });
+            match tls {
+                None => {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                }
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let _ = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                    } else {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
                     }
-                    _ = &mut rx => break,
                 }
             }
-        });
-        rt.shutdown_timeout(Duration::from_millis(100));
+        }
     });
     TestServer {
-        addr,
+        addr: server.addr,
         seen,
-        stop: Some(tx),
-        thread: Some(thread),
+        _server: server,
     }
 }
 
