@@ -24,6 +24,7 @@ mod report_html;
 mod run_closed;
 mod run_open;
 mod scenario_errors;
+mod secrets;
 mod signals;
 mod steps;
 mod trend;

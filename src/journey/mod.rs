@@ -71,8 +71,9 @@ pub async fn run_iteration(
     let mut failed = false;
     if let Err(e) = vu.draw_rows(plan, &journey.feeders) {
         ctx.registry.flow_error(ctx.flow, ErrorClass::Feed);
-        ctx.registry
-            .example(ctx.flow_key(), ErrorClass::Feed, || e.to_string());
+        ctx.registry.example(ctx.flow_key(), ErrorClass::Feed, || {
+            vu.redact(&plan.secrets, e.to_string())
+        });
         failed = true;
     }
     let mut next_due = due_at;
@@ -143,7 +144,9 @@ fn run_script(
         Err(e) => {
             ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
             ctx.registry
-                .example(ctx.flow_key(), ErrorClass::Script, || e.to_string());
+                .example(ctx.flow_key(), ErrorClass::Script, || {
+                    vu.redact(&ctx.plan.secrets, e.to_string())
+                });
             false
         }
     }
@@ -206,7 +209,9 @@ async fn run_steps(
                 Err(e) => {
                     ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
                     ctx.registry
-                        .example(ctx.flow_key(), ErrorClass::Script, || e.to_string());
+                        .example(ctx.flow_key(), ErrorClass::Script, || {
+                            vu.redact(&ctx.plan.secrets, e.to_string())
+                        });
                     st.failed = true;
                     Next::Stop
                 }
@@ -222,7 +227,9 @@ async fn run_steps(
                             Err(e) => {
                                 ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
                                 ctx.registry
-                                    .example(ctx.flow_key(), ErrorClass::Script, || e.to_string());
+                                    .example(ctx.flow_key(), ErrorClass::Script, || {
+                                        vu.redact(&ctx.plan.secrets, e.to_string())
+                                    });
                                 st.failed = true;
                                 next = Next::Stop;
                                 break;

@@ -35,7 +35,9 @@ pub(super) async fn execute(
                     &failed_sample(due, ErrorClass::Template, attempt > 0),
                     None,
                 );
-                ctx.registry.example(key, ErrorClass::Template, || msg);
+                ctx.registry.example(key, ErrorClass::Template, || {
+                    vu.redact(&ctx.plan.secrets, msg)
+                });
                 return false;
             }
         };
@@ -106,7 +108,8 @@ pub(super) async fn execute(
             (Some((_, m)), _) | (None, Some((_, m))) => m.clone(),
             _ => String::new(),
         };
-        ctx.registry.example(key, class, message);
+        ctx.registry
+            .example(key, class, || vu.redact(&ctx.plan.secrets, message()));
         match &r.retry {
             Some(policy) if attempt < policy.max && should_retry(policy, class, ex.status) => {
                 let pause = backoff(policy, attempt, &mut vu.rng);

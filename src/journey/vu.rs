@@ -9,6 +9,7 @@ use crate::http::Connections;
 use crate::scenario::Plan;
 use crate::scenario::feeder::{Exhausted, Pick, Row};
 use crate::script::{ScriptError, from_json};
+use crate::secret::Secrets;
 
 /// One simulated user.
 #[derive(Debug)]
@@ -94,6 +95,24 @@ impl VirtualUser {
             t.1 = 0.0;
             t.2 = 0.0;
         }
+    }
+
+    /// `text` with every secret of the plan masked, as this user holds them now.
+    pub(crate) fn redact(&self, secrets: &Secrets, text: String) -> String {
+        if secrets.is_empty() {
+            return text;
+        }
+        let mut current: Vec<String> = secrets
+            .vars
+            .iter()
+            .filter_map(|n| self.scope.get(n).map(|v| v.to_string()))
+            .collect();
+        for &(feeder, field) in &secrets.fields {
+            if let Some(v) = self.rows.get(feeder).and_then(|r| r.as_ref()?.get(field)) {
+                current.push(v.clone());
+            }
+        }
+        secrets.redact(current.iter().map(String::as_str), text)
     }
 
     /// Adds one response's `Server-Timing` metrics to this iteration's tally.

@@ -46,6 +46,8 @@ pub struct Plan {
     pub flows: Vec<Flow>,
     /// Thresholds (evaluated by `analysis::threshold`).
     pub thresholds: Vec<crate::analysis::threshold::Threshold>,
+    /// What must never reach an output.
+    pub secrets: crate::secret::Secrets,
 }
 
 /// Settings that apply to the whole run.

@@ -63,7 +63,9 @@ pub struct RawScenario {
     /// Settings that apply to every request and flow unless overridden.
     #[serde(default)]
     pub defaults: RawDefaults,
-    /// Initial variables of every virtual user (visible in templates and scripts).
+    /// Initial variables of every virtual user (visible in templates and scripts). A value is
+    /// literal, or a map `{ env: NAME, default: .., secret: true }` that reads an environment
+    /// variable, or `{ value: .., secret: true }`; secret values never reach any output.
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,
     /// Data feeders by name; `{{ name.field }}` reads the current row.
@@ -331,6 +333,9 @@ pub struct RawExtractSpec {
     pub header: Option<String>,
     /// A cookie set by the response.
     pub cookie: Option<String>,
+    /// The value is a credential: it is masked in every output.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 impl<'de> Deserialize<'de> for RawExtract {

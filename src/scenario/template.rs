@@ -189,6 +189,14 @@ impl Template {
         Ok(())
     }
 
+    /// What the placeholders read, in order.
+    pub fn refs(&self) -> impl Iterator<Item = &VarRef> {
+        self.segs.iter().filter_map(|s| match s {
+            Seg::Var(v, _) => Some(v),
+            Seg::Lit(_) => None,
+        })
+    }
+
     /// Renders into a new string (for the rare callers off the hot path).
     pub fn render_string(&self, ctx: &RenderCtx<'_>) -> Result<String, Missing> {
         let mut out = Vec::new();

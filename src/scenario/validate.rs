@@ -24,6 +24,7 @@ use super::template::{Escape, Template, VarRef, placeholders};
 use super::units::{Rate, Span, SpanRange};
 use crate::schedule::curve::{Curve, Piece, Shape};
 use crate::script::{Origin as ScriptOrigin, Scripts};
+use crate::secret::{CREDENTIAL_HEADERS, Secrets};
 
 /// Values from the command line or environment that change how a scenario loads.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +63,7 @@ pub(crate) struct Validator<'a> {
     idx: &'a LocationIndex,
     diags: Diagnostics,
     default_headers: Vec<(HeaderName, HeaderTemplate)>,
+    secrets: Secrets,
     /// Whether the file has flow entries (some may have failed to parse and are reported already).
     pub(crate) flows_written: bool,
 }
@@ -89,6 +91,7 @@ impl<'a> Validator<'a> {
             idx,
             diags: Diagnostics::default(),
             default_headers: Vec::new(),
+            secrets: Secrets::default(),
             flows_written: false,
         }
     }
@@ -184,6 +187,7 @@ impl<'a> Validator<'a> {
 
         let feeders = self.feeders(&raw.data);
         let scripts = self.scripts(&raw.scripts);
+        let vars = self.vars(&raw.vars);
 
         // Every name something can set: vars, extractions, script assignments.
         let mut known: HashSet<String> = raw.vars.keys().cloned().collect();
@@ -338,17 +342,18 @@ impl<'a> Validator<'a> {
             source: self.file.to_path_buf(),
             origins,
             settings,
-            vars: raw
-                .vars
-                .iter()
-                .map(|(k, v)| (ImmutableString::from(k.as_str()), v.clone()))
-                .collect(),
+            vars,
             declared,
             feeders,
-            scripts: Arc::new(scripts),
+            scripts: Arc::new({
+                let mut scripts = scripts;
+                scripts.set_secrets(self.secrets.clone());
+                scripts
+            }),
             journeys,
             flows,
             thresholds,
+            secrets: std::mem::take(&mut self.secrets),
         };
         if let Some(only) = &ov.only {
             let known: Vec<&str> = plan.flows.iter().map(|f| f.name.as_str()).collect();
@@ -1200,6 +1205,7 @@ impl<'a> Validator<'a> {
                 },
                 None => HeaderTemplate::Dynamic(t),
             };
+            self.note_credential(&hn, &ht);
             if hn == http::header::CONTENT_TYPE {
                 has_content_type = true;
             }
@@ -1279,6 +1285,9 @@ impl<'a> Validator<'a> {
                     .json_path(path, &ep)
                     .map(|jp| ExtractSource::Json(jp, path.clone())),
                 RawExtract::Spec(spec) => {
+                    if spec.secret {
+                        self.secrets.add_var(var);
+                    }
                     match (&spec.json, &spec.regex, &spec.header, &spec.cookie) {
                         (Some(j), None, None, None) => self
                             .json_path(j, &join_key(&ep, "json"))
@@ -1833,6 +1842,103 @@ impl HeaderTemplate {
 }
 
 impl Validator<'_> {
+    /// Marks what a credential header (Authorization and the like) carries as secret.
+    fn note_credential(&mut self, name: &HeaderName, value: &HeaderTemplate) {
+        if !CREDENTIAL_HEADERS.contains(&name.as_str()) {
+            return;
+        }
+        match value {
+            HeaderTemplate::Static(v) => {
+                if let Ok(text) = v.to_str() {
+                    self.secrets.add_literal(text);
+                }
+            }
+            HeaderTemplate::Dynamic(t) => {
+                for r in t.refs() {
+                    match r {
+                        VarRef::Var(n) => self.secrets.add_var(n),
+                        VarRef::Feed { feeder, field }
+                            if !self.secrets.fields.contains(&(*feeder, *field)) =>
+                        {
+                            self.secrets.fields.push((*feeder, *field));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Initial variables: literal values, or `{ env: NAME, default: .., secret: true }` /
+    /// `{ value: .., secret: true }` specs.
+    fn vars(
+        &mut self,
+        raw: &IndexMap<String, serde_json::Value>,
+    ) -> Vec<(ImmutableString, serde_json::Value)> {
+        const SPEC_KEYS: [&str; 4] = ["env", "value", "default", "secret"];
+        let mut out = Vec::with_capacity(raw.len());
+        for (name, v) in raw {
+            let p = join_key("vars", name);
+            let spec = v.as_object().filter(|m| {
+                !m.is_empty()
+                    && m.keys().all(|k| SPEC_KEYS.contains(&k.as_str()))
+                    && (m.contains_key("env") || m.contains_key("value"))
+            });
+            let Some(spec) = spec else {
+                out.push((name.as_str().into(), v.clone()));
+                continue;
+            };
+            let secret = match spec.get("secret") {
+                None => false,
+                Some(serde_json::Value::Bool(b)) => *b,
+                Some(_) => {
+                    self.err(&join_key(&p, "secret"), "`secret` must be true or false");
+                    false
+                }
+            };
+            let value = match (spec.get("env"), spec.get("value")) {
+                (Some(_), Some(_)) => {
+                    self.err_key(
+                        &p,
+                        format!("variable `{name}` has both `env` and `value`: keep one"),
+                    );
+                    continue;
+                }
+                (Some(serde_json::Value::String(env)), None) => match std::env::var(env) {
+                    Ok(text) => serde_json::Value::String(text),
+                    Err(_) => match spec.get("default") {
+                        Some(d) => d.clone(),
+                        None => {
+                            self.err(
+                                &join_key(&p, "env"),
+                                format!("environment variable `{env}` is not set: export it, or give `default:`"),
+                            );
+                            continue;
+                        }
+                    },
+                },
+                (Some(_), None) => {
+                    self.err(
+                        &join_key(&p, "env"),
+                        "`env` must name an environment variable",
+                    );
+                    continue;
+                }
+                (None, Some(v)) => v.clone(),
+                (None, None) => continue,
+            };
+            if secret {
+                self.secrets.add_var(name);
+                match &value {
+                    serde_json::Value::String(s) => self.secrets.add_literal(s),
+                    other => self.secrets.add_literal(&other.to_string()),
+                }
+            }
+            out.push((name.as_str().into(), value));
+        }
+        out
+    }
+
     /// Compiles `defaults.headers`; they must be literal, since a template there could not be
     /// checked against any one journey's variables.
     fn compile_default_headers(&mut self, d: &RawDefaults) -> Vec<(HeaderName, HeaderTemplate)> {
@@ -1850,7 +1956,11 @@ impl Validator<'_> {
                 continue;
             }
             match HeaderValue::from_str(val) {
-                Ok(hv) => out.push((name, HeaderTemplate::Static(hv))),
+                Ok(hv) => {
+                    let ht = HeaderTemplate::Static(hv);
+                    v.note_credential(&name, &ht);
+                    out.push((name, ht));
+                }
                 Err(_) => v.err(
                     &format!("defaults.headers.{k}"),
                     format!("`{val}` is not a valid header value"),

@@ -7,6 +7,7 @@
 //! network or process access (Rhai has none unless registered), and limits on operations, call
 //! depth and value sizes turn a runaway script into a [`ScriptError`] instead of a hang.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, ImmutableString, Position, Scope};
 use sha2::{Digest, Sha256};
+
+use crate::secret::Secrets;
 
 /// Operations one snippet may run before it is stopped.
 pub const MAX_OPERATIONS: u64 = 1_000_000;
@@ -80,6 +83,23 @@ pub struct Scripts {
     engine: Engine,
     library: AST,
     init: Vec<(AST, Arc<Origin>)>,
+    secrets: Secrets,
+}
+
+thread_local! {
+    /// The secret values `print` and `debug` must mask while a script runs on this thread.
+    static PRINT_MASK: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn masked(text: &str) -> String {
+    PRINT_MASK.with(|m| {
+        let m = m.borrow();
+        if m.is_empty() {
+            text.to_string()
+        } else {
+            Secrets::default().redact(m.iter().map(String::as_str), text.to_string())
+        }
+    })
 }
 
 impl fmt::Debug for Scripts {
@@ -108,7 +128,40 @@ impl Scripts {
             engine: sandboxed_engine(),
             library: AST::empty(),
             init: Vec::new(),
+            secrets: Secrets::default(),
         }
+    }
+
+    /// Sets what `print` and `debug` output must mask.
+    pub fn set_secrets(&mut self, secrets: Secrets) {
+        self.secrets = secrets;
+    }
+
+    /// Runs `f` with this user's secret values registered for masking printed output.
+    fn masking<R>(
+        &self,
+        scope: &mut Scope<'static>,
+        f: impl FnOnce(&mut Scope<'static>) -> R,
+    ) -> R {
+        if self.secrets.is_empty() {
+            return f(scope);
+        }
+        let values: Vec<String> = self
+            .secrets
+            .literals
+            .iter()
+            .cloned()
+            .chain(
+                self.secrets
+                    .vars
+                    .iter()
+                    .filter_map(|n| scope.get(n).map(|v| v.to_string())),
+            )
+            .collect();
+        PRINT_MASK.with(|m| *m.borrow_mut() = values);
+        let out = f(scope);
+        PRINT_MASK.with(|m| m.borrow_mut().clear());
+        out
     }
 
     /// Compiles a script file into the library.
@@ -169,8 +222,7 @@ impl Scripts {
     pub fn init_vu(&self, scope: &mut Scope<'static>) -> Result<(), ScriptError> {
         for (ast, origin) in &self.init {
             let full = self.library.merge(ast);
-            self.engine
-                .run_ast_with_scope(scope, &full)
+            self.masking(scope, |scope| self.engine.run_ast_with_scope(scope, &full))
                 .map_err(|e| to_error(&e, origin))?;
         }
         Ok(())
@@ -178,16 +230,18 @@ impl Scripts {
 
     /// Runs a snippet's statements in a virtual user's scope.
     pub fn run(&self, snippet: &Snippet, scope: &mut Scope<'static>) -> Result<(), ScriptError> {
-        self.engine
-            .run_ast_with_scope(scope, &snippet.ast)
-            .map_err(|e| to_error(&e, &snippet.origin))
+        self.masking(scope, |scope| {
+            self.engine.run_ast_with_scope(scope, &snippet.ast)
+        })
+        .map_err(|e| to_error(&e, &snippet.origin))
     }
 
     /// Evaluates a condition; anything but a boolean is an error naming the value's type.
     pub fn test(&self, snippet: &Snippet, scope: &mut Scope<'static>) -> Result<bool, ScriptError> {
         let v: Dynamic = self
-            .engine
-            .eval_ast_with_scope(scope, &snippet.ast)
+            .masking(scope, |scope| {
+                self.engine.eval_ast_with_scope(scope, &snippet.ast)
+            })
             .map_err(|e| to_error(&e, &snippet.origin))?;
         v.as_bool().map_err(|t| {
             snippet.origin.error(
@@ -267,8 +321,14 @@ fn sandboxed_engine() -> Engine {
         .set_max_modules(0);
     // `eval` would compile text at run time, escaping the compile-once rule and its checks.
     e.disable_symbol("eval");
-    e.on_print(|s| eprintln!("[script] {s}"));
-    e.on_debug(|s, src, pos| eprintln!("[script debug] {} {pos:?}: {s}", src.unwrap_or("")));
+    e.on_print(|s| eprintln!("[script] {}", masked(s)));
+    e.on_debug(|s, src, pos| {
+        eprintln!(
+            "[script debug] {} {pos:?}: {}",
+            src.unwrap_or(""),
+            masked(s)
+        )
+    });
     register_helpers(&mut e);
     e
 }

@@ -1,0 +1,125 @@
+//! Secrets (`secret: true` variables, secret extractions and whatever goes into credential
+//! headers) never reach the terminal, result files, reports or script output, even when a check
+//! failure or a script error quotes them.
+
+use std::process::Command;
+
+use crate::util::*;
+
+const API_KEY: &str = "k-live-7f3a9c1e5b";
+const PIN: &str = "pin-4711-xyz";
+/// The session cookie the test server sets on `/setcookie`.
+const SESSION: &str = "abc123";
+
+#[test]
+fn secret_values_are_masked_in_every_output() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            r#"
+target: {}
+vars:
+  api_key: {{ env: STAMPEDE_TEST_API_KEY, secret: true }}
+  pin: {{ value: "{PIN}", secret: true }}
+  region: {{ env: STAMPEDE_TEST_UNSET_REGION, default: eu }}
+defaults: {{ on_error: continue }}
+journeys:
+  j:
+    steps:
+      - name: login
+        post: /login
+        json: {{ user: "alice-{{{{vu}}}}" }}
+        extract: {{ token: $.token }}
+      - name: session
+        get: /setcookie
+        extract: {{ sid: {{ cookie: sid, secret: true }} }}
+      - name: authorized
+        post: /echo
+        headers: {{ Authorization: "Bearer {{{{token}}}}", X-Api-Key: "{{{{api_key}}}}" }}
+        json: {{ pin: "{{{{pin}}}}", region: "{{{{region}}}}" }}
+        check: {{ json: {{ $.headers.authorization: nobody }} }}
+      - name: body
+        post: /echo
+        body: "{{{{api_key}}}} {{{{sid}}}} {{{{pin}}}}"
+        check: {{ json: {{ $.body: nothing }} }}
+      - script: 'print("key " + api_key + " token " + token + " pin " + pin + " sid " + sid); throw "failing with " + token;'
+flows:
+  f: {{ journey: j, vus: 1, iterations: 2 }}
+"#,
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let run = Command::new(bin())
+        .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("STAMPEDE_TEST_API_KEY", API_KEY)
+        .env_remove("STAMPEDE_TEST_UNSET_REGION")
+        .output()
+        .unwrap();
+    assert!(out.exists(), "{}", String::from_utf8_lossy(&run.stderr));
+    let mut outputs = vec![
+        ("stdout".to_string(), run.stdout.clone()),
+        ("stderr".to_string(), run.stderr.clone()),
+    ];
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let p = entry.unwrap().path();
+        outputs.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+    }
+    assert!(
+        outputs.len() >= 6,
+        "expected every result file: {outputs:?}"
+    );
+
+    // The values really were used (the server saw them), and the failures that quote them
+    // really were recorded, so the masking below is tested, not vacuous.
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(step(&r, "f.login").requests, 2);
+    assert!(r.error_examples.len() >= 3, "{:?}", r.error_examples);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("[script] key *** token *** pin *** sid ***"),
+        "{stderr}"
+    );
+    let json =
+        String::from_utf8_lossy(&std::fs::read(out.join("results.json")).unwrap()).into_owned();
+    assert!(
+        json.contains("Bearer ***"),
+        "the check failure quotes the header, masked: {json}"
+    );
+    assert!(json.contains("failing with ***"), "{json}");
+
+    for secret in [API_KEY, PIN, SESSION, "tok-alice-1"] {
+        for (name, bytes) in &outputs {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains(secret),
+                "{secret} appears in {name}:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unset_environment_variable_without_default_is_a_validation_error() {
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        "target: http://127.0.0.1:9\nvars:\n  key: { env: STAMPEDE_TEST_SURELY_UNSET, secret: true }\njourneys:\n  j: [ { get: / } ]\nflows:\n  f: { journey: j, vus: 1, iterations: 1 }\n",
+    );
+    let out = Command::new(bin())
+        .args(["validate", s.to_str().unwrap()])
+        .env_remove("STAMPEDE_TEST_SURELY_UNSET")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("s.yaml:3:"), "{err}");
+    assert!(
+        err.contains("STAMPEDE_TEST_SURELY_UNSET") && err.contains("default"),
+        "{err}"
+    );
+}
