@@ -103,6 +103,8 @@ struct CollectorOut {
     cumulative: Stats,
     rows: Vec<IntervalRow>,
     error: Option<String>,
+    /// Highest rate of new connections in any interval.
+    peak_connects_per_s: f64,
 }
 
 /// Runs a plan on the current runtime.
@@ -223,11 +225,13 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         cumulative: registry.collect(),
         rows: Vec::new(),
         error: None,
+        peak_connects_per_s: 0.0,
     });
     if let Some(e) = collected.error {
         write_errors.push(e);
     }
     let elapsed = Instant::now().saturating_duration_since(t0).as_secs_f64();
+    let (connections_opened, local_failures) = collected.cumulative.connections();
     let mut result = assemble(
         &plan,
         &keys,
@@ -239,7 +243,13 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         interrupted,
         opts.interval,
     );
-    result.generator = busy.finish();
+    result.generator = busy.finish().map(|mut g| {
+        g.connections_opened = connections_opened;
+        g.local_failures = local_failures;
+        g.peak_connections_per_s = collected.peak_connects_per_s;
+        g.local_ports = local_port_range();
+        g
+    });
     result.db_load = crate::report::model::db_load(&result.flows);
     result.trends = crate::analysis::trend::trends(&result);
     result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
@@ -249,6 +259,14 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         result,
         write_errors,
     }
+}
+
+/// The number of ephemeral ports this machine hands out for outgoing connections (Linux).
+fn local_port_range() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|n| n.parse::<u64>().ok());
+    let (lo, hi) = (it.next()??, it.next()??);
+    (hi >= lo).then(|| hi - lo + 1)
 }
 
 /// How busy the run's runtime workers were, from tokio's per-worker busy time.
@@ -285,6 +303,7 @@ impl WorkerBusy {
                 .as_secs_f64()
                 / wall)
                 .min(1.0),
+            ..Default::default()
         })
     }
 }
@@ -432,6 +451,7 @@ fn collect_loop(
     let mut rows = Vec::new();
     let mut error = None;
     let mut dropped_total = vec![0u64; plan.flows.len()];
+    let mut peak_connects_per_s = 0.0f64;
     let total_s = plan.load_length().as_secs_f64();
     let mut n = 1u32;
     loop {
@@ -524,6 +544,11 @@ fn collect_loop(
         if let Some(p) = progress {
             p.update(t, total_s, &lines);
         }
+        // A short last interval would inflate the rate; judge churn on whole intervals.
+        if !last || len >= interval / 2 || peak_connects_per_s == 0.0 {
+            let opened = st.connections().0 as f64;
+            peak_connects_per_s = peak_connects_per_s.max(opened / len.as_secs_f64().max(1e-3));
+        }
         cumulative.add(&st);
         on_interval(&cumulative, end_off);
         if last {
@@ -535,6 +560,7 @@ fn collect_loop(
         cumulative,
         rows,
         error,
+        peak_connects_per_s,
     }
 }
 

@@ -20,6 +20,7 @@ mod hostile;
 mod http;
 mod interact;
 mod journeys;
+mod limits;
 mod report_html;
 mod run_closed;
 mod run_open;

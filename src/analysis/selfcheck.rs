@@ -13,6 +13,11 @@
 //!   variance equal to the mean (index 1, ± 3 standard errors √(2/(bins−1))). Uniform spacing
 //!   gives about 0, bunching well above 1. Bins of 20 arrivals keep the 1 ms timer out of it.
 //!
+//! - **Connection churn and local exhaustion**: requests that failed because *this* machine had no
+//!   free ephemeral port or file descriptor (error class `generator`), or a peak rate of new
+//!   connections that would hold more ports in TIME_WAIT ([`TIME_WAIT`]) than the local range has.
+//!   Both are the generator's problem, not the target's.
+//!
 //! Any of these makes the run untrustworthy, and `run` exits 3. The bounds are deliberately
 //! coarser than a quiet machine allows (MEASUREMENT.md suggests 1 ms of lag), so that a shared CI
 //! runner does not trip them on a healthy run; the lag histogram is always in the results for a
@@ -30,6 +35,9 @@ pub const LAG_FLOOR: Duration = Duration::from_millis(25);
 pub const LAG_SHARE: f64 = 0.25;
 /// Largest share of the run the runtime's workers may be busy.
 pub const MAX_BUSY: f64 = 0.95;
+
+/// How long Linux keeps a closed connection's port in TIME_WAIT (fixed in the kernel).
+pub const TIME_WAIT: Duration = Duration::from_secs(60);
 
 /// Every self-check of a run.
 pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
@@ -113,8 +121,44 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
                 }
             ),
         });
+        if g.connections_opened > 0 || g.local_failures > 0 {
+            out.push(churn(g));
+        }
     }
     out
+}
+
+fn churn(g: &crate::report::model::Generator) -> SelfCheck {
+    // A run shorter than TIME_WAIT cannot hold more ports than it opened.
+    let held =
+        (g.peak_connections_per_s * TIME_WAIT.as_secs_f64()).min(g.connections_opened as f64);
+    let over_range = g.local_ports.is_some_and(|r| held > r as f64);
+    let passed = g.local_failures == 0 && !over_range;
+    let range = g
+        .local_ports
+        .map_or_else(String::new, |r| format!(" of the {r} local ports"));
+    let mut detail = format!(
+        "opened {} connections, at most {:.0}/s: up to {:.0} ports in TIME_WAIT{range}",
+        g.connections_opened, g.peak_connections_per_s, held
+    );
+    if g.local_failures > 0 {
+        detail.push_str(&format!(
+            "; {} requests failed because this machine ran out of local ports or file descriptors: \
+             a generator-side limit, not the target's errors",
+            g.local_failures
+        ));
+    } else if over_range {
+        detail.push_str(": this connection churn can exhaust the ephemeral ports");
+    }
+    if !passed {
+        detail.push_str(" (keep connections alive, spread the load over more generator machines, or widen net.ipv4.ip_local_port_range)");
+    }
+    SelfCheck {
+        check: "connection_churn".into(),
+        flow: None,
+        passed,
+        detail,
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +221,10 @@ mod tests {
             generator: Some(Generator {
                 workers: 2,
                 busy_share: busy,
+                connections_opened: 100_000,
+                peak_connections_per_s: 50.0,
+                local_ports: Some(28_232),
+                local_failures: 0,
             }),
             self_checks: Vec::new(),
             db_load: Vec::new(),
@@ -206,5 +254,26 @@ mod tests {
         // A slow target allows proportionally more lag: 25% of a 1 s median.
         assert!(failed(&run(0, 200_000, 1_000_000, 0.3)).is_empty());
         assert_eq!(failed(&run(0, 2_000, 5_000, 0.99)), ["saturation"]);
+    }
+
+    #[test]
+    fn local_exhaustion_and_port_eating_churn_are_generator_problems() {
+        let mut r = run(0, 2_000, 5_000, 0.3);
+        let g = r.generator.as_mut().unwrap();
+        g.local_failures = 3;
+        let c = checks(&r);
+        let churn = c.iter().find(|c| c.check == "connection_churn").unwrap();
+        assert!(!churn.passed);
+        assert!(
+            churn.detail.contains("3 requests failed") && churn.detail.contains("generator-side")
+        );
+
+        let g = r.generator.as_mut().unwrap();
+        g.local_failures = 0;
+        // 500 new connections a second hold 30,000 ports in TIME_WAIT: more than the range.
+        g.peak_connections_per_s = 500.0;
+        assert_eq!(failed(&r), ["connection_churn"]);
+        r.generator.as_mut().unwrap().peak_connections_per_s = 400.0;
+        assert!(failed(&r).is_empty());
     }
 }

@@ -30,6 +30,9 @@ use crate::metrics::{Hist, codec, new_hist};
 use crate::report::model::{FlowResult, Latency, RunResult, StepResult, Verdict};
 use crate::scenario::units::{Percent, Rate, Span, short_duration};
 
+/// The error class of requests that failed on the generator's own machine.
+const GENERATOR: &str = "generator";
+
 /// Which latency series a latency expression reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Series {
@@ -420,8 +423,16 @@ fn evaluate_one(
             (v, format!("{}% ({num} of {den})", fmt_num(v * 100.0)))
         })
     };
+    // A request that never left this machine (no free local port) says nothing about the target:
+    // the `connection_churn` self-check reports it instead.
+    let local = |s: &StepResult| s.errors.get(GENERATOR).copied().unwrap_or(0);
     let (requests, failed, passed_checks, failed_checks) = match subject {
-        Subject::Step(s) => (s.requests, s.failed, s.checks_passed, s.checks_failed),
+        Subject::Step(s) => (
+            s.requests,
+            s.failed - local(s).min(s.failed),
+            s.checks_passed,
+            s.checks_failed,
+        ),
         Subject::Iteration(f) => (
             f.iterations_ok + f.iterations_failed,
             f.iterations_failed,
@@ -430,7 +441,11 @@ fn evaluate_one(
         ),
         Subject::Flow(f) => (
             f.steps.iter().map(|s| s.requests).sum(),
-            f.steps.iter().map(|s| s.failed).sum::<u64>() + f.errors.values().sum::<u64>(),
+            f.steps
+                .iter()
+                .map(|s| s.failed - local(s).min(s.failed))
+                .sum::<u64>()
+                + f.errors.values().sum::<u64>(),
             f.steps.iter().map(|s| s.checks_passed).sum(),
             f.steps.iter().map(|s| s.checks_failed).sum(),
         ),

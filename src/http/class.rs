@@ -30,11 +30,14 @@ pub enum ErrorClass {
     Script,
     /// A feeder ran out of rows.
     Feed,
+    /// The generator's own machine ran out of something (ephemeral ports, file descriptors,
+    /// socket buffers) before the request left it: not the target's fault.
+    Generator,
 }
 
 impl ErrorClass {
     /// Number of classes (the length of per-class counter arrays).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     /// Every class, in counter order.
     pub const ALL: [ErrorClass; ErrorClass::COUNT] = [
@@ -50,6 +53,7 @@ impl ErrorClass {
         ErrorClass::Template,
         ErrorClass::Script,
         ErrorClass::Feed,
+        ErrorClass::Generator,
     ];
 
     /// Position in counter arrays.
@@ -72,8 +76,26 @@ impl ErrorClass {
             ErrorClass::Template => "template",
             ErrorClass::Script => "script",
             ErrorClass::Feed => "feed",
+            ErrorClass::Generator => "generator",
         }
     }
+}
+
+/// Whether a failed `connect` (or socket creation) says the generator's machine ran out of a local
+/// resource rather than the target refusing: EADDRNOTAVAIL (no free ephemeral port for this
+/// destination), EMFILE/ENFILE (file descriptors), ENOBUFS/ENOMEM (kernel buffers).
+pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
+    const EADDRNOTAVAIL: i32 = 99;
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || (cfg!(target_os = "linux")
+            && matches!(
+                e.raw_os_error(),
+                Some(EADDRNOTAVAIL | EMFILE | ENFILE | ENOBUFS | ENOMEM)
+            ))
 }
 
 impl fmt::Display for ErrorClass {

@@ -298,6 +298,16 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Fail> {
                 return Ok(s);
             }
             Err(e) => {
+                if class::is_local_exhaustion(&e) {
+                    // Trying the next address would fail the same way, and this is no
+                    // statement about the target.
+                    return Err((
+                        ErrorClass::Generator,
+                        format!(
+                            "connect to {addr}: {e}: this machine ran out of local ports or file descriptors (see the connection churn self-check)"
+                        ),
+                    ));
+                }
                 let class = if e.kind() == std::io::ErrorKind::ConnectionRefused {
                     ErrorClass::ConnectRefused
                 } else {

@@ -375,6 +375,17 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Connections opened (one connect-time sample each) and requests that failed on the
+    /// generator's own machine, over every step.
+    pub fn connections(&self) -> (u64, u64) {
+        self.steps.iter().fold((0, 0), |(c, l), s| {
+            (
+                c + s.connect.as_ref().map_or(0, |h| h.len()),
+                l + s.errors[ErrorClass::Generator.index()],
+            )
+        })
+    }
+
     /// Empty stats for a key table.
     pub fn new(keys: &KeyTable) -> Stats {
         Stats {

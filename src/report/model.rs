@@ -75,12 +75,24 @@ impl RunResult {
 }
 
 /// How busy the generator itself was.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Generator {
     /// Worker threads of the run's runtime.
     pub workers: usize,
     /// Share of the run the workers spent running tasks (0–1).
     pub busy_share: f64,
+    /// TCP connections opened during the run.
+    #[serde(default)]
+    pub connections_opened: u64,
+    /// The most connections opened per second in any interval (connection churn).
+    #[serde(default)]
+    pub peak_connections_per_s: f64,
+    /// Size of this machine's ephemeral port range, when known (Linux).
+    #[serde(default)]
+    pub local_ports: Option<u64>,
+    /// Requests that failed because this machine ran out of ports or file descriptors.
+    #[serde(default)]
+    pub local_failures: u64,
 }
 
 /// One self-check's outcome.
