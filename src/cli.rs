@@ -545,9 +545,11 @@ pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    let mut write_failed = false;
+    // A file that failed during the run (the interval log on a full disk) is lost, so the run
+    // ends with exit 2 even though everything measured is still in the end-of-run files.
+    let mut write_failed = !outcome.write_errors.is_empty();
     for e in &outcome.write_errors {
-        eprintln!("warning: {e}");
+        eprintln!("error: {e} (the run went on; the other result files hold everything measured)");
     }
     if let Some(dir) = &out {
         let errors = report::write_all(&outcome.result, dir);

@@ -57,6 +57,19 @@ pub enum RunError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The output folder's file system has too little free space for the run's results.
+    #[error(
+        "not enough disk space for results in {}: {} MiB free, the run needs about {} MiB\n  hint: free some space, choose another --out, or shorten the run",
+        path.display(), free >> 20, needed.div_ceil(1 << 20)
+    )]
+    DiskFull {
+        /// The folder.
+        path: PathBuf,
+        /// Bytes available to this user.
+        free: u64,
+        /// Bytes the run needs (estimated).
+        needed: u64,
+    },
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -71,8 +84,9 @@ pub struct RunOutcome {
     pub write_errors: Vec<String>,
 }
 
-/// Checks that `dir` can hold result files, creating it if needed, before any traffic.
-pub fn prepare_out(dir: &std::path::Path) -> Result<(), RunError> {
+/// Checks that `dir` can hold result files, creating it if needed, before any traffic: it must be
+/// writable and its file system must have room for about `needed` bytes.
+pub fn prepare_out(dir: &std::path::Path, needed: u64) -> Result<(), RunError> {
     let err = |source| RunError::OutDir {
         path: dir.to_path_buf(),
         source,
@@ -81,13 +95,51 @@ pub fn prepare_out(dir: &std::path::Path) -> Result<(), RunError> {
     let probe = dir.join(".stampede-write-test");
     std::fs::write(&probe, b"ok").map_err(err)?;
     let _ = std::fs::remove_file(&probe);
+    if let Ok(st) = rustix::fs::statvfs(dir) {
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < needed {
+            return Err(RunError::DiskFull {
+                path: dir.to_path_buf(),
+                free,
+                needed,
+            });
+        }
+    }
     Ok(())
+}
+
+/// A generous estimate of the bytes a run's result files take: an `intervals.hlog` line (about
+/// 1 KiB at most for a compressed interval histogram) per step, flow and iteration key and
+/// interval, plus the end-of-run files. A flow bounded by iterations rather than time counts as
+/// ten minutes, since its curve's length is only a cap.
+pub fn estimated_output_bytes(plan: &Plan, interval: Duration) -> u64 {
+    let keys: u64 = plan
+        .flows
+        .iter()
+        .map(|f| plan.journeys[f.journey].requests.len() as u64 + 2)
+        .sum();
+    let secs = plan
+        .flows
+        .iter()
+        .map(|f| {
+            let budgeted = matches!(&f.model, LoadModel::Closed(c) if c.iterations.is_some() || c.per_vu_iterations.is_some());
+            let len = if budgeted {
+                f.length().min(Duration::from_secs(600))
+            } else {
+                f.length()
+            };
+            (f.start + len).as_secs_f64()
+        })
+        .fold(0.0, f64::max);
+    let intervals = (secs / interval.as_secs_f64().max(0.001)).ceil() as u64 + 1;
+    // Every file but the log holds the same intervals again, as rows and charts.
+    keys.saturating_mul(intervals).saturating_mul(1024 + 512) + (4 << 20)
 }
 
 /// Runs a plan to completion on a new multi-threaded runtime.
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     if let Some(out) = &opts.out {
-        prepare_out(out)?;
+        prepare_out(out, estimated_output_bytes(&plan, opts.interval))?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -270,3 +270,93 @@ fn an_unwritable_out_is_refused_before_any_traffic() {
         "no traffic before the check"
     );
 }
+
+#[test]
+fn a_full_disk_is_refused_before_any_traffic() {
+    // A private mount namespace with a 1 MiB tmpfs stands in for a nearly full disk.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run this test as root"
+        );
+        eprintln!("skipped: needs root for a private mount namespace");
+        return;
+    }
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 5/s, duration: 1h }}\n",
+            srv.url()
+        ),
+    );
+    let small = d.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs \"$0\" && exec \"$1\" run \"$2\" --out \"$0/out\"",
+        ])
+        .args([small.to_str().unwrap(), bin(), s.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not enough disk space") && err.contains("MiB free"),
+        "{err}"
+    );
+    assert_eq!(
+        srv.seen.arrivals("/ok").len(),
+        0,
+        "no traffic before the check"
+    );
+}
+
+#[test]
+fn a_write_failure_during_the_run_loses_nothing() {
+    // /dev/full fails every write with ENOSPC: the log fails mid-run, results.json at the end.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, vus: 1, iterations: 25 }}\n",
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // results.json is written to a temporary file and renamed: fail the temporary file.
+    for f in ["intervals.hlog", "results.json.tmp"] {
+        std::os::unix::fs::symlink("/dev/full", out.join(f)).unwrap();
+    }
+    let (code, stdout, err) =
+        run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("intervals.hlog") && err.contains("No space left"),
+        "{err}"
+    );
+    assert!(err.contains("results.json"), "{err}");
+    // Everything that was measured is on stdout instead, and the other files were written.
+    let json = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("results on stdout");
+    let r: stampede::report::RunResult = serde_json::from_str(json).unwrap();
+    assert_eq!(step(&r, "f.ok").requests, 25);
+    assert_eq!(srv.seen.arrivals("/ok").len(), 25);
+    for f in ["junit.xml", "report.html", "intervals.csv"] {
+        assert!(std::fs::metadata(out.join(f)).unwrap().len() > 0, "{f}");
+    }
+}
