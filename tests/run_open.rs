@@ -194,3 +194,37 @@ fn a_healthy_run_passes_its_self_checks() {
     assert!(r.trustworthy(), "{:?}", r.self_checks);
     assert!(r.generator.as_ref().unwrap().busy_share < 0.5);
 }
+
+#[test]
+fn pinned_to_one_cpu_the_run_uses_one_thread_and_keeps_its_schedule() {
+    // `taskset -c 0` leaves one CPU: the run switches to a single-threaded runtime.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write(
+        d.path(),
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 100/s, duration: 2s }}\n  c: {{ journey: j, vus: 3, iterations: 30 }}\n",
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let run = std::process::Command::new("taskset")
+        .args(["-c", "0", bin(), "run", s.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--quiet"])
+        .output()
+        .expect("taskset (util-linux)");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(r.generator.as_ref().unwrap().workers, 1);
+    let f = flow(&r, "f");
+    assert_eq!(f.planned, 200);
+    assert_eq!(f.iterations_ok, 200);
+    assert_eq!(flow(&r, "c").iterations_ok, 30);
+    assert_eq!(srv.seen.arrivals("/ok").len(), 230);
+}

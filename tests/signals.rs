@@ -217,7 +217,8 @@ fn after_sigkill_report_rebuilds_a_summary_from_the_interval_log() {
         ),
     );
     let mut child = spawn_run(&s, &out);
-    wait_for_intervals(&out.join("intervals.hlog"), 6);
+    // Five intervals (two keys each) hold about 250 requests; a busy machine may start slowly.
+    wait_for_intervals(&out.join("intervals.hlog"), 10);
     signal(&child, "KILL");
     let _ = child.wait();
     assert!(
@@ -235,7 +236,7 @@ fn after_sigkill_report_rebuilds_a_summary_from_the_interval_log() {
         .find(|l| l.trim_start().starts_with("f.ok "))
         .unwrap();
     let count: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(count >= 100, "at least 3 intervals of 50/s: {line}");
+    assert!(count >= 100, "five intervals of 50/s: {line}");
     // A log cut mid-line (a power cut while writing) still reads up to its last whole line.
     let hlog = out.join("intervals.hlog");
     let mut text = std::fs::read(&hlog).unwrap();

@@ -173,7 +173,9 @@ impl Client {
                 let reused = matches!(slot, Some(c) if !c.sender.is_closed());
                 if !reused {
                     *slot = None;
-                    let (conn, connect, tls) = self.connect(origin).await?;
+                    // Boxed: a TLS handshake's state is large and connects are rare, so it
+                    // should not sit in every virtual user's future between requests.
+                    let (conn, connect, tls) = Box::pin(self.connect(origin)).await?;
                     ex.connect = Some(connect);
                     ex.tls = tls;
                     *conns.slot(origin_id) = Some(conn);

@@ -66,7 +66,7 @@ impl VirtualUser {
             cookies: Vec::new(),
             rows,
             rng: SmallRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            buf: Vec::with_capacity(4096),
+            buf: Vec::new(),
             scratch: Vec::with_capacity(256),
             trace_id: 0,
             work: crate::metrics::IterationWork::default(),

@@ -1,0 +1,498 @@
+#!/usr/bin/env python3
+"""The peer benchmark suite (issue #7): stampede against wrk, hey, oha, k6 and Locust.
+
+Target: nginx with one worker pinned to CPU 1, static JSON on 127.0.0.1; every generator pinned to
+CPU 0. CPU is user+sys from /usr/bin/time, RSS its peak. Each workload runs `--runs` times; the
+table gives the median and the min-max. Nothing leaves loopback: k6 runs with
+--no-usage-report, Locust is headless with no web UI; wrk, hey and oha have no telemetry.
+
+Run it through scripts/bench/run.sh, which installs what is missing.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+STAMPEDE = os.path.join(ROOT, "target", "release", "stampede")
+GEN_CPU = "0"
+TARGET_CPU = "1"
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_body_temp_path {work};
+  proxy_temp_path {work};
+  fastcgi_temp_path {work};
+  uwsgi_temp_path {work};
+  scgi_temp_path {work};
+  default_type application/json;
+  server {{
+    listen 127.0.0.1:{port} backlog=8192;
+    location = /ping {{ return 200 '{{"ok":true}}'; }}
+    location = /auth/login {{ return 200 '{{"token":"tok-5f3c9a7e1b"}}'; }}
+    location = /wallet/balance {{ return 200 '{{"USDT":1000.5,"TON":20.25}}'; }}
+    location = /exchange {{ return 200 '{{"status":"filled"}}'; }}
+  }}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(cmd, work, env=None, cwd=None):
+    """Runs cmd pinned to the generator CPU; returns (cpu_s, max_rss_kib, stdout, stderr)."""
+    tf = os.path.join(work, "time.txt")
+    full = ["/usr/bin/time", "-f", "%U %S %M", "-o", tf, "taskset", "-c", GEN_CPU] + cmd
+    p = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    with open(tf) as f:
+        u, s, m = f.read().split()[-3:]
+    if p.returncode not in (0, 1, 3):
+        sys.stderr.write(f"warning: {cmd[0]} exited {p.returncode}: {p.stderr[-800:]}\n")
+    return float(u) + float(s), int(m), p.stdout, p.stderr
+
+
+class Bench:
+    def __init__(self, work, base):
+        self.work = work
+        self.base = base
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    # ---- stampede ---------------------------------------------------------------------------
+    def stampede(self, yaml):
+        scen = self.write("s.yaml", f"target: {self.base}\ndefaults: {{ traceparent: false }}\n" + yaml)
+        out = self.path("st-out")
+        shutil.rmtree(out, ignore_errors=True)
+        cpu, rss, _, err = timed([STAMPEDE, "run", scen, "--out", out, "--quiet", "--no-progress"], self.work)
+        with open(os.path.join(out, "results.json")) as f:
+            r = json.load(f)
+        flow = r["flows"][0]
+        reqs = sum(s["requests"] for s in flow["steps"])
+        errs = sum(s["failed"] for s in flow["steps"])
+        iters = flow["iterations_ok"] + flow["iterations_failed"]
+        lat = [s["latency"] for s in flow["steps"] if s.get("latency")]
+        return {
+            "cpu": cpu, "rss": rss, "requests": reqs, "errors": errs, "iterations": iters,
+            "duration": r["duration_s"], "planned": flow.get("planned", 0), "dropped": flow.get("dropped", 0),
+            "p50_ms": lat[0]["p50_us"] / 1000 if lat else None,
+            "p99_ms": lat[0]["p99_us"] / 1000 if lat else None,
+            "lag_p99_ms": (flow.get("schedule_lag") or {}).get("p99_us", 0) / 1000,
+        }
+
+    # ---- wrk --------------------------------------------------------------------------------
+    def wrk(self, conns, secs):
+        cpu, rss, out, _ = timed(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", self.base + "/ping"], self.work)
+        n = int(re.search(r"(\d+) requests in", out).group(1))
+        return {"cpu": cpu, "rss": rss, "requests": n, "duration": secs}
+
+    # ---- hey --------------------------------------------------------------------------------
+    def hey(self, conns, secs, rate=None):
+        cmd = ["hey", "-z", f"{secs}s", "-c", str(conns)]
+        if rate:
+            cmd += ["-q", str(rate / conns)]
+        cpu, rss, out, _ = timed(cmd + [self.base + "/ping"], self.work)
+        n = sum(int(x) for x in re.findall(r"\[\d{3}\]\s+(\d+) responses", out))
+        res = {"cpu": cpu, "rss": rss, "requests": n, "duration": secs}
+        m = re.search(r"99%+ in ([\d.]+) secs", out)
+        if m:
+            res["p99_ms"] = float(m.group(1)) * 1000
+        m = re.search(r"50%+ in ([\d.]+) secs", out)
+        if m:
+            res["p50_ms"] = float(m.group(1)) * 1000
+        return res
+
+    # ---- oha --------------------------------------------------------------------------------
+    def oha(self, conns, secs, rate=None):
+        cmd = ["oha", "-z", f"{secs}s", "-c", str(conns), "--no-tui", "--output-format", "json"]
+        if rate:
+            cmd += ["-q", str(rate), "--latency-correction"]
+        cpu, rss, out, _ = timed(cmd + [self.base + "/ping"], self.work)
+        j = json.loads(out)
+        n = sum(j.get("statusCodeDistribution", {}).values())
+        res = {"cpu": cpu, "rss": rss, "requests": n, "duration": secs}
+        lp = j.get("latencyPercentiles", {})
+        if lp.get("p50") is not None:
+            res["p50_ms"] = lp["p50"] * 1000
+            res["p99_ms"] = lp["p99"] * 1000
+        return res
+
+    # ---- k6 ---------------------------------------------------------------------------------
+    def k6(self, script):
+        js = self.write("k6.js", script.replace("BASE", self.base))
+        summary = self.path("k6-summary.json")
+        env = dict(os.environ, K6_NO_USAGE_REPORT="true")
+        cpu, rss, _, _ = timed(["k6", "run", "--no-usage-report", "--quiet", "--summary-export", summary, js], self.work, env=env)
+        with open(summary) as f:
+            m = json.load(f)["metrics"]
+        res = {
+            "cpu": cpu, "rss": rss,
+            "requests": int(m["http_reqs"]["count"]),
+            "iterations": int(m.get("iterations", {}).get("count", 0)),
+            "errors": int(m.get("http_req_failed", {}).get("passes", 0)),
+            "dropped": int(m.get("dropped_iterations", {}).get("count", 0)),
+        }
+        d = m.get("http_req_duration", {})
+        if "med" in d:
+            res["p50_ms"] = d["med"]
+        if "p(99)" in d:
+            res["p99_ms"] = d["p(99)"]
+        return res
+
+    # ---- Locust -----------------------------------------------------------------------------
+    def locust(self, body, users, secs):
+        py = self.write("locustfile.py", body)
+        prefix = self.path("locust")
+        cpu, rss, _, _ = timed([
+            "locust", "-f", py, "--headless", "-u", str(users), "-r", str(max(users, 1)),
+            "-t", f"{secs}s", "--host", self.base, "--csv", prefix, "--only-summary",
+            "--loglevel", "ERROR", "--skip-log-setup", "--exit-code-on-error", "0",
+        ], self.work)
+        reqs = errs = 0
+        with open(prefix + "_stats.csv") as f:
+            for row in csv.DictReader(f):
+                if row["Name"] == "Aggregated":
+                    reqs = int(row["Request Count"])
+                    errs = int(row["Failure Count"])
+        return {"cpu": cpu, "rss": rss, "requests": reqs, "errors": errs, "duration": secs}
+
+
+W3_STAMPEDE_JOURNEY = """
+journeys:
+  trade:
+    - name: login
+      post: /auth/login
+      json: { user: "u{{ vu }}", password: secret }
+      extract: { token: $.token }
+    - name: balance
+      get: /wallet/balance
+      headers: { authorization: "Bearer {{ token }}" }
+      extract: { usdt: $.USDT }
+    - name: exchange
+      post: /exchange
+      headers: { authorization: "Bearer {{ token }}" }
+      json: { from: USDT, to: TON, amount: "{{ usdt }}" }
+      check: { status: 200 }
+"""
+
+K6_JOURNEY = """
+  const login = http.post('BASE/auth/login', JSON.stringify({ user: 'u' + __VU, password: 'secret' }),
+    { headers: { 'Content-Type': 'application/json' } });
+  const token = login.json('token');
+  const bal = http.get('BASE/wallet/balance', { headers: { Authorization: 'Bearer ' + token } });
+  const usdt = bal.json('USDT');
+  http.post('BASE/exchange', JSON.stringify({ from: 'USDT', to: 'TON', amount: usdt }),
+    { headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' } });
+"""
+
+LOCUST_JOURNEY = """
+    @task
+    def trade(self):
+        token = self.client.post("/auth/login", json={"user": "u", "password": "secret"}).json()["token"]
+        auth = {"Authorization": "Bearer " + token}
+        usdt = self.client.get("/wallet/balance", headers=auth).json()["USDT"]
+        self.client.post("/exchange", json={"from": "USDT", "to": "TON", "amount": usdt}, headers=auth)
+"""
+
+
+def locust_file(wait, body):
+    return f"""from locust import FastHttpUser, task, {wait.split('(')[0]}
+class U(FastHttpUser):
+    wait_time = {wait}
+{body}"""
+
+
+LOCUST_PING = """
+    @task
+    def ping(self):
+        self.client.get("/ping")
+"""
+
+
+def workloads(b, only):
+    """Yields (workload, tool, thunk)."""
+    def want(w):
+        return not only or w in only
+
+    if want("W1"):
+        yield "W1", "stampede", lambda: b.stampede(
+            "journeys:\n  j: [ { name: ping, get: /ping } ]\nflows:\n  f: { journey: j, vus: 50, duration: 10s }\n")
+        yield "W1", "wrk", lambda: b.wrk(50, 10)
+        yield "W1", "oha", lambda: b.oha(50, 10)
+        yield "W1", "hey", lambda: b.hey(50, 10)
+        yield "W1", "k6", lambda: b.k6(
+            "import http from 'k6/http';\nexport const options = { vus: 50, duration: '10s' };\n"
+            "export default function () { http.get('BASE/ping'); }\n")
+        yield "W1", "locust", lambda: b.locust(locust_file("constant(0)", LOCUST_PING), 50, 10)
+    if want("W2"):
+        yield "W2", "stampede", lambda: b.stampede(
+            "journeys:\n  j: [ { name: ping, get: /ping } ]\nflows:\n  f: { journey: j, rate: 4000/s, duration: 15s, max_vus: 500 }\n")
+        yield "W2", "oha", lambda: b.oha(50, 15, rate=4000)
+        yield "W2", "hey", lambda: b.hey(50, 15, rate=4000)
+        yield "W2", "k6", lambda: b.k6(
+            "import http from 'k6/http';\nexport const options = { scenarios: { s: { executor: 'constant-arrival-rate',"
+            " rate: 4000, timeUnit: '1s', duration: '15s', preAllocatedVUs: 200, maxVUs: 1000 } } };\n"
+            "export default function () { http.get('BASE/ping'); }\n")
+        yield "W2", "locust", lambda: b.locust(locust_file("constant_throughput(20)", LOCUST_PING), 200, 15)
+    if want("W3"):
+        yield "W3", "stampede", lambda: b.stampede(
+            W3_STAMPEDE_JOURNEY + "flows:\n  f: { journey: trade, rate: 500/s, duration: 15s, max_vus: 500 }\n")
+        yield "W3", "k6", lambda: b.k6(
+            "import http from 'k6/http';\nexport const options = { scenarios: { s: { executor: 'constant-arrival-rate',"
+            " rate: 500, timeUnit: '1s', duration: '15s', preAllocatedVUs: 100, maxVUs: 1000 } } };\n"
+            "export default function () {" + K6_JOURNEY + "}\n")
+        yield "W3", "locust", lambda: b.locust(locust_file("constant_pacing(1)", LOCUST_JOURNEY), 500, 15)
+    if want("W4"):
+        for vus in (1, 2000):
+            ramp = "" if vus == 1 else ""
+            yield f"W4@{vus}", "stampede", lambda vus=vus: b.stampede(
+                W3_STAMPEDE_JOURNEY.replace("      check: { status: 200 }\n", "      check: { status: 200 }\n    - think: 1s\n")
+                + f"flows:\n  f: {{ journey: trade, vus: {vus}, duration: 20s }}\n")
+            yield f"W4@{vus}", "k6", lambda vus=vus: b.k6(
+                "import http from 'k6/http';\nimport { sleep } from 'k6';\n"
+                f"export const options = {{ vus: {vus}, duration: '20s' }};\n"
+                "export default function () {" + K6_JOURNEY + " sleep(1); }\n")
+            yield f"W4@{vus}", "locust", lambda vus=vus: b.locust(locust_file("constant(1)", LOCUST_JOURNEY), vus, 20)
+    if want("W5"):
+        for rate in (5000, 20000, 50000):
+            yield f"W5@{rate}", "stampede", lambda rate=rate: b.stampede(
+                "journeys:\n  j: [ { name: ping, get: /ping } ]\n"
+                f"flows:\n  f: {{ journey: j, rate: {rate}/s, duration: 10s, max_vus: 2000 }}\n")
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    if not vals:
+        return None, None, None
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "–"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}" if digits else f"{v:.0f}"
+
+
+def span(rows, key, digits=3):
+    m, lo, hi = med(rows, key)
+    if m is None:
+        return "–"
+    if lo == hi:
+        return fmt(m, digits)
+    return f"{fmt(m, digits)} ({fmt(lo, digits)}–{fmt(hi, digits)})"
+
+
+def derive(w, r):
+    r = dict(r)
+    if r.get("requests"):
+        r["cpu_per_10k"] = r["cpu"] / r["requests"] * 10000
+    dur = r.get("duration")
+    if w in ("W1", "W2") and dur:
+        r["rps"] = r["requests"] / dur
+    if w == "W3" and r.get("iterations"):
+        r["cpu_per_1k_journeys"] = r["cpu"] / r["iterations"] * 1000
+    if w.startswith("W5") and r.get("planned"):
+        r["rate_error_pct"] = (r["planned"] - r["iterations"]) / r["planned"] * 100
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", nargs="*", default=[], help="workloads, e.g. W1 W3")
+    ap.add_argument("--tools", nargs="*", default=[], help="only these tools")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--json", default=None, help="also write raw results here")
+    a = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="stampede-bench-")
+    port = free_port()
+    with open(os.path.join(work, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(work=work, port=port))
+    nginx = subprocess.Popen(["taskset", "-c", TARGET_CPU, "nginx", "-c", os.path.join(work, "nginx.conf")],
+                             stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        b = Bench(work, f"http://127.0.0.1:{port}")
+        results = {}
+        for _ in range(a.runs):
+            for w, tool, thunk in workloads(b, a.only):
+                if a.tools and tool not in a.tools:
+                    continue
+                if not shutil.which(tool) and tool != "stampede":
+                    print(f"{w} {tool}: not installed, skipped", file=sys.stderr)
+                    continue
+                try:
+                    r = derive(w.split("@")[0] if w.startswith("W4") else w, thunk())
+                except Exception as e:  # one tool failing must not lose the others' figures
+                    print(f"{w} {tool}: failed: {e}", file=sys.stderr)
+                    continue
+                results.setdefault(w, {}).setdefault(tool, []).append(r)
+                print(f"{w:9} {tool:9} " + " ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in r.items()), file=sys.stderr)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=1)
+        report(results, a)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def version(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (p.stdout or p.stderr).strip().splitlines()[0]
+    except Exception:
+        return "not installed"
+
+
+def report(res, a):
+    def rows(w, t):
+        return res.get(w, {}).get(t, [])
+
+    def m(w, t, k):
+        return med(rows(w, t), k)[0]
+
+    def ratio(w, t, k, peer):
+        x, y = m(w, t, k), m(w, peer, k)
+        return f"{x / y:.2f}×" if x and y else "–"
+
+    lines = []
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cpu_model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu_model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except Exception:
+        pass
+    lines += [
+        "# Benchmarks",
+        "",
+        "Written by `scripts/bench/run.sh` (the suite in `scripts/bench/suite.py`); do not edit by hand.",
+        "",
+        f"- Date: {now}; {a.runs} runs per cell, median with min–max in brackets.",
+        f"- Machine: {os.cpu_count()} CPUs ({cpu_model}), {platform.system()} {platform.release()}.",
+        "- Target: nginx, one worker pinned to CPU 1, static JSON on 127.0.0.1; each generator pinned to CPU 0.",
+        "- CPU: user+sys seconds of the generator process from `/usr/bin/time`; RSS is its peak.",
+        f"- Versions: {version([STAMPEDE, '--version'])}; {version(['wrk', '-v'])}; {version(['oha', '--version'])}; "
+        f"hey (Debian); {version(['k6', 'version'])}; Locust {version(['locust', '--version'])}; {version(['nginx', '-v'])}.",
+        "",
+        "## W1: GET /ping, closed, 50 connections, 10 s",
+        "",
+        "| tool | requests/s | CPU s per 10k requests | stampede ÷ tool (CPU per request) |",
+        "|---|---|---|---|",
+    ]
+    for t in ("stampede", "wrk", "oha", "hey", "k6", "locust"):
+        if rows("W1", t):
+            lines.append(f"| {t} | {span(rows('W1', t), 'rps')} | {span(rows('W1', t), 'cpu_per_10k')} | "
+                         f"{ratio('W1', 'stampede', 'cpu_per_10k', t) if t != 'stampede' else ''} |")
+    lines += [
+        "",
+        "## W2: GET /ping, open model at 4,000/s, 15 s",
+        "",
+        "| tool | achieved/s | CPU s per 10k requests | p50 ms | p99 ms | stampede ÷ tool (CPU) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in ("stampede", "oha", "hey", "k6", "locust"):
+        if rows("W2", t):
+            lines.append(f"| {t} | {span(rows('W2', t), 'rps', 5)} | {span(rows('W2', t), 'cpu_per_10k')} | "
+                         f"{span(rows('W2', t), 'p50_ms')} | {span(rows('W2', t), 'p99_ms')} | "
+                         f"{ratio('W2', 'stampede', 'cpu_per_10k', t) if t != 'stampede' else ''} |")
+    lines += [
+        "",
+        "## W3: login → token → balance (Bearer) → exchange (value from the balance), 500 journeys/s, 15 s",
+        "",
+        "stampede and k6 run an open model; Locust paces 500 users at one journey per second.",
+        "",
+        "| tool | journeys | errors | CPU s per 1k journeys | stampede ÷ tool |",
+        "|---|---|---|---|---|",
+    ]
+    for t in ("stampede", "k6", "locust"):
+        if rows("W3", t):
+            r = rows("W3", t)
+            if t == "locust":
+                for x in r:
+                    x["iterations"] = x["requests"] // 3
+                    x["cpu_per_1k_journeys"] = x["cpu"] / max(x["iterations"], 1) * 1000
+            lines.append(f"| {t} | {span(r, 'iterations', 5)} | {span(r, 'errors')} | {span(r, 'cpu_per_1k_journeys')} | "
+                         f"{ratio('W3', 'stampede', 'cpu_per_1k_journeys', t) if t != 'stampede' else ''} |")
+    lines += [
+        "",
+        "## W4: 2,000 virtual users looping the W3 journey with 1 s think time, 20 s",
+        "",
+        "Marginal RSS per VU = (peak RSS at 2,000 VUs − peak RSS at 1 VU) / 1,999.",
+        "",
+        "| tool | peak RSS, 1 VU (MiB) | peak RSS, 2,000 VUs (MiB) | KiB per VU | CPU s at 2,000 VUs |",
+        "|---|---|---|---|---|",
+    ]
+    for t in ("stampede", "k6", "locust"):
+        one, many = rows("W4@1", t), rows("W4@2000", t)
+        if one and many:
+            r1, r2 = med(one, "rss")[0], med(many, "rss")[0]
+            lines.append(f"| {t} | {r1 / 1024:.1f} | {r2 / 1024:.1f} | {(r2 - r1) / 1999:.1f} | {span(many, 'cpu')} |")
+    lines += [
+        "",
+        "## W5: rate accuracy of stampede's open model, one step, 10 s",
+        "",
+        "| target rate | achieved | shortfall | dropped | schedule lag p99 ms | CPU s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rate in (5000, 20000, 50000):
+        r = rows(f"W5@{rate}", "stampede")
+        if r:
+            for x in r:
+                x["achieved"] = x["iterations"] / 10.0
+            lines.append(f"| {rate:,}/s | {span(r, 'achieved', 5)}/s | {span(r, 'rate_error_pct')}% | {span(r, 'dropped')} | "
+                         f"{span(r, 'lag_p99_ms')} | {span(r, 'cpu')} |")
+    text = "\n".join(lines) + "\n"
+    if a.out == "-":
+        print(text)
+    else:
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        existing = open(a.out).read() if os.path.exists(a.out) else ""
+        # Keep the hand-written analysis below the generated tables.
+        marker = "\n## Reading the figures"
+        tail = existing[existing.index(marker):] if marker in existing else ""
+        with open(a.out, "w") as f:
+            f.write(text + tail)
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
