@@ -236,7 +236,11 @@ fn after_sigkill_report_rebuilds_a_summary_from_the_interval_log() {
         .find(|l| l.trim_start().starts_with("f.ok "))
         .unwrap();
     let count: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(count >= 100, "five intervals of 50/s: {line}");
+    assert!(
+        count >= 100,
+        "five intervals of 50/s: {line}\n{stdout}\n{}",
+        std::fs::read_to_string(out.join("intervals.hlog")).unwrap_or_default()
+    );
     // A log cut mid-line (a power cut while writing) still reads up to its last whole line.
     let hlog = out.join("intervals.hlog");
     let mut text = std::fs::read(&hlog).unwrap();

@@ -146,7 +146,7 @@ class Bench:
         return res
 
     # ---- k6 ---------------------------------------------------------------------------------
-    def k6(self, script):
+    def k6(self, script, secs=None):
         js = self.write("k6.js", script.replace("BASE", self.base))
         summary = self.path("k6-summary.json")
         env = dict(os.environ, K6_NO_USAGE_REPORT="true")
@@ -159,6 +159,7 @@ class Bench:
             "iterations": int(m.get("iterations", {}).get("count", 0)),
             "errors": int(m.get("http_req_failed", {}).get("passes", 0)),
             "dropped": int(m.get("dropped_iterations", {}).get("count", 0)),
+            "duration": secs,
         }
         d = m.get("http_req_duration", {})
         if "med" in d:
@@ -250,7 +251,7 @@ def workloads(b, only):
         yield "W1", "hey", lambda: b.hey(50, 10)
         yield "W1", "k6", lambda: b.k6(
             "import http from 'k6/http';\nexport const options = { vus: 50, duration: '10s' };\n"
-            "export default function () { http.get('BASE/ping'); }\n")
+            "export default function () { http.get('BASE/ping'); }\n", 10)
         yield "W1", "locust", lambda: b.locust(locust_file("constant(0)", LOCUST_PING), 50, 10)
     if want("W2"):
         yield "W2", "stampede", lambda: b.stampede(
@@ -260,7 +261,7 @@ def workloads(b, only):
         yield "W2", "k6", lambda: b.k6(
             "import http from 'k6/http';\nexport const options = { scenarios: { s: { executor: 'constant-arrival-rate',"
             " rate: 4000, timeUnit: '1s', duration: '15s', preAllocatedVUs: 200, maxVUs: 1000 } } };\n"
-            "export default function () { http.get('BASE/ping'); }\n")
+            "export default function () { http.get('BASE/ping'); }\n", 15)
         yield "W2", "locust", lambda: b.locust(locust_file("constant_throughput(20)", LOCUST_PING), 200, 15)
     if want("W3"):
         yield "W3", "stampede", lambda: b.stampede(
@@ -272,7 +273,6 @@ def workloads(b, only):
         yield "W3", "locust", lambda: b.locust(locust_file("constant_pacing(1)", LOCUST_JOURNEY), 500, 15)
     if want("W4"):
         for vus in (1, 2000):
-            ramp = "" if vus == 1 else ""
             yield f"W4@{vus}", "stampede", lambda vus=vus: b.stampede(
                 W3_STAMPEDE_JOURNEY.replace("      check: { status: 200 }\n", "      check: { status: 200 }\n    - think: 1s\n")
                 + f"flows:\n  f: {{ journey: trade, vus: {vus}, duration: 20s }}\n")

@@ -71,6 +71,8 @@ pub struct Settings {
     pub traceparent: bool,
     /// Failed checks fail the run.
     pub checks_gate: bool,
+    /// Open model: the most an arrival may start late so that close arrivals share a wake-up.
+    pub arrival_slack: Duration,
 }
 
 /// HTTP version policy.

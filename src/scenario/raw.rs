@@ -164,6 +164,9 @@ pub struct RawDefaults {
     pub checks_gate: Option<bool>,
     /// Send a W3C `traceparent` header on every request (default true).
     pub traceparent: Option<bool>,
+    /// Open model: how late an arrival may start so that arrivals close together share one
+    /// wake-up (default 500us; 0s wakes for every arrival). Lower is more exact and costs more CPU.
+    pub arrival_slack: Option<String>,
 }
 
 /// A data feeder: rows from a CSV or JSON-lines file.

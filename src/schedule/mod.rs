@@ -8,6 +8,7 @@
 pub mod closed;
 pub mod curve;
 pub mod open;
+pub mod timer;
 
 use std::time::Instant;
 

@@ -1,11 +1,12 @@
 //! The open model: arrivals on a rate curve, independent of how fast the target answers.
 //!
 //! Arrival n is due at `flow_start + curve.time_of(x_n)` (see [`curve`](super::curve)), computed
-//! from the run clock, so a late wake-up never shifts later arrivals. Tokio's timer has a 1 ms
-//! resolution, so each wake-up starts every arrival already due (a batch) rather than sleeping per
-//! arrival. An arrival that finds no idle virtual user and no room to create one (`max_vus`) is
+//! from the run clock, so a late wake-up never shifts later arrivals. The executor sleeps on a
+//! [`PreciseTimer`] (a timerfd: tokio's own timer would add 0–1 ms of lag to every arrival) and each
+//! wake-up starts every arrival already due (a batch), so at high rates one wake-up serves several. An arrival that finds no idle virtual user and no room to create one (`max_vus`) is
 //! counted as dropped, never queued: queueing would hide the target's slowness.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,6 +17,7 @@ use rand_distr::{Distribution, Exp1};
 use tokio::task::JoinSet;
 
 use super::Control;
+use super::timer::PreciseTimer;
 use crate::journey::{FlowCtx, VirtualUser, run_iteration};
 use crate::metrics::IterationOutcome;
 use crate::scenario::plan::{Arrivals, Open};
@@ -25,16 +27,39 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
     let pool: Arc<Mutex<Vec<VirtualUser>>> = Arc::new(Mutex::new(Vec::new()));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut created: u64 = 0;
-    let mut rng = SmallRng::seed_from_u64(ctx.plan.flows[ctx.flow].seed);
-    let mut x = 0.0f64;
+    let mut dues = DueTimes {
+        curve: &open.curve,
+        arrivals: open.arrivals,
+        x: 0.0,
+        rng: SmallRng::seed_from_u64(ctx.plan.flows[ctx.flow].seed),
+        next: open.curve.time_of(0.0),
+    };
     let gauges = &ctx.registry.gauges[ctx.flow];
-    let mut next = open.curve.time_of(x);
     let mut fit = (open.arrivals == Arrivals::Poisson).then(DispersionCounter::default);
-    'load: while let Some(t) = next {
-        let due = flow_start + std::time::Duration::from_secs_f64(t);
-        if due > Instant::now() {
+    let mut timer = PreciseTimer::new();
+    let slack = ctx.plan.settings.arrival_slack.as_secs_f64();
+    // Due times generated but not yet started (at most rate × slack + 1 of them).
+    let mut ahead: VecDeque<f64> = VecDeque::new();
+    'load: loop {
+        let Some(first) = ahead.front().copied().or_else(|| dues.next()) else {
+            break;
+        };
+        if ahead.is_empty() {
+            ahead.push_back(first);
+        }
+        // Wake at the last arrival due within `slack` of the first: one wake-up starts them
+        // all, none later than `slack`; an arrival with no close neighbour starts on time.
+        while ahead.back().is_some_and(|&t| t <= first + slack) {
+            match dues.next() {
+                Some(t) => ahead.push_back(t),
+                None => break,
+            }
+        }
+        let wake_t = wake_at(&ahead, slack);
+        let wake = flow_start + std::time::Duration::from_secs_f64(wake_t);
+        if wake > Instant::now() {
             tokio::select! {
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {}
+                _ = timer.sleep_until(wake) => {}
                 _ = control.stopped() => break 'load,
             }
         }
@@ -43,17 +68,13 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
         }
         let now = Instant::now();
         let (mut planned, mut dropped) = (0u64, 0u64);
-        while let Some(t) = next {
+        while let Some(&t) = ahead.front() {
             let due = flow_start + std::time::Duration::from_secs_f64(t);
             if due > now {
                 break;
             }
+            ahead.pop_front();
             planned += 1;
-            x += match open.arrivals {
-                Arrivals::Uniform => 1.0,
-                Arrivals::Poisson => Exp1.sample(&mut rng),
-            };
-            next = open.curve.time_of(x);
             let vu = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let vu = match vu {
                 Some(vu) => vu,
@@ -112,6 +133,42 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
         *slot = Some(fit);
     }
     finish(&ctx, &mut tasks, &mut control).await;
+}
+
+/// When to wake for the arrivals in `ahead` (due times, in order, the first not yet started): at
+/// the last one due within `slack` of the first.
+fn wake_at(ahead: &VecDeque<f64>, slack: f64) -> f64 {
+    let first = ahead.front().copied().unwrap_or(0.0);
+    ahead
+        .iter()
+        .rev()
+        .find(|&&t| t <= first + slack)
+        .copied()
+        .unwrap_or(first)
+}
+
+/// The flow's due times (seconds from its start), in order: the curve's integral inverted at
+/// unit steps (uniform) or at a running sum of unit exponentials (Poisson).
+struct DueTimes<'a> {
+    curve: &'a crate::schedule::curve::Curve,
+    arrivals: Arrivals,
+    x: f64,
+    rng: SmallRng,
+    next: Option<f64>,
+}
+
+impl Iterator for DueTimes<'_> {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        let t = self.next?;
+        self.x += match self.arrivals {
+            Arrivals::Uniform => 1.0,
+            Arrivals::Poisson => Exp1.sample(&mut self.rng),
+        };
+        self.next = self.curve.time_of(self.x);
+        Some(t)
+    }
 }
 
 /// Expected arrivals per bin of unit-rate time.
@@ -194,6 +251,30 @@ pub(super) fn report_vu_error(ctx: &FlowCtx, e: &crate::journey::VuError) {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn close_arrivals_share_a_wake_up_and_a_lone_one_starts_on_time() {
+        let q = |v: &[f64]| v.iter().copied().collect::<VecDeque<f64>>();
+        // 0.0 and 0.0004 are within 0.5 ms; 0.0007 is not: wake at 0.0004.
+        assert_eq!(wake_at(&q(&[0.0, 0.0004, 0.0007]), 0.0005), 0.0004);
+        assert_eq!(wake_at(&q(&[1.0, 1.1]), 0.0005), 1.0);
+        assert_eq!(wake_at(&q(&[1.0, 1.0001]), 0.0), 1.0);
+    }
+
+    #[test]
+    fn due_times_follow_the_curve() {
+        let curve = crate::schedule::curve::Curve::constant(1000.0, 1.0);
+        let dues = DueTimes {
+            curve: &curve,
+            arrivals: Arrivals::Uniform,
+            x: 0.0,
+            rng: SmallRng::seed_from_u64(1),
+            next: curve.time_of(0.0),
+        };
+        let v: Vec<f64> = dues.collect();
+        assert_eq!(v.len(), 1000);
+        assert!((v[10] - 0.010).abs() < 1e-9 && v.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn uniform_arrivals_fail_the_poisson_fit_and_poisson_ones_pass() {
