@@ -40,10 +40,7 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
     let slack = ctx.plan.settings.arrival_slack.as_secs_f64();
     // Due times generated but not yet started (at most rate × slack + 1 of them).
     let mut ahead: VecDeque<f64> = VecDeque::new();
-    'load: loop {
-        let Some(first) = ahead.front().copied().or_else(|| dues.next()) else {
-            break;
-        };
+    'load: while let Some(first) = ahead.front().copied().or_else(|| dues.next()) {
         if ahead.is_empty() {
             ahead.push_back(first);
         }
