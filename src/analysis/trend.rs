@@ -4,7 +4,7 @@
 //! **Theil–Sen** slope (the median of all pairwise slopes: robust to outliers and to a few bad
 //! intervals) with **Sen's confidence interval** (95%, from the variance of Kendall's S). Slopes
 //! are relative to the series' median and given in percent per minute. A key is flagged as
-//! creeping when the lower bound of its p95 (or p50) slope is above [`MIN_CREEP`] per minute while
+//! creeping when the lower bounds of both its p95 and p50 slopes are above [`MIN_CREEP`] per minute while
 //! the throughput slope's interval lies within ±[`FLAT`] per minute — latency climbing at a
 //! steady load, the signature of a leak, an unindexed table or a filling queue. The first and
 //! last intervals (partial) and the first tenth of the run (warm-up) are left out; runs with fewer
@@ -160,7 +160,9 @@ pub fn trends(r: &RunResult) -> Vec<Trend> {
             continue;
         };
         let flat = c.lo > -FLAT && c.hi < FLAT;
-        let creeping = flat && (b.lo > MIN_CREEP || a.lo > MIN_CREEP);
+        // Creep moves the whole distribution; a rise of the median or of the tail alone is what a
+        // busy machine's scheduling noise looks like over a short run.
+        let creeping = flat && b.lo > MIN_CREEP && a.lo > MIN_CREEP;
         let verdict = if creeping {
             format!(
                 "{key}: p95 rising {:.1}%/min (95% CI {:.1} to {:.1}) while throughput is flat ({:+.1}%/min)",
