@@ -69,17 +69,7 @@ s.serve_forever()
 
 #[test]
 fn ephemeral_port_exhaustion_is_a_generator_problem() {
-    // Only root can make a network namespace; CI and the development machines run as root.
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run this test as root"
-        );
-        eprintln!("skipped: needs root for a private network namespace");
+    if !root_or_skip("a private network namespace") {
         return;
     }
     let mut server = Command::new("unshare")

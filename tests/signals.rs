@@ -279,16 +279,7 @@ fn an_unwritable_out_is_refused_before_any_traffic() {
 #[test]
 fn a_full_disk_is_refused_before_any_traffic() {
     // A private mount namespace with a 1 MiB tmpfs stands in for a nearly full disk.
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run this test as root"
-        );
-        eprintln!("skipped: needs root for a private mount namespace");
+    if !root_or_skip("a private mount namespace") {
         return;
     }
     let srv = start_server(ServerConfig::default());

@@ -421,6 +421,23 @@ pub fn run_scenario(path: &Path, out: &Path) -> (Exit, RunResult) {
     (exit, result)
 }
 
+/// Whether the tests run as root, which namespaces (`unshare`) need. CI and the development
+/// machines do; elsewhere the test is skipped with a message, but never under `CI`.
+pub fn root_or_skip(what: &str) -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run this test as root"
+        );
+        eprintln!("skipped: {what} needs root");
+    }
+    root
+}
+
 /// The path of the real binary.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_stampede")
