@@ -58,23 +58,28 @@ impl Secrets {
         current: impl IntoIterator<Item = &'v str>,
         text: String,
     ) -> String {
-        let mut values: Vec<&str> = self
-            .literals
-            .iter()
-            .map(String::as_str)
-            .chain(current)
-            .filter(|v| v.len() >= MIN_SECRET_LEN)
-            .collect();
-        // Longest first, so a value that contains another is masked whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        let mut out = text;
-        for v in values {
-            if out.contains(v) {
-                out = out.replace(v, "***");
-            }
-        }
-        out
+        mask(
+            self.literals.iter().map(String::as_str).chain(current),
+            text,
+        )
     }
+}
+
+/// Replaces every occurrence of each of `values` (4 characters or longer) in `text` with `***`.
+pub fn mask<'v>(values: impl IntoIterator<Item = &'v str>, text: String) -> String {
+    let mut values: Vec<&str> = values
+        .into_iter()
+        .filter(|v| v.len() >= MIN_SECRET_LEN)
+        .collect();
+    // Longest first, so a value that contains another is masked whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text;
+    for v in values {
+        if out.contains(v) {
+            out = out.replace(v, "***");
+        }
+    }
+    out
 }
 
 #[cfg(test)]

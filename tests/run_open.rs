@@ -180,14 +180,7 @@ fn a_generator_short_of_virtual_users_says_so_and_exits_3() {
 fn a_healthy_run_passes_its_self_checks() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
-        d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 100/s, duration: 2s }}\n",
-            srv.url()
-        ),
-    );
+    let s = ok_scenario(d.path(), &srv, "rate: 100/s, duration: 2s");
     let (exit, r) = run_scenario(&s, &d.path().join("out"));
     assert_eq!(exit, stampede::exit::Exit::Passed);
     assert!(r.self_checks.len() >= 3, "{:?}", r.self_checks);
@@ -200,13 +193,10 @@ fn pinned_to_one_cpu_the_run_uses_one_thread_and_keeps_its_schedule() {
     // `taskset -c 0` leaves one CPU: the run switches to a single-threaded runtime.
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = ok_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 100/s, duration: 2s }}\n  c: {{ journey: j, vus: 3, iterations: 30 }}\n",
-            srv.url()
-        ),
+        &srv,
+        "rate: 100/s, duration: 2s }\n  c: { journey: j, vus: 3, iterations: 30",
     );
     let out = d.path().join("out");
     let run = std::process::Command::new("taskset")

@@ -121,14 +121,7 @@ fn sigterm_stops_gracefully_like_sigint() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
     let out = d.path().join("out");
-    let s = write(
-        d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 60s }}\n",
-            srv.url()
-        ),
-    );
+    let s = ok_scenario(d.path(), &srv, "rate: 50/s, duration: 60s");
     let mut child = spawn_run(&s, &out);
     wait_for_intervals(&out.join("intervals.hlog"), 2);
     signal(&child, "TERM");
@@ -208,14 +201,7 @@ fn after_sigkill_report_rebuilds_a_summary_from_the_interval_log() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
     let out = d.path().join("out");
-    let s = write(
-        d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 60s }}\n",
-            srv.url()
-        ),
-    );
+    let s = ok_scenario(d.path(), &srv, "rate: 50/s, duration: 60s");
     let mut child = spawn_run(&s, &out);
     // Five intervals (two keys each) hold about 250 requests; a busy machine may start slowly.
     wait_for_intervals(&out.join("intervals.hlog"), 10);
@@ -257,14 +243,7 @@ fn an_unwritable_out_is_refused_before_any_traffic() {
     let d = dir();
     let blocker = d.path().join("file");
     std::fs::write(&blocker, "not a folder").unwrap();
-    let s = write(
-        d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 5s }}\n",
-            srv.url()
-        ),
-    );
+    let s = ok_scenario(d.path(), &srv, "rate: 50/s, duration: 5s");
     let out = blocker.join("results");
     let (code, _, err) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
@@ -284,14 +263,7 @@ fn a_full_disk_is_refused_before_any_traffic() {
     }
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
-        d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 5/s, duration: 1h }}\n",
-            srv.url()
-        ),
-    );
+    let s = ok_scenario(d.path(), &srv, "rate: 5/s, duration: 1h");
     let small = d.path().join("small");
     std::fs::create_dir(&small).unwrap();
     let out = std::process::Command::new("unshare")
@@ -322,14 +294,7 @@ fn a_write_failure_during_the_run_loses_nothing() {
     // /dev/full fails every write with ENOSPC: the log fails mid-run, results.json at the end.
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
-        d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, vus: 1, iterations: 25 }}\n",
-            srv.url()
-        ),
-    );
+    let s = ok_scenario(d.path(), &srv, "vus: 1, iterations: 25");
     let out = d.path().join("out");
     std::fs::create_dir(&out).unwrap();
     // results.json is written to a temporary file and renamed: fail the temporary file.

@@ -92,14 +92,8 @@ thread_local! {
 }
 
 fn masked(text: &str) -> String {
-    PRINT_MASK.with(|m| {
-        let m = m.borrow();
-        if m.is_empty() {
-            text.to_string()
-        } else {
-            Secrets::default().redact(m.iter().map(String::as_str), text.to_string())
-        }
-    })
+    PRINT_MASK
+        .with(|m| crate::secret::mask(m.borrow().iter().map(String::as_str), text.to_string()))
 }
 
 impl fmt::Debug for Scripts {

@@ -438,6 +438,19 @@ pub fn root_or_skip(what: &str) -> bool {
     root
 }
 
+/// Writes `s.yaml` in `dir`: one journey `j` of one step `ok` (GET /ok on `srv`) and one flow
+/// `f` running it with the given load model, e.g. `"rate: 50/s, duration: 5s"`.
+pub fn ok_scenario(dir: &Path, srv: &TestServer, model: &str) -> PathBuf {
+    write(
+        dir,
+        "s.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, {model} }}\n",
+            srv.url()
+        ),
+    )
+}
+
 /// The path of the real binary.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_stampede")
