@@ -62,22 +62,74 @@ def free_port():
         return s.getsockname()[1]
 
 
-def timed(cmd, work, env=None, cwd=None):
-    """Runs cmd pinned to the generator CPU; returns (cpu_s, max_rss_kib, stdout, stderr)."""
+TICK = os.sysconf("SC_CLK_TCK")
+SAMPLE_S = 0.25
+
+
+def cpu_ticks(pid):
+    """utime+stime of pid and its threads, in clock ticks; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def timed(cmd, work, env=None, cwd=None, samples=None):
+    """Runs cmd pinned to the generator CPU; returns (cpu_s, max_rss_kib, stdout, stderr).
+
+    With `samples` (a list), appends the generator's CPU use in each SAMPLE_S window as a
+    fraction of one core, read from /proc, so a start-up spike shows next to the steady state.
+    """
     tf = os.path.join(work, "time.txt")
     full = ["/usr/bin/time", "-f", "%U %S %M", "-o", tf, "taskset", "-c", GEN_CPU] + cmd
-    p = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    with open(os.path.join(work, "out.txt"), "w+") as out, open(os.path.join(work, "err.txt"), "w+") as err:
+        p = subprocess.Popen(full, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
+        deadline = time.monotonic() + 600
+        child, last = None, 0
+        while p.poll() is None:
+            if time.monotonic() > deadline:
+                p.kill()
+                raise RuntimeError(f"{cmd[0]} ran over 600 s")
+            time.sleep(SAMPLE_S if samples is not None else 0.05)
+            if samples is None:
+                continue
+            if child is None:
+                # /usr/bin/time forks taskset, which execs the tool: the tool is time's child.
+                try:
+                    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                        child = int(f.read().split()[0])
+                except (OSError, IndexError, ValueError):
+                    continue
+            t = cpu_ticks(child)
+            if t is not None:
+                samples.append((t - last) / TICK / SAMPLE_S)
+                last = t
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     with open(tf) as f:
         u, s, m = f.read().split()[-3:]
     if p.returncode not in (0, 1, 3):
-        sys.stderr.write(f"warning: {cmd[0]} exited {p.returncode}: {p.stderr[-800:]}\n")
-    return float(u) + float(s), int(m), p.stdout, p.stderr
+        sys.stderr.write(f"warning: {cmd[0]} exited {p.returncode}: {stderr[-800:]}\n")
+    return float(u) + float(s), int(m), stdout, stderr
+
+
+def spike(samples):
+    """(peak, steady) CPU fractions: the busiest window of the first 3 s against the mean after."""
+    head = samples[: int(3 / SAMPLE_S)]
+    tail = samples[int(3 / SAMPLE_S): -1]
+    if not head or not tail:
+        return {}
+    return {"start_peak_cpu": max(head), "steady_cpu": statistics.fmean(tail)}
 
 
 class Bench:
-    def __init__(self, work, base):
+    def __init__(self, work, base, wallet=None):
         self.work = work
         self.base = base
+        self.wallet = wallet
 
     def path(self, name):
         return os.path.join(self.work, name)
@@ -88,11 +140,13 @@ class Bench:
         return self.path(name)
 
     # ---- stampede ---------------------------------------------------------------------------
-    def stampede(self, yaml):
-        scen = self.write("s.yaml", f"target: {self.base}\ndefaults: {{ traceparent: false }}\n" + yaml)
+    def stampede(self, yaml, base=None, sample=False):
+        scen = self.write("s.yaml", f"target: {base or self.base}\ndefaults: {{ traceparent: false }}\n" + yaml)
         out = self.path("st-out")
         shutil.rmtree(out, ignore_errors=True)
-        cpu, rss, _, err = timed([STAMPEDE, "run", scen, "--out", out, "--quiet", "--no-progress"], self.work)
+        samples = [] if sample else None
+        cpu, rss, _, err = timed([STAMPEDE, "run", scen, "--out", out, "--quiet", "--no-progress"], self.work,
+                                 samples=samples)
         with open(os.path.join(out, "results.json")) as f:
             r = json.load(f)
         flow = r["flows"][0]
@@ -106,6 +160,7 @@ class Bench:
             "p50_ms": lat[0]["p50_us"] / 1000 if lat else None,
             "p99_ms": lat[0]["p99_us"] / 1000 if lat else None,
             "lag_p99_ms": (flow.get("schedule_lag") or {}).get("p99_us", 0) / 1000,
+            **spike(samples or []),
         }
 
     # ---- wrk --------------------------------------------------------------------------------
@@ -146,11 +201,13 @@ class Bench:
         return res
 
     # ---- k6 ---------------------------------------------------------------------------------
-    def k6(self, script, secs=None):
-        js = self.write("k6.js", script.replace("BASE", self.base))
+    def k6(self, script, secs=None, base=None, sample=False):
+        js = self.write("k6.js", script.replace("BASE", base or self.base))
         summary = self.path("k6-summary.json")
         env = dict(os.environ, K6_NO_USAGE_REPORT="true")
-        cpu, rss, _, _ = timed(["k6", "run", "--no-usage-report", "--quiet", "--summary-export", summary, js], self.work, env=env)
+        samples = [] if sample else None
+        cpu, rss, _, _ = timed(["k6", "run", "--no-usage-report", "--quiet", "--summary-export", summary, js], self.work,
+                               env=env, samples=samples)
         with open(summary) as f:
             m = json.load(f)["metrics"]
         res = {
@@ -160,6 +217,7 @@ class Bench:
             "errors": int(m.get("http_req_failed", {}).get("passes", 0)),
             "dropped": int(m.get("dropped_iterations", {}).get("count", 0)),
             "duration": secs,
+            **spike(samples or []),
         }
         d = m.get("http_req_duration", {})
         if "med" in d:
@@ -169,21 +227,22 @@ class Bench:
         return res
 
     # ---- Locust -----------------------------------------------------------------------------
-    def locust(self, body, users, secs):
+    def locust(self, body, users, secs, base=None, sample=False):
         py = self.write("locustfile.py", body)
         prefix = self.path("locust")
+        samples = [] if sample else None
         cpu, rss, _, _ = timed([
             "locust", "-f", py, "--headless", "-u", str(users), "-r", str(max(users, 1)),
-            "-t", f"{secs}s", "--host", self.base, "--csv", prefix, "--only-summary",
+            "-t", f"{secs}s", "--host", base or self.base, "--csv", prefix, "--only-summary",
             "--loglevel", "ERROR", "--skip-log-setup", "--exit-code-on-error", "0",
-        ], self.work)
+        ], self.work, samples=samples)
         reqs = errs = 0
         with open(prefix + "_stats.csv") as f:
             for row in csv.DictReader(f):
                 if row["Name"] == "Aggregated":
                     reqs = int(row["Request Count"])
                     errs = int(row["Failure Count"])
-        return {"cpu": cpu, "rss": rss, "requests": reqs, "errors": errs, "duration": secs}
+        return {"cpu": cpu, "rss": rss, "requests": reqs, "errors": errs, "duration": secs, **spike(samples or [])}
 
 
 W3_STAMPEDE_JOURNEY = """
@@ -221,6 +280,73 @@ LOCUST_JOURNEY = """
         auth = {"Authorization": "Bearer " + token}
         usdt = self.client.get("/wallet/balance", headers=auth).json()["USDT"]
         self.client.post("/exchange", json={"from": "USDT", "to": "TON", "amount": usdt}, headers=auth)
+"""
+
+
+# W6: the journey against the built-in demo wallet, which needs real state: a user from the
+# wallet's own list, the token it issues, an amount from that user's balance, and the body signed
+# with HMAC-SHA256 keyed by the token (the wallet rejects a bad signature with 401).
+W6_RATE = 100
+W6_STAMPEDE_JOURNEY = f"""
+data:
+  users: {{ csv: {ROOT}/scenarios/data/users.csv, pick: sequential }}
+scripts: [{ROOT}/scripts/wallet.rhai]
+journeys:
+  trade:
+    - name: login
+      post: /auth/login
+      json: {{ user: "{{{{ users.user }}}}", password: "{{{{ users.password }}}}" }}
+      extract: {{ token: $.token }}
+    - name: balance
+      get: /wallet/balance
+      headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+      extract: {{ usdt: $.USDT }}
+    - script: |
+        payload = json_stringify(#{{ from: "USDT", to: "TON", amount: pick_amount(usdt) }});
+        signature = sign(token, payload);
+    - name: exchange
+      post: /exchange
+      headers:
+        authorization: "Bearer {{{{ token }}}}"
+        content-type: application/json
+        x-signature: "{{{{ signature }}}}"
+      body: "{{{{ payload }}}}"
+      check: {{ status: 200, json: {{ $.status: filled }} }}
+flows:
+  f: {{ journey: trade, rate: {W6_RATE}/s, duration: 15s, max_vus: 500 }}
+"""
+
+K6_W6 = """import http from 'k6/http';
+import crypto from 'k6/crypto';
+export const options = { scenarios: { s: { executor: 'constant-arrival-rate',
+  rate: RATE, timeUnit: '1s', duration: '15s', preAllocatedVUs: 50, maxVUs: 500 } } };
+export default function () {
+  const user = 'user' + String(((__VU * 1000 + __ITER) % 10000) + 1).padStart(5, '0');
+  const login = http.post('BASE/auth/login', JSON.stringify({ user: user, password: 'password' }),
+    { headers: { 'Content-Type': 'application/json' } });
+  const token = login.json('token');
+  const bal = http.get('BASE/wallet/balance', { headers: { Authorization: 'Bearer ' + token } });
+  const amount = Math.round(Math.min(bal.json('USDT') * 0.01, 10) * 100) / 100;
+  const body = JSON.stringify({ from: 'USDT', to: 'TON', amount: amount });
+  http.post('BASE/exchange', body, { headers: { Authorization: 'Bearer ' + token,
+    'Content-Type': 'application/json', 'X-Signature': crypto.hmac('sha256', token, body, 'hex') } });
+}
+""".replace("RATE", str(W6_RATE))
+
+LOCUST_W6 = f"""import hashlib, hmac, json, random
+from locust import FastHttpUser, task, constant_pacing
+class U(FastHttpUser):
+    wait_time = constant_pacing(1)
+    @task
+    def trade(self):
+        user = "user%05d" % random.randint(1, 10000)
+        token = self.client.post("/auth/login", json={{"user": user, "password": "password"}}).json()["token"]
+        auth = {{"Authorization": "Bearer " + token}}
+        usdt = self.client.get("/wallet/balance", headers=auth).json()["USDT"]
+        body = json.dumps({{"from": "USDT", "to": "TON", "amount": round(min(usdt * 0.01, 10), 2)}})
+        sig = hmac.new(token.encode(), body.encode(), hashlib.sha256).hexdigest()
+        self.client.post("/exchange", data=body,
+                         headers=dict(auth, **{{"Content-Type": "application/json", "X-Signature": sig}}))
 """
 
 
@@ -275,12 +401,17 @@ def workloads(b, only):
         for vus in (1, 2000):
             yield f"W4@{vus}", "stampede", lambda vus=vus: b.stampede(
                 W3_STAMPEDE_JOURNEY.replace("      check: { status: 200 }\n", "      check: { status: 200 }\n    - think: 1s\n")
-                + f"flows:\n  f: {{ journey: trade, vus: {vus}, duration: 20s }}\n")
+                + f"flows:\n  f: {{ journey: trade, vus: {vus}, duration: 20s }}\n", sample=True)
             yield f"W4@{vus}", "k6", lambda vus=vus: b.k6(
                 "import http from 'k6/http';\nimport { sleep } from 'k6';\n"
                 f"export const options = {{ vus: {vus}, duration: '20s' }};\n"
-                "export default function () {" + K6_JOURNEY + " sleep(1); }\n")
-            yield f"W4@{vus}", "locust", lambda vus=vus: b.locust(locust_file("constant(1)", LOCUST_JOURNEY), vus, 20)
+                "export default function () {" + K6_JOURNEY + " sleep(1); }\n", sample=True)
+            yield f"W4@{vus}", "locust", lambda vus=vus: b.locust(
+                locust_file("constant(1)", LOCUST_JOURNEY), vus, 20, sample=True)
+    if want("W6") and b.wallet:
+        yield "W6", "stampede", lambda: b.stampede(W6_STAMPEDE_JOURNEY, base=b.wallet)
+        yield "W6", "k6", lambda: b.k6(K6_W6, 15, base=b.wallet)
+        yield "W6", "locust", lambda: b.locust(LOCUST_W6, W6_RATE, 15, base=b.wallet)
     if want("W5"):
         for rate in (5000, 20000, 50000):
             yield f"W5@{rate}", "stampede", lambda rate=rate: b.stampede(
@@ -319,7 +450,7 @@ def derive(w, r):
     dur = r.get("duration")
     if w in ("W1", "W2") and dur:
         r["rps"] = r["requests"] / dur
-    if w == "W3" and r.get("iterations"):
+    if w in ("W3", "W6") and r.get("iterations"):
         r["cpu_per_1k_journeys"] = r["cpu"] / r["iterations"] * 1000
     if w.startswith("W5") and r.get("planned"):
         r["rate_error_pct"] = (r["planned"] - r["iterations"]) / r["planned"] * 100
@@ -341,14 +472,21 @@ def main():
         f.write(NGINX_CONF.format(work=work, port=port))
     nginx = subprocess.Popen(["taskset", "-c", TARGET_CPU, "nginx", "-c", os.path.join(work, "nginx.conf")],
                              stderr=subprocess.DEVNULL)
+    # The demo wallet for W6, on the target's CPU: cheap logins (1,000 PBKDF2 rounds) and no
+    # simulated accounting wait, so that the generator's cost is what the workload measures.
+    wallet_port = free_port()
+    wallet = subprocess.Popen(["taskset", "-c", TARGET_CPU, STAMPEDE, "demo-target", "--listen",
+                               f"127.0.0.1:{wallet_port}", "--auth-cost", "1000", "--accounting-ms", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        b = Bench(work, f"http://127.0.0.1:{port}")
+        for p in (port, wallet_port):
+            for _ in range(600):
+                try:
+                    socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        b = Bench(work, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{wallet_port}")
         results = {}
         for _ in range(a.runs):
             for w, tool, thunk in workloads(b, a.only):
@@ -369,8 +507,9 @@ def main():
                 json.dump(results, f, indent=1)
         report(results, a)
     finally:
-        nginx.terminate()
-        nginx.wait()
+        for p in (nginx, wallet):
+            p.terminate()
+            p.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -466,6 +605,39 @@ def report(res, a):
         if one and many:
             r1, r2 = med(one, "rss")[0], med(many, "rss")[0]
             lines.append(f"| {t} | {r1 / 1024:.1f} | {r2 / 1024:.1f} | {(r2 - r1) / 1999:.1f} | {span(many, 'cpu')} |")
+    lines += [
+        "",
+        "Start-up: the generator's busiest quarter-second in the first 3 s against its mean use after",
+        "(fractions of one core, 2,000 VUs; medians of the runs).",
+        "",
+        "| tool | start-up peak | steady |",
+        "|---|---|---|",
+    ]
+    for t in ("stampede", "k6", "locust"):
+        many = rows("W4@2000", t)
+        if many and med(many, "start_peak_cpu")[0] is not None:
+            lines.append(f"| {t} | {span(many, 'start_peak_cpu', 2)} | {span(many, 'steady_cpu', 2)} |")
+    lines += [
+        "",
+        f"## W6: the journey against the built-in demo wallet, {W6_RATE} journeys/s, 15 s",
+        "",
+        "Real state: a user from the wallet's list logs in, the token it issues authorises the balance read, the",
+        "amount comes from that balance and the exchange body is signed with HMAC-SHA256 keyed by the token.",
+        "The wallet (`stampede demo-target --auth-cost 1000 --accounting-ms 0`) runs on the target CPU.",
+        "stampede and k6 run an open model; Locust paces users at one journey per second.",
+        "",
+        "| tool | journeys | errors | CPU s per 1k journeys | stampede ÷ tool |",
+        "|---|---|---|---|---|",
+    ]
+    for t in ("stampede", "k6", "locust"):
+        if rows("W6", t):
+            r = rows("W6", t)
+            if t == "locust":
+                for x in r:
+                    x["iterations"] = x["requests"] // 3
+                    x["cpu_per_1k_journeys"] = x["cpu"] / max(x["iterations"], 1) * 1000
+            lines.append(f"| {t} | {span(r, 'iterations', 5)} | {span(r, 'errors')} | {span(r, 'cpu_per_1k_journeys')} | "
+                         f"{ratio('W6', 'stampede', 'cpu_per_1k_journeys', t) if t != 'stampede' else ''} |")
     lines += [
         "",
         "## W5: rate accuracy of stampede's open model, one step, 10 s",
