@@ -12,7 +12,10 @@
 pub mod class;
 pub mod server_timing;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -50,9 +53,17 @@ impl Sender {
     }
 }
 
+/// An HTTP/1 connection's I/O state machine, driven inside the virtual user's own task.
+type Driver = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
+
 struct Conn {
     sender: Sender,
     h2: bool,
+    /// HTTP/1 only. Polled by [`drive`] while the user waits on this connection, instead of in
+    /// a spawned task: one task per user instead of two, and no cross-task wake-up per request.
+    /// Between requests nobody polls it, which is fine: an idle HTTP/1 connection has nothing
+    /// to do, and a close by the server is seen when the next request is sent.
+    driver: Option<Driver>,
 }
 
 /// One virtual user's open connections, one slot per origin.
@@ -173,8 +184,8 @@ impl Client {
                 let reused = matches!(slot, Some(c) if !c.sender.is_closed());
                 if !reused {
                     *slot = None;
-                    // Boxed: a TLS handshake's state is large and connects are rare, so it
-                    // should not sit in every virtual user's future between requests.
+                    // Boxed: connects are rare, so their state should not sit in every
+                    // virtual user's future between requests.
                     let (conn, connect, tls) = Box::pin(self.connect(origin)).await?;
                     ex.connect = Some(connect);
                     ex.tls = tls;
@@ -192,9 +203,10 @@ impl Client {
                     req.headers_mut().remove(http::header::HOST);
                 }
                 sent_on_reused = reused;
+                let driver = &mut conn.driver;
                 let result = match &mut conn.sender {
-                    Sender::H1(s) => match s.ready().await {
-                        Ok(()) => s.try_send_request(req).await,
+                    Sender::H1(s) => match drive(driver, s.ready()).await {
+                        Ok(()) => drive(driver, s.try_send_request(req)).await,
                         // The server closed the idle connection: replace it.
                         Err(_) if reused => {
                             *conns.slot(origin_id) = None;
@@ -212,7 +224,7 @@ impl Client {
                     },
                 };
                 match result {
-                    Ok(resp) => return read_response(resp, &mut ex, body, buf).await,
+                    Ok(resp) => return read_response(resp, &mut ex, body, buf, driver).await,
                     Err(mut e) => {
                         *conns.slot(origin_id) = None;
                         match e.take_message() {
@@ -255,7 +267,23 @@ impl Client {
         let start = Instant::now();
         let stream = tcp_connect(&origin.host, origin.port).await?;
         let connect = start.elapsed();
+        // The TLS and HTTP/2 paths are boxed on their own: their futures are kilobytes, and
+        // when thousands of users connect at once a plain HTTP/1 connect should not pay for them.
         if origin.https {
+            let (conn, tls) = Box::pin(self.tls_connect(origin, stream)).await?;
+            Ok((conn, connect, Some(tls)))
+        } else {
+            let conn = handshake(stream, self.version == HttpVersion::Http2).await?;
+            Ok((conn, connect, None))
+        }
+    }
+
+    async fn tls_connect(
+        &self,
+        origin: &Origin,
+        stream: TcpStream,
+    ) -> Result<(Conn, Duration), Fail> {
+        {
             let tls_start = Instant::now();
             let config = match self.version {
                 HttpVersion::Http1 => self.tls_h1.clone(),
@@ -280,10 +308,7 @@ impl Client {
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let tls_time = tls_start.elapsed();
             let conn = handshake(tls, h2).await?;
-            Ok((conn, connect, Some(tls_time)))
-        } else {
-            let conn = handshake(stream, self.version == HttpVersion::Http2).await?;
-            Ok((conn, connect, None))
+            Ok((conn, tls_time))
         }
     }
 }
@@ -329,28 +354,43 @@ async fn handshake<T>(io: T, h2: bool) -> Result<Conn, Fail>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let io = TokioIo::new(io);
     if h2 {
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| classify(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn {
-            sender: Sender::H2(sender),
-            h2: true,
-        })
+        // Boxed: the HTTP/2 handshake's state is large; HTTP/1's is small.
+        Box::pin(handshake_h2(io)).await
     } else {
-        let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn {
-            sender: Sender::H1(sender),
-            h2: false,
-        })
+        handshake_h1(io).await
     }
+}
+
+async fn handshake_h2<T>(io: T) -> Result<Conn, Fail>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|e| classify(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Conn {
+        sender: Sender::H2(sender),
+        h2: true,
+        driver: None,
+    })
+}
+
+async fn handshake_h1<T>(io: T) -> Result<Conn, Fail>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(Conn {
+        sender: Sender::H1(sender),
+        h2: false,
+        driver: Some(Box::pin(conn)),
+    })
 }
 
 async fn read_response(
@@ -358,6 +398,7 @@ async fn read_response(
     ex: &mut Exchange,
     policy: BodyPolicy,
     buf: &mut Vec<u8>,
+    driver: &mut Option<Driver>,
 ) -> Result<(), Fail> {
     ex.head_at = Some(Instant::now());
     let (parts, mut body) = resp.into_parts();
@@ -365,7 +406,7 @@ async fn read_response(
     ex.bytes_in = head_size(&parts.headers) + 17;
     ex.headers = parts.headers;
     buf.clear();
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = drive(driver, body.frame()).await {
         let frame = frame.map_err(|e| classify(&e))?;
         if let Ok(data) = frame.into_data() {
             ex.bytes_in += data.len() as u64;
@@ -384,6 +425,31 @@ async fn read_response(
         }
     }
     Ok(())
+}
+
+/// Polls `fut` together with the connection's driver, in the caller's task, until `fut` is done.
+///
+/// The driver does the connection's reading and writing; `fut` waits on what it produces (the
+/// response head, a body frame, readiness for the next request). When the driver finishes (the
+/// server closed the connection, or it failed), it is dropped at once: that drops whatever
+/// `fut` waits on, so `fut` fails instead of waiting for ever.
+async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        let Some(d) = driver.as_mut() else {
+            return Poll::Pending;
+        };
+        if d.as_mut().poll(cx).is_ready() {
+            *driver = None;
+        }
+        // What the driver just did (a response read, a request accepted) is usually what
+        // `fut` waits for: look again now rather than after a trip through the scheduler.
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
 fn head_size(h: &HeaderMap) -> u64 {
