@@ -532,6 +532,19 @@ def report(res, a):
         x, y = m(w, t, k), m(w, peer, k)
         return f"{x / y:.2f}×" if x and y else "–"
 
+    def journey_rows(w):
+        for t in ("stampede", "k6", "locust"):
+            r = rows(w, t)
+            if not r:
+                continue
+            if t == "locust":
+                # Locust counts requests, not journeys; each journey is three requests.
+                for x in r:
+                    x["iterations"] = x["requests"] // 3
+                    x["cpu_per_1k_journeys"] = x["cpu"] / max(x["iterations"], 1) * 1000
+            lines.append(f"| {t} | {span(r, 'iterations', 5)} | {span(r, 'errors')} | {span(r, 'cpu_per_1k_journeys')} | "
+                         f"{ratio(w, 'stampede', 'cpu_per_1k_journeys', t) if t != 'stampede' else ''} |")
+
     lines = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu_model = "unknown"
@@ -582,15 +595,7 @@ def report(res, a):
         "| tool | journeys | errors | CPU s per 1k journeys | stampede ÷ tool |",
         "|---|---|---|---|---|",
     ]
-    for t in ("stampede", "k6", "locust"):
-        if rows("W3", t):
-            r = rows("W3", t)
-            if t == "locust":
-                for x in r:
-                    x["iterations"] = x["requests"] // 3
-                    x["cpu_per_1k_journeys"] = x["cpu"] / max(x["iterations"], 1) * 1000
-            lines.append(f"| {t} | {span(r, 'iterations', 5)} | {span(r, 'errors')} | {span(r, 'cpu_per_1k_journeys')} | "
-                         f"{ratio('W3', 'stampede', 'cpu_per_1k_journeys', t) if t != 'stampede' else ''} |")
+    journey_rows("W3")
     lines += [
         "",
         "## W4: 2,000 virtual users looping the W3 journey with 1 s think time, 20 s",
@@ -629,15 +634,7 @@ def report(res, a):
         "| tool | journeys | errors | CPU s per 1k journeys | stampede ÷ tool |",
         "|---|---|---|---|---|",
     ]
-    for t in ("stampede", "k6", "locust"):
-        if rows("W6", t):
-            r = rows("W6", t)
-            if t == "locust":
-                for x in r:
-                    x["iterations"] = x["requests"] // 3
-                    x["cpu_per_1k_journeys"] = x["cpu"] / max(x["iterations"], 1) * 1000
-            lines.append(f"| {t} | {span(r, 'iterations', 5)} | {span(r, 'errors')} | {span(r, 'cpu_per_1k_journeys')} | "
-                         f"{ratio('W6', 'stampede', 'cpu_per_1k_journeys', t) if t != 'stampede' else ''} |")
+    journey_rows("W6")
     lines += [
         "",
         "## W5: rate accuracy of stampede's open model, one step, 10 s",
