@@ -21,7 +21,10 @@ async fn trade(user: &mut GooseUser) -> TransactionResult {
     let login = user
         .post_json("/auth/login", &json!({ "user": "u", "password": "secret" }))
         .await?;
-    let Some(token) = json_of(login).await.and_then(|v| v["token"].as_str().map(String::from)) else {
+    let Some(token) = json_of(login)
+        .await
+        .and_then(|v| v["token"].as_str().map(String::from))
+    else {
         return Ok(());
     };
     let auth = format!("Bearer {token}");
@@ -31,7 +34,10 @@ async fn trade(user: &mut GooseUser) -> TransactionResult {
     let balance = user
         .request(GooseRequest::builder().set_request_builder(rb).build())
         .await?;
-    let usdt = json_of(balance).await.and_then(|v| v["USDT"].as_f64()).unwrap_or(0.0);
+    let usdt = json_of(balance)
+        .await
+        .and_then(|v| v["USDT"].as_f64())
+        .unwrap_or(0.0);
     let rb = user
         .get_request_builder(&GooseMethod::Post, "/exchange")?
         .header("Authorization", &auth)
@@ -45,7 +51,10 @@ async fn trade(user: &mut GooseUser) -> TransactionResult {
 async fn main() -> Result<(), GooseError> {
     let journey = std::env::var("GOOSE_WORKLOAD").is_ok_and(|w| w == "journey");
     let mut scenario = scenario!("bench");
-    if let Some(ms) = std::env::var("GOOSE_WAIT_MS").ok().and_then(|s| s.parse().ok()) {
+    if let Some(ms) = std::env::var("GOOSE_WAIT_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         let wait = Duration::from_millis(ms);
         scenario = scenario.set_wait_time(wait, wait)?;
     }
