@@ -468,22 +468,19 @@ fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<
     exit
 }
 
-/// Files the process keeps open besides sockets (result files, the runtime, the terminal).
-const SPARE_FILES: u64 = 64;
-
 /// Refuses a plan that needs more sockets than the open-file limit allows, before any traffic.
 fn check_socket_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
     let Ok((soft, _hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
         return Ok(());
     };
-    let needed = plan.sockets_needed() + SPARE_FILES;
+    let needed = plan.sockets_needed() + crate::run::SPARE_FILES;
     if needed > soft {
         return Err(format!(
             "{}: the plan can hold {} connections open at once (virtual users at peak × origins), \
              but this process may open only {soft} files (ulimit -n, raised to the hard limit)\n  \
              hint: lower max_vus or VU counts, or raise the hard limit (ulimit -Hn) for this user",
             path.display(),
-            needed - SPARE_FILES
+            needed - crate::run::SPARE_FILES
         ));
     }
     Ok(())

@@ -143,7 +143,7 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     if let Some(out) = &opts.out {
         prepare_out(out, estimated_output_bytes(&plan, opts.interval))?;
     }
-    reserve_descriptors(plan.sockets_needed() + 64);
+    reserve_descriptors(plan.sockets_needed() + SPARE_FILES);
     let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
     let rt = if one_cpu {
         tokio::runtime::Builder::new_current_thread()
@@ -160,6 +160,9 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(outcome)
 }
+
+/// Files the process keeps open besides sockets (result files, the runtime, the terminal).
+pub const SPARE_FILES: u64 = 64;
 
 /// Grows the process's file-descriptor table to hold `n` descriptors, before any thread starts.
 ///

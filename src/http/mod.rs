@@ -283,33 +283,30 @@ impl Client {
         origin: &Origin,
         stream: TcpStream,
     ) -> Result<(Conn, Duration), Fail> {
-        {
-            let tls_start = Instant::now();
-            let config = match self.version {
-                HttpVersion::Http1 => self.tls_h1.clone(),
-                _ => self.tls_h2.clone(),
-            };
-            let name =
-                rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
-                    (
-                        ErrorClass::Tls,
-                        format!("`{}` is not a valid TLS server name: {e}", origin.host),
-                    )
-                })?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(|e| {
-                    (
-                        ErrorClass::Tls,
-                        format!("TLS handshake with {}: {e}", origin.host),
-                    )
-                })?;
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let tls_time = tls_start.elapsed();
-            let conn = handshake(tls, h2).await?;
-            Ok((conn, tls_time))
-        }
+        let tls_start = Instant::now();
+        let config = match self.version {
+            HttpVersion::Http1 => self.tls_h1.clone(),
+            _ => self.tls_h2.clone(),
+        };
+        let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
+            (
+                ErrorClass::Tls,
+                format!("`{}` is not a valid TLS server name: {e}", origin.host),
+            )
+        })?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|e| {
+                (
+                    ErrorClass::Tls,
+                    format!("TLS handshake with {}: {e}", origin.host),
+                )
+            })?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let tls_time = tls_start.elapsed();
+        let conn = handshake(tls, h2).await?;
+        Ok((conn, tls_time))
     }
 }
 
