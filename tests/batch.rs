@@ -6,24 +6,20 @@ use crate::util::*;
 fn background_work_that_shares_a_lock_shows_as_interference() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            r#"
-target: {}
+        &srv.url(),
+        r#"
 journeys:
-  read: [ {{ name: read, get: /lock-read }} ]
-  free: [ {{ name: ok, get: /ok }} ]
+  read: [ { name: read, get: /lock-read } ]
+  free: [ { name: ok, get: /ok } ]
   batch:
-    - loop: {{ count: 8, steps: [ {{ name: write, get: /lock-write }} ] }}
+    - loop: { count: 8, steps: [ { name: write, get: /lock-write } ] }
 flows:
-  readers: {{ journey: read, rate: 50/s, duration: 6s }}
-  bystanders: {{ journey: free, rate: 50/s, duration: 6s }}
-  nightly: {{ journey: batch, kind: background, rate: 1/s, duration: 6s }}
+  readers: { journey: read, rate: 50/s, duration: 6s }
+  bystanders: { journey: free, rate: 50/s, duration: 6s }
+  nightly: { journey: batch, kind: background, rate: 1/s, duration: 6s }
 "#,
-            srv.url()
-        ),
     );
     let out = d.path().join("out");
     let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);

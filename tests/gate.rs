@@ -180,13 +180,10 @@ fn gated_checks_fail_the_run() {
 fn abort_on_fail_stops_the_run_early_and_keeps_every_file() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: bad, get: /status?code=500 }} ]\nflows:\n  f: {{ journey: j, rate: 20/s, duration: 60s }}\nthresholds:\n  f.bad:\n    - {{ threshold: \"errors < 10%\", abort_on_fail: true, delay: 1s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j: [ { name: bad, get: /status?code=500 } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 60s }\nthresholds:\n  f.bad:\n    - { threshold: \"errors < 10%\", abort_on_fail: true, delay: 1s }\n",
     );
     let out = d.path().join("out");
     let (code, stdout, stderr) =
@@ -213,13 +210,10 @@ fn abort_on_fail_stops_the_run_early_and_keeps_every_file() {
 fn report_re_renders_every_form_from_results_json() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 20/s, duration: 2s }}\nthresholds:\n  f.ok: [ \"p50 < 1us\" ]\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j: [ { name: ok, get: /ok } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 2s }\nthresholds:\n  f.ok: [ \"p50 < 1us\" ]\n",
     );
     let out = d.path().join("out");
     let (code, _, _) = run_bin(&[

@@ -10,12 +10,11 @@ use crate::util::*;
 /// faulty step. Returns the results.
 fn hostile(srv: &FaultServer, path: &str, opts: &str, iterations: u32) -> RunResult {
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
+        &srv.url(),
         &format!(
-            "target: {}\ndefaults: {{ timeout: 1s, graceful_stop: 2s }}\njourneys:\n  bad: [ {{ name: step, get: '{path}'{opts} }} ]\n  good: [ {{ name: ok, get: /ok }} ]\nflows:\n  bad: {{ journey: bad, vus: 2, per_vu_iterations: {iterations} }}\n  good: {{ journey: good, rate: 20/s, duration: 1s }}\n",
-            srv.url()
+            "defaults: {{ timeout: 1s, graceful_stop: 2s }}\njourneys:\n  bad: [ {{ name: step, get: '{path}'{opts} }} ]\n  good: [ {{ name: ok, get: /ok }} ]\nflows:\n  bad: {{ journey: bad, vus: 2, per_vu_iterations: {iterations} }}\n  good: {{ journey: good, rate: 20/s, duration: 1s }}\n"
         ),
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
@@ -178,13 +177,10 @@ fn memory_stays_bounded_reading_a_huge_body() {
     };
     let srv = faults::start();
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: huge, get: /huge, timeout: 60s }} ]\nflows:\n  f: {{ journey: j, vus: 2, per_vu_iterations: 1 }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j: [ { name: huge, get: /huge, timeout: 60s } ]\nflows:\n  f: { journey: j, vus: 2, per_vu_iterations: 1 }\n",
     );
     let out = std::process::Command::new(time)
         .args(["-f", "%M"])

@@ -7,13 +7,10 @@ use crate::util::*;
 fn interact_names_the_flow_that_hurts_another() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  r: [ {{ name: read, get: /lock-read }} ]\n  w: [ {{ name: write, get: '/lock-write?ms=30' }} ]\n  o: [ {{ name: ok, get: /ok }} ]\nflows:\n  reader: {{ journey: r, rate: 40/s, duration: 3s }}\n  writer: {{ journey: w, rate: 30/s, duration: 3s }}\n  bystander: {{ journey: o, rate: 20/s, duration: 3s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  r: [ { name: read, get: /lock-read } ]\n  w: [ { name: write, get: '/lock-write?ms=30' } ]\n  o: [ { name: ok, get: /ok } ]\nflows:\n  reader: { journey: r, rate: 40/s, duration: 3s }\n  writer: { journey: w, rate: 30/s, duration: 3s }\n  bystander: { journey: o, rate: 20/s, duration: 3s }\n",
     );
     let out = d.path().join("out");
     let (code, stdout, stderr) = run_bin(&[

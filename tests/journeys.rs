@@ -29,12 +29,11 @@ flows:
 fn run_token_journey(key_expr: &str) -> (stampede::report::RunResult, TestServer) {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let text = format!(
-        "target: {}\n{}",
-        srv.url(),
-        TOKEN_JOURNEY.replace("KEY", key_expr)
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        &TOKEN_JOURNEY.replace("KEY", key_expr),
     );
-    let s = write(d.path(), "s.yaml", &text);
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     (r, srv)
 }
@@ -65,17 +64,13 @@ fn a_wrong_signature_is_rejected_and_counted() {
 fn without_extraction_the_token_is_missing() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let text = format!(
-        "target: {}\n{}",
-        srv.url(),
-        TOKEN_JOURNEY
-            .replace(
-                "extract: { token: $.token }",
-                "extract: { token: $.nothing }"
-            )
-            .replace("KEY", "token")
-    );
-    let s = write(d.path(), "s.yaml", &text);
+    let body = TOKEN_JOURNEY
+        .replace(
+            "extract: { token: $.token }",
+            "extract: { token: $.nothing }",
+        )
+        .replace("KEY", "token");
+    let s = write_scenario(d.path(), &srv.url(), &body);
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     assert_eq!(
         step(&r, "f.login").errors.get("check"),
@@ -94,13 +89,10 @@ fn without_extraction_the_token_is_missing() {
 fn two_flows_with_different_curves_both_reach_their_targets() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  a:\n    - {{ name: ok, get: /ok }}\n  b:\n    - {{ name: slow, get: '/slow?ms=20' }}\nflows:\n  open: {{ journey: a, rate: [ {{ to: 100/s, over: 1s }}, {{ hold: 3s }} ] }}\n  closed: {{ journey: b, vus: 5, pace: 200ms, duration: 4s, start: 500ms }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  a:\n    - { name: ok, get: /ok }\n  b:\n    - { name: slow, get: '/slow?ms=20' }\nflows:\n  open: { journey: a, rate: [ { to: 100/s, over: 1s }, { hold: 3s } ] }\n  closed: { journey: b, vus: 5, pace: 200ms, duration: 4s, start: 500ms }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     let open = flow(&r, "open").iterations_ok as f64;
@@ -124,13 +116,10 @@ fn two_flows_with_different_curves_both_reach_their_targets() {
 fn unset_template_variable_is_a_step_error_not_a_panic() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\ndefaults: {{ on_error: continue }}\njourneys:\n  j:\n    - {{ name: maybe, get: /ok, extract: {{ id: $.missing }} }}\n    - {{ name: use, get: '/secure?id={{{{ id }}}}' }}\nflows:\n  f: {{ journey: j, rate: 10/s, duration: 1s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "defaults: { on_error: continue }\njourneys:\n  j:\n    - { name: maybe, get: /ok, extract: { id: $.missing } }\n    - { name: use, get: '/secure?id={{ id }}' }\nflows:\n  f: { journey: j, rate: 10/s, duration: 1s }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     assert_eq!(step(&r, "f.use").errors.get("template"), Some(&10));

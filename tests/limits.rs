@@ -9,12 +9,11 @@ use crate::util::*;
 fn churn_run(keep_alive: bool) -> stampede::report::RunResult {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
+        &srv.url(),
         &format!(
-            "target: {}\ndefaults: {{ keep_alive: {keep_alive} }}\njourneys:\n  j: [ {{ name: ping, get: /ok }} ]\nflows:\n  f: {{ journey: j, vus: 2, iterations: 40 }}\n",
-            srv.url()
+            "defaults: {{ keep_alive: {keep_alive} }}\njourneys:\n  j: [ {{ name: ping, get: /ok }} ]\nflows:\n  f: {{ journey: j, vus: 2, iterations: 40 }}\n"
         ),
     );
     run_scenario(&s, &d.path().join("out")).1

@@ -11,13 +11,10 @@ use crate::util::*;
 fn report_renders_in_headless_chromium_with_its_charts() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }}, {{ name: slow, get: '/slow?ms=5' }} ]\nflows:\n  open: {{ journey: j, rate: [ {{ to: 40/s, over: 2s }}, {{ hold: 2s }} ] }}\n  closed: {{ journey: j, vus: 3, duration: 4s, think: 100ms }}\nthresholds:\n  open.ok: [ \"p99 < 1s\" ]\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j: [ { name: ok, get: /ok }, { name: slow, get: '/slow?ms=5' } ]\nflows:\n  open: { journey: j, rate: [ { to: 40/s, over: 2s }, { hold: 2s } ] }\n  closed: { journey: j, vus: 3, duration: 4s, think: 100ms }\nthresholds:\n  open.ok: [ \"p99 < 1s\" ]\n",
     );
     let out = d.path().join("out");
     let (code, _, err) = run_bin(&[

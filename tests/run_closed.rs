@@ -10,13 +10,10 @@ fn closed_model_vu_count_follows_its_stages() {
     let d = dir();
     // Up to 10 VUs over 2 s, hold 2 s, down to 2 over 1 s, hold 1 s; each request takes 50 ms, so the
     // server's concurrency is the number of running VUs.
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: slow, get: '/slow?ms=50' }}\nflows:\n  f: {{ journey: j, vus: [ {{ to: 10, over: 2s }}, {{ hold: 2s }}, {{ to: 2, over: 1s }}, {{ hold: 1s }} ] }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: slow, get: '/slow?ms=50' }\nflows:\n  f: { journey: j, vus: [ { to: 10, over: 2s }, { hold: 2s }, { to: 2, over: 1s }, { hold: 1s } ] }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     let conc = srv.seen.concurrency.lock().unwrap().clone();
@@ -49,13 +46,10 @@ fn paced_closed_flow_runs_overdue_iterations_with_their_due_times() {
         ..Default::default()
     });
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: req, get: /stall }}\nflows:\n  f: {{ journey: j, vus: 10, pace: 100ms, duration: 4s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: req, get: /stall }\nflows:\n  f: { journey: j, vus: 10, pace: 100ms, duration: 4s }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     let st = step(&r, "f.req");
@@ -89,13 +83,10 @@ fn paced_closed_flow_runs_overdue_iterations_with_their_due_times() {
 fn per_vu_iterations_bound_a_batch() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, vus: 4, per_vu_iterations: 5 }}\n  g: {{ journey: j, vus: 3, iterations: 7 }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, vus: 4, per_vu_iterations: 5 }\n  g: { journey: j, vus: 3, iterations: 7 }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     assert_eq!(flow(&r, "f").iterations_ok, 20);

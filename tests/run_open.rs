@@ -6,13 +6,10 @@ use crate::util::*;
 fn open_model_200_per_second_for_5s_yields_1000_iterations() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: 200/s, duration: 5s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 200/s, duration: 5s }\n",
     );
     let (exit, r) = run_scenario(&s, &d.path().join("out"));
     assert_eq!(exit, stampede::exit::Exit::Passed);
@@ -35,13 +32,10 @@ fn open_model_200_per_second_for_5s_yields_1000_iterations() {
 fn poisson_arrivals_have_exponential_gaps() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: 200/s, duration: 10s, arrivals: poisson, seed: 7 }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 200/s, duration: 10s, arrivals: poisson, seed: 7 }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     let mut times = srv.seen.arrivals("/ok");
@@ -84,13 +78,10 @@ fn a_ramp_follows_its_curve_second_by_second() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
     // 0 → 100/s over 5 s: expected 10, 30, 50, 70, 90 arrivals in the five seconds.
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: [ {{ to: 100/s, over: 5s }} ] }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: [ { to: 100/s, over: 5s } ] }\n",
     );
     run_scenario(&s, &d.path().join("out"));
     let times = srv.seen.arrivals("/ok");
@@ -117,13 +108,10 @@ fn open_model_drops_when_pool_exhausted() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
     // 5 VUs that each take 200 ms can serve 25/s; at 100/s most arrivals find no free VU.
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: slow, get: '/slow?ms=200' }}\nflows:\n  f: {{ journey: j, rate: 100/s, duration: 3s, max_vus: 5 }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: slow, get: '/slow?ms=200' }\nflows:\n  f: { journey: j, rate: 100/s, duration: 3s, max_vus: 5 }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     let f = flow(&r, "f");
@@ -152,13 +140,10 @@ fn open_model_drops_when_pool_exhausted() {
 fn a_generator_short_of_virtual_users_says_so_and_exits_3() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: slow, get: '/slow?ms=200' }}\nflows:\n  starved: {{ journey: j, rate: 50/s, duration: 2s, max_vus: 2 }}\n  fine: {{ journey: j, rate: 5/s, duration: 2s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: slow, get: '/slow?ms=200' }\nflows:\n  starved: { journey: j, rate: 50/s, duration: 2s, max_vus: 2 }\n  fine: { journey: j, rate: 5/s, duration: 2s }\n",
     );
     let out = d.path().join("out");
     let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);

@@ -15,12 +15,11 @@ const SESSION: &str = "abc123";
 fn secret_values_are_masked_in_every_output() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
+        &srv.url(),
         &format!(
             r#"
-target: {}
 vars:
   api_key: {{ env: STAMPEDE_TEST_API_KEY, secret: true }}
   pin: {{ value: "{PIN}", secret: true }}
@@ -48,8 +47,7 @@ journeys:
       - script: 'print("key " + api_key + " token " + token + " pin " + pin + " sid " + sid); throw "failing with " + token;'
 flows:
   f: {{ journey: j, vus: 1, iterations: 2 }}
-"#,
-            srv.url()
+"#
         ),
     );
     let out = d.path().join("out");

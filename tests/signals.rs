@@ -12,13 +12,10 @@ fn sigint_stops_gracefully_and_writes_every_result_file() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
     let out = d.path().join("out");
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\njourneys:\n  j:\n    - {{ name: ok, get: /ok }}\nflows:\n  f: {{ journey: j, rate: 50/s, duration: 60s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 50/s, duration: 60s }\n",
     );
     let mut child = std::process::Command::new(bin())
         .args([
@@ -137,13 +134,10 @@ fn a_second_sigint_stops_at_once() {
     let d = dir();
     let out = d.path().join("out");
     // Every iteration takes 20 s and the graceful stop is 60 s: only the second signal ends it soon.
-    let s = write(
+    let s = write_scenario(
         d.path(),
-        "s.yaml",
-        &format!(
-            "target: {}\ndefaults: {{ graceful_stop: 60s, timeout: 60s }}\njourneys:\n  j: [ {{ name: ok, get: /ok }}, {{ name: slow, get: '/slow?ms=20000' }} ]\nflows:\n  f: {{ journey: j, rate: 10/s, duration: 60s }}\n",
-            srv.url()
-        ),
+        &srv.url(),
+        "defaults: { graceful_stop: 60s, timeout: 60s }\njourneys:\n  j: [ { name: ok, get: /ok }, { name: slow, get: '/slow?ms=20000' } ]\nflows:\n  f: { journey: j, rate: 10/s, duration: 60s }\n",
     );
     let started = Instant::now();
     let mut child = std::process::Command::new(bin())

@@ -10,11 +10,7 @@ fn run_yaml(srv: &TestServer, body: &str) -> stampede::report::RunResult {
         "user,password\nann,1\nbob,2\ncid,3\n",
     )
     .unwrap();
-    let s = write(
-        d.path(),
-        "s.yaml",
-        &format!("target: {}\n{body}", srv.url()),
-    );
+    let s = write_scenario(d.path(), &srv.url(), body);
     let (_, r) = run_scenario(&s, &d.path().join("out"));
     r
 }

@@ -438,15 +438,19 @@ pub fn root_or_skip(what: &str) -> bool {
     root
 }
 
+/// Writes `s.yaml` in `dir`: `target: {target}`, then `body` (journeys, flows, ...).
+pub fn write_scenario(dir: &Path, target: &str, body: &str) -> PathBuf {
+    write(dir, "s.yaml", &format!("target: {target}\n{body}"))
+}
+
 /// Writes `s.yaml` in `dir`: one journey `j` of one step `ok` (GET /ok on `srv`) and one flow
 /// `f` running it with the given load model, e.g. `"rate: 50/s, duration: 5s"`.
 pub fn ok_scenario(dir: &Path, srv: &TestServer, model: &str) -> PathBuf {
-    write(
+    write_scenario(
         dir,
-        "s.yaml",
+        &srv.url(),
         &format!(
-            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, {model} }}\n",
-            srv.url()
+            "journeys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, {model} }}\n"
         ),
     )
 }
