@@ -33,6 +33,7 @@ fn sample(i: u64) -> RequestSample {
         bytes_out: 256,
         retry: false,
         checks: (1, 0),
+        cookies_dropped: 0,
     }
 }
 

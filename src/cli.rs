@@ -72,8 +72,8 @@ pub enum Command {
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
-        /// Length of one measurement interval.
-        #[arg(long, value_parser = parse_span, default_value = "1s")]
+        /// Length of one measurement interval (at least 100ms).
+        #[arg(long, value_parser = parse_interval, default_value = "1s")]
         interval: Duration,
     },
     /// Check a scenario and print each flow's plan; sends no traffic.
@@ -165,6 +165,18 @@ pub enum Command {
 
 fn parse_span(s: &str) -> Result<Duration, String> {
     s.parse::<Span>().map(Span::get).map_err(|e| e.0)
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_span(s)?;
+    if d < crate::run::MIN_INTERVAL {
+        return Err(format!(
+            "{s} is shorter than the shortest interval, {:?}: every interval costs a histogram per \
+             key and a line in the interval log",
+            crate::run::MIN_INTERVAL
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_fail_if(s: &str) -> Result<crate::analysis::compare::FailIf, String> {
@@ -518,7 +530,10 @@ fn validate(path: &Path, ov: &Overrides) -> Exit {
 
 /// Loads and runs a scenario, prints the summary and writes result files.
 pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) -> Exit {
-    let plan = match scenario::load(path, ov) {
+    let loading = LoadingSignals::watch();
+    let plan = scenario::load(path, ov);
+    drop(loading);
+    let plan = match plan {
         Ok(p) => p,
         Err(e) => {
             print_load_error(&e);
@@ -530,6 +545,68 @@ pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) 
         return Exit::InvalidInput;
     }
     run_loaded(plan, opts, quiet)
+}
+
+/// Ctrl-C or SIGTERM while a scenario loads (a large feeder file can take a while): nothing has
+/// been sent and no result exists, so the process says so and exits 130 at once. Once loading
+/// ends (the guard is dropped) the run's own handling takes over.
+#[derive(Debug)]
+struct LoadingSignals;
+
+static LOADING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl LoadingSignals {
+    fn watch() -> LoadingSignals {
+        static WATCHER: std::sync::Once = std::sync::Once::new();
+        WATCHER.call_once(|| {
+            let (ready_tx, ready) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("stampede-load-signals".into())
+                .spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_io()
+                        .build()
+                    else {
+                        let _ = ready_tx.send(());
+                        return;
+                    };
+                    rt.block_on(async move {
+                        use tokio::signal::unix::{SignalKind, signal};
+                        let (Ok(mut int), Ok(mut term)) = (
+                            signal(SignalKind::interrupt()),
+                            signal(SignalKind::terminate()),
+                        ) else {
+                            let _ = ready_tx.send(());
+                            return;
+                        };
+                        let _ = ready_tx.send(());
+                        loop {
+                            tokio::select! {
+                                _ = int.recv() => {}
+                                _ = term.recv() => {}
+                            }
+                            if LOADING.load(std::sync::atomic::Ordering::SeqCst) {
+                                eprintln!(
+                                    "interrupted while loading the scenario: nothing was sent, no results were written"
+                                );
+                                std::process::exit(Exit::Interrupted as i32);
+                            }
+                        }
+                    });
+                });
+            if spawned.is_ok() {
+                let _ = ready.recv();
+            }
+        });
+        LOADING.store(true, std::sync::atomic::Ordering::SeqCst);
+        LoadingSignals
+    }
+}
+
+impl Drop for LoadingSignals {
+    fn drop(&mut self) {
+        LOADING.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Runs a loaded plan, prints the summary and writes result files.

@@ -25,6 +25,25 @@ pub struct Secrets {
     pub literals: Vec<String>,
 }
 
+/// The longest message kept for an output (an error example, a script error): a server or a
+/// script controls what a message quotes, and a 512 KB thrown string helps nobody in a report.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// `text` cut to [`MAX_MESSAGE_BYTES`] (on a character boundary), saying how much was cut.
+pub fn clip(mut text: String) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text;
+    }
+    let mut cut = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let dropped = text.len() - cut;
+    text.truncate(cut);
+    text.push_str(&format!("… ({dropped} more bytes)"));
+    text
+}
+
 /// Secrets shorter than this are not masked: masking every `1` or `ok` would garble messages
 /// and a value that short protects nothing.
 const MIN_SECRET_LEN: usize = 4;
@@ -84,7 +103,16 @@ pub fn mask<'v>(values: impl IntoIterator<Item = &'v str>, text: String) -> Stri
 
 #[cfg(test)]
 mod tests {
-    use super::Secrets;
+    use super::{MAX_MESSAGE_BYTES, Secrets, clip};
+
+    #[test]
+    fn long_messages_are_clipped_on_a_character_boundary() {
+        assert_eq!(clip("short".into()), "short");
+        let long = "é".repeat(MAX_MESSAGE_BYTES);
+        let out = clip(long.clone());
+        assert!(out.len() < MAX_MESSAGE_BYTES + 40, "{}", out.len());
+        assert!(out.ends_with(&format!("({} more bytes)", long.len() - MAX_MESSAGE_BYTES)));
+    }
 
     #[test]
     fn redacts_literals_parts_and_current_values_longest_first() {

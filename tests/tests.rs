@@ -10,6 +10,7 @@
 
 mod util;
 
+mod attack;
 mod batch;
 mod compare;
 mod compose;

@@ -18,6 +18,9 @@
 //!   connections that would hold more ports in TIME_WAIT ([`TIME_WAIT`]) than the local range has.
 //!   Both are the generator's problem, not the target's.
 //!
+//! - **Internal failures**: iterations in which stampede itself failed (a caught panic, error
+//!   class `internal`). Their requests were never measured, so the numbers miss them.
+//!
 //! Any of these makes the run untrustworthy, and `run` exits 3. The bounds are deliberately
 //! coarser than a quiet machine allows (MEASUREMENT.md suggests 1 ms of lag), so that a shared CI
 //! runner does not trip them on a healthy run; the lag histogram is always in the results for a
@@ -103,6 +106,22 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
                 ),
             });
         }
+    }
+    let internal: u64 = r
+        .flows
+        .iter()
+        .filter_map(|f| f.errors.get("internal"))
+        .sum();
+    if internal > 0 {
+        out.push(SelfCheck {
+            check: "internal".into(),
+            flow: None,
+            passed: false,
+            detail: format!(
+                "stampede failed inside {internal} iterations (class `internal`; the first message is \
+                 in the error examples): a bug in the generator, not the target's result — please report it"
+            ),
+        });
     }
     if let Some(g) = &r.generator {
         out.push(SelfCheck {

@@ -32,6 +32,8 @@ use crate::scenario::units::{Percent, Rate, Span, short_duration};
 
 /// The error class of requests that failed on the generator's own machine.
 const GENERATOR: &str = "generator";
+/// Failures of stampede itself (a caught panic): the `internal` self-check reports them.
+const INTERNAL: &str = "internal";
 
 /// Which latency series a latency expression reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,7 +447,11 @@ fn evaluate_one(
                 .iter()
                 .map(|s| s.failed - local(s).min(s.failed))
                 .sum::<u64>()
-                + f.errors.values().sum::<u64>(),
+                + f.errors
+                    .iter()
+                    .filter(|(class, _)| class.as_str() != INTERNAL)
+                    .map(|(_, n)| n)
+                    .sum::<u64>(),
             f.steps.iter().map(|s| s.checks_passed).sum(),
             f.steps.iter().map(|s| s.checks_failed).sum(),
         ),

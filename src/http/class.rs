@@ -33,11 +33,14 @@ pub enum ErrorClass {
     /// The generator's own machine ran out of something (ephemeral ports, file descriptors,
     /// socket buffers) before the request left it: not the target's fault.
     Generator,
+    /// stampede itself failed (a panic inside an iteration: a bug to report). The iteration is
+    /// counted as failed and its virtual user goes on.
+    Internal,
 }
 
 impl ErrorClass {
     /// Number of classes (the length of per-class counter arrays).
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     /// Every class, in counter order.
     pub const ALL: [ErrorClass; ErrorClass::COUNT] = [
@@ -54,6 +57,7 @@ impl ErrorClass {
         ErrorClass::Script,
         ErrorClass::Feed,
         ErrorClass::Generator,
+        ErrorClass::Internal,
     ];
 
     /// Position in counter arrays.
@@ -77,6 +81,7 @@ impl ErrorClass {
             ErrorClass::Script => "script",
             ErrorClass::Feed => "feed",
             ErrorClass::Generator => "generator",
+            ErrorClass::Internal => "internal",
         }
     }
 }

@@ -135,6 +135,35 @@ pub struct BodyPolicy {
 
 type Fail = (ErrorClass, String);
 
+/// Where an exchange is, so a timeout can say what did not finish.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+enum Stage {
+    Sending,
+    Connecting,
+    Handshake,
+    Body,
+}
+
+/// A [`Stage`] that the exchange's future updates and the timeout reads (an atomic only because
+/// the future must be `Send`; one task touches it).
+#[derive(Debug, Default)]
+struct StageCell(std::sync::atomic::AtomicU8);
+
+impl StageCell {
+    fn set(&self, s: Stage) {
+        self.0.store(s as u8, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn get(&self) -> Stage {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Stage::Connecting,
+            2 => Stage::Handshake,
+            3 => Stage::Body,
+            _ => Stage::Sending,
+        }
+    }
+}
+
 impl Client {
     /// Builds TLS settings once; `insecure` accepts any certificate.
     pub fn new(version: HttpVersion, insecure: bool) -> Client {
@@ -177,6 +206,8 @@ impl Client {
             stale: false,
         };
         let mut sent_on_reused = false;
+        // Where the exchange was when the timeout hit, for its message.
+        let stage = StageCell::default();
         let work = async {
             // At most one retry, only for a reused connection that turned out stale.
             for _ in 0..2 {
@@ -186,7 +217,8 @@ impl Client {
                     *slot = None;
                     // Boxed: connects are rare, so their state should not sit in every
                     // virtual user's future between requests.
-                    let (conn, connect, tls) = Box::pin(self.connect(origin)).await?;
+                    let (conn, connect, tls) = Box::pin(self.connect(origin, &stage)).await?;
+                    stage.set(Stage::Sending);
                     ex.connect = Some(connect);
                     ex.tls = tls;
                     *conns.slot(origin_id) = Some(conn);
@@ -224,7 +256,10 @@ impl Client {
                     },
                 };
                 match result {
-                    Ok(resp) => return read_response(resp, &mut ex, body, buf, driver).await,
+                    Ok(resp) => {
+                        stage.set(Stage::Body);
+                        return read_response(resp, &mut ex, body, buf, driver).await;
+                    }
                     Err(mut e) => {
                         *conns.slot(origin_id) = None;
                         match e.take_message() {
@@ -254,18 +289,32 @@ impl Client {
             Err(_) => {
                 // The connection is in an unknown state mid-exchange: never reuse it.
                 *conns.slot(origin_id) = None;
+                let what = match stage.get() {
+                    Stage::Connecting => format!("connecting to {}:{}", origin.host, origin.port),
+                    Stage::Handshake => format!("TLS handshake with {}", origin.host),
+                    Stage::Sending => "no response head".to_string(),
+                    Stage::Body => "the response body was not complete".to_string(),
+                };
                 ex.error = Some((
                     ErrorClass::Timeout,
-                    format!("no complete response within {timeout:?}"),
+                    format!("{what} within the step's timeout ({timeout:?})"),
                 ));
             }
         }
         ex
     }
 
-    async fn connect(&self, origin: &Origin) -> Result<(Conn, Duration, Option<Duration>), Fail> {
+    async fn connect(
+        &self,
+        origin: &Origin,
+        stage: &StageCell,
+    ) -> Result<(Conn, Duration, Option<Duration>), Fail> {
+        stage.set(Stage::Connecting);
         let start = Instant::now();
         let stream = tcp_connect(&origin.host, origin.port).await?;
+        if origin.https {
+            stage.set(Stage::Handshake);
+        }
         let connect = start.elapsed();
         // The TLS and HTTP/2 paths are boxed on their own: their futures are kilobytes, and
         // when thousands of users connect at once a plain HTTP/1 connect should not pay for them.
@@ -480,16 +529,20 @@ pub fn classify(e: &hyper::Error) -> Fail {
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
                 use std::io::ErrorKind::*;
                 class = match io.kind() {
-                    ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
-                        ErrorClass::Reset
-                    }
-                    TimedOut => ErrorClass::Timeout,
+                    // rustls reports its failures as I/O errors (of kind InvalidData).
                     _ if io
                         .get_ref()
                         .is_some_and(|inner| inner.is::<rustls::Error>()) =>
                     {
                         ErrorClass::Tls
                     }
+                    ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+                        ErrorClass::Reset
+                    }
+                    TimedOut => ErrorClass::Timeout,
+                    // hyper's body decoder: a bad chunk size, an over-long chunk extension, too
+                    // many trailers. The server broke framing, and it will again on a retry.
+                    InvalidData | InvalidInput => ErrorClass::Protocol,
                     _ => ErrorClass::Reset,
                 };
                 break;

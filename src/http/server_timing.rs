@@ -2,6 +2,13 @@
 //!
 //! Each metric has a name, an optional duration in milliseconds and an optional description; a
 //! numeric description (the demo wallet's `db-queries;desc="5"`) is read as a count.
+//!
+//! The header is the server's to write, so nothing in it may fail a step or crash the run: a
+//! duration that is negative, not a number, or longer than [`MAX_DUR_MS`] (a day: no request
+//! measured here lasts that long) is dropped and flagged as [`Metric::absurd`].
+
+/// The longest duration taken at face value, in milliseconds (one day).
+pub const MAX_DUR_MS: f64 = 86_400_000.0;
 
 /// One metric of a `Server-Timing` header.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -12,6 +19,9 @@ pub struct Metric<'a> {
     pub dur_ms: Option<f64>,
     /// The description as a number, when it is one.
     pub count: Option<f64>,
+    /// A `dur` was given but could not be a real duration (negative, not finite, over
+    /// [`MAX_DUR_MS`]); `dur_ms` is then `None`.
+    pub absurd: bool,
 }
 
 /// Parses a header value, skipping malformed entries (a server's header must never fail a step).
@@ -26,6 +36,7 @@ pub fn parse<'a>(value: &'a str, out: &mut Vec<Metric<'a>>) {
             name,
             dur_ms: None,
             count: None,
+            absurd: false,
         };
         for p in parts {
             let Some((k, v)) = p.split_once('=') else {
@@ -33,7 +44,11 @@ pub fn parse<'a>(value: &'a str, out: &mut Vec<Metric<'a>>) {
             };
             let v = v.trim().trim_matches('"');
             match k.trim() {
-                "dur" => m.dur_ms = v.parse::<f64>().ok().filter(|d| d.is_finite() && *d >= 0.0),
+                "dur" => match v.parse::<f64>() {
+                    Ok(d) if (0.0..=MAX_DUR_MS).contains(&d) => m.dur_ms = Some(d),
+                    Ok(_) => m.absurd = true,
+                    Err(_) => {}
+                },
                 "desc" => m.count = v.parse::<f64>().ok().filter(|c| c.is_finite()),
                 _ => {}
             }
@@ -77,7 +92,8 @@ mod tests {
             Metric {
                 name: "db",
                 dur_ms: Some(3.1),
-                count: None
+                count: None,
+                absurd: false,
             }
         );
         assert_eq!(
@@ -85,7 +101,8 @@ mod tests {
             Metric {
                 name: "db-queries",
                 dur_ms: None,
-                count: Some(5.0)
+                count: Some(5.0),
+                absurd: false,
             }
         );
         assert_eq!(v[2].dur_ms, Some(0.4));
@@ -94,7 +111,8 @@ mod tests {
             Metric {
                 name: "cache",
                 dur_ms: None,
-                count: None
+                count: None,
+                absurd: false,
             }
         );
         assert_eq!(
@@ -102,8 +120,24 @@ mod tests {
             Metric {
                 name: "cpu",
                 dur_ms: None,
-                count: None
+                count: None,
+                absurd: false,
             }
         );
+    }
+
+    #[test]
+    fn absurd_durations_are_flagged_not_taken() {
+        let mut v = Vec::new();
+        parse(
+            "db;dur=1e23, a;dur=-1, b;dur=inf, c;dur=NaN, d;dur=86400000",
+            &mut v,
+        );
+        assert_eq!(v.len(), 5);
+        for m in &v[..4] {
+            assert!(m.absurd && m.dur_ms.is_none(), "{m:?}");
+        }
+        assert_eq!(v[4].dur_ms, Some(MAX_DUR_MS));
+        assert!(!v[4].absurd);
     }
 }

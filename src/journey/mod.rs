@@ -23,6 +23,7 @@ use crate::http::{Client, ErrorClass};
 use crate::metrics::{IterationOutcome, Registry};
 use crate::scenario::Plan;
 use crate::scenario::plan::{FlowKind, OnError, Step, Think};
+use crate::script::Snippet;
 
 /// What every iteration of one flow shares.
 #[derive(Debug, Clone)]
@@ -56,11 +57,59 @@ enum Next {
 }
 
 /// Runs one iteration due at `due_at` and records it.
+///
+/// A panic inside the iteration (a bug in stampede, whatever the server or script did) is caught
+/// here: it is counted as a failed iteration of class `internal` with its message, the user's
+/// connections are dropped (their state is unknown), and the user goes on serving its flow, so a
+/// bug costs one iteration instead of a virtual user for the rest of the run.
 pub async fn run_iteration(
     vu: &mut VirtualUser,
     ctx: &FlowCtx,
     due_at: Instant,
 ) -> IterationOutcome {
+    match catching(iterate(vu, ctx, due_at)).await {
+        Ok(outcome) => outcome,
+        Err(what) => {
+            vu.conns.close_all();
+            ctx.registry.flow_error(ctx.flow, ErrorClass::Internal);
+            ctx.registry
+                .example(ctx.flow_key(), ErrorClass::Internal, || {
+                    vu.redact(
+                        &ctx.plan.secrets,
+                        format!("stampede failed inside this iteration (please report it): {what}"),
+                    )
+                });
+            ctx.registry.iteration(
+                ctx.flow,
+                Instant::now().saturating_duration_since(due_at),
+                IterationOutcome::Failed,
+            );
+            IterationOutcome::Failed
+        }
+    }
+}
+
+/// Polls `fut` to its end, turning a panic inside any poll into `Err(its message)`.
+async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
+    let mut fut = std::pin::pin!(fut);
+    let caught = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Ok(out)),
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    })
+    .await;
+    caught.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into())
+    })
+}
+
+async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> IterationOutcome {
     let plan = &ctx.plan;
     let journey = &plan.journeys[plan.flows[ctx.flow].journey];
     vu.iteration += 1;
@@ -78,7 +127,7 @@ pub async fn run_iteration(
     }
     let mut next_due = due_at;
     if !failed && let Some(before) = &journey.before {
-        failed = !run_script(vu, ctx, |vu| plan.scripts.run(before, &mut vu.scope));
+        failed = !run_snippet(vu, ctx, before).await;
     }
     if !failed {
         let mut state = IterState {
@@ -89,7 +138,7 @@ pub async fn run_iteration(
         failed = state.failed;
     }
     if let Some(after) = &journey.after {
-        failed |= !run_script(vu, ctx, |vu| plan.scripts.run(after, &mut vu.scope));
+        failed |= !run_snippet(vu, ctx, after).await;
     }
     if !plan.settings.keep_alive {
         vu.conns.close_all();
@@ -152,6 +201,42 @@ fn run_script(
     }
 }
 
+/// Runs a script step or hook; true when it succeeded. A snippet runs on the runtime thread
+/// unless it has shown itself too long for one ([`crate::script::INLINE_BUDGET`]); then it runs
+/// on the blocking pool with the user's variables moved there and back, so that other users'
+/// I/O on this thread, and their timings, do not wait for it.
+async fn run_snippet(vu: &mut VirtualUser, ctx: &FlowCtx, snippet: &Snippet) -> bool {
+    let scripts = &ctx.plan.scripts;
+    if !snippet.is_heavy()
+        && let Some(done) = scripts.try_inline(snippet, &mut vu.scope)
+    {
+        return run_script(vu, ctx, |_| done);
+    }
+    let plan = ctx.plan.clone();
+    let job = snippet.clone();
+    let mut scope = std::mem::take(&mut vu.scope);
+    let joined = tokio::task::spawn_blocking(move || {
+        let out = plan.scripts.run(&job, &mut scope);
+        (scope, out)
+    })
+    .await;
+    match joined {
+        Ok((scope, out)) => {
+            vu.scope = scope;
+            run_script(vu, ctx, |_| out)
+        }
+        // The snippet panicked on the pool (a bug): let the iteration's guard count it.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => run_script(vu, ctx, |_| {
+            Err(crate::script::ScriptError {
+                file: String::new(),
+                line: 0,
+                message: "the script was cancelled (the runtime is shutting down)".into(),
+            })
+        }),
+    }
+}
+
 type StepsFuture<'a> = Pin<Box<dyn Future<Output = Next> + Send + 'a>>;
 
 /// Nested blocks (group, loop, if) recurse through a boxed future; flat journeys never box.
@@ -195,7 +280,7 @@ async fn run_steps(
                 Next::Go
             }
             Step::Script(s) => {
-                if run_script(vu, ctx, |vu| plan.scripts.run(s, &mut vu.scope)) {
+                if run_snippet(vu, ctx, s).await {
                     Next::Go
                 } else {
                     st.failed = true;
@@ -284,6 +369,20 @@ mod tests {
             .map(|_| sample_think(&t, &mut rng).as_secs_f64())
             .sum::<f64>()
             / 20_000.0
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_an_iteration_becomes_its_message() {
+        let fine = catching(async { 7 }).await;
+        assert_eq!(fine, Ok(7));
+        let bad = catching(async {
+            tokio::task::yield_now().await;
+            let v: Vec<u8> = Vec::new();
+            #[allow(clippy::indexing_slicing)]
+            v[v.len() + 3]
+        })
+        .await;
+        assert!(bad.is_err_and(|m| m.contains("index out of bounds")));
     }
 
     #[test]

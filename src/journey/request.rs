@@ -68,8 +68,9 @@ pub(super) async fn execute(
         }
         vu.work.requests += 1;
         vu.work.bytes += ex.bytes_in + ex.bytes_out;
+        let mut cookies_dropped = 0;
         if ex.error.is_none() {
-            store_cookies(vu, r.origin, &ex.headers);
+            cookies_dropped = store_cookies(vu, r.origin, &ex.headers);
             if let Some(st) = ex
                 .headers
                 .get("server-timing")
@@ -100,6 +101,7 @@ pub(super) async fn execute(
             bytes_out: ex.bytes_out,
             retry: attempt > 0,
             checks: (passed, failure.is_some() as u32),
+            cookies_dropped,
         };
         ctx.registry
             .request(key, &sample, ctx.registry.overlapped(batch));
@@ -136,13 +138,17 @@ fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample 
         bytes_out: 0,
         retry,
         checks: (0, 0),
+        cookies_dropped: 0,
     }
 }
 
 fn should_retry(p: &Retry, class: ErrorClass, status: Option<u16>) -> bool {
     match class {
         ErrorClass::Timeout => p.timeout,
-        ErrorClass::Reset | ErrorClass::Protocol => p.reset,
+        ErrorClass::Reset => p.reset,
+        // Broken framing or a malformed response repeats on a retry: retrying only multiplies
+        // the load on a server that is already wrong.
+        ErrorClass::Protocol => false,
         ErrorClass::ConnectRefused | ErrorClass::Connect | ErrorClass::Tls => p.connect,
         ErrorClass::Status | ErrorClass::Check => status
             .is_some_and(|s| p.statuses.contains(&s) || (p.any_5xx && (500..600).contains(&s))),
@@ -274,10 +280,19 @@ fn evaluate(
     if ex.error.is_some() {
         return (0, None);
     }
-    let json = if r.parses_json {
-        serde_json::from_slice::<serde_json::Value>(&vu.buf).ok()
+    // A body that does not parse makes every JSON check and extraction fail with why, rather
+    // than with "is nothing".
+    let (json, not_json) = if r.parses_json {
+        match serde_json::from_slice::<serde_json::Value>(&vu.buf) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(format!("the body is not JSON ({e})"))),
+        }
     } else {
-        None
+        (None, None)
+    };
+    let unparsed = |what: String| match &not_json {
+        Some(why) => format!("{what}: {why}"),
+        None => what,
     };
     let mut passed = 0u32;
     let mut failure: Option<(ErrorClass, String)> = None;
@@ -306,18 +321,24 @@ fn evaluate(
                 let got = json.as_ref().and_then(|j| path.query(j).first().cloned());
                 let ok = got.as_ref().is_some_and(|g| json_equal(g, expected));
                 if !ok {
-                    let got = got.map_or_else(|| "nothing".to_string(), |g| g.to_string());
-                    fail(
-                        ErrorClass::Check,
-                        format!("{text} is {got}, expected {expected}"),
-                    );
+                    let msg = match (&got, &not_json) {
+                        (None, Some(why)) => format!("{text} cannot be read: {why}"),
+                        _ => {
+                            let got = got.map_or_else(|| "nothing".to_string(), |g| g.to_string());
+                            format!("{text} is {got}, expected {expected}")
+                        }
+                    };
+                    fail(ErrorClass::Check, msg);
                 }
                 ok
             }
             Check::Exists(path, text) => {
                 let ok = json.as_ref().is_some_and(|j| !path.query(j).is_empty());
                 if !ok {
-                    fail(ErrorClass::Check, format!("{text} matched nothing"));
+                    fail(
+                        ErrorClass::Check,
+                        unparsed(format!("{text} matched nothing")),
+                    );
                 }
                 ok
             }
@@ -364,11 +385,12 @@ fn evaluate(
             ExtractSource::Json(path, _) => json
                 .as_ref()
                 .and_then(|j| path.query(j).first().map(crate::script::from_json)),
-            ExtractSource::Regex(re) => std::str::from_utf8(&vu.buf).ok().and_then(|text| {
-                re.captures(text)
-                    .and_then(|c| c.get(1).or_else(|| c.get(0)))
-                    .map(|m| Dynamic::from(ImmutableString::from(m.as_str())))
-            }),
+            // An invalid byte in the body must not hide the text around it: match over the
+            // body with invalid sequences replaced (no copy when it is valid UTF-8).
+            ExtractSource::Regex(re) => re
+                .captures(&String::from_utf8_lossy(&vu.buf))
+                .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                .map(|m| Dynamic::from(ImmutableString::from(m.as_str()))),
             ExtractSource::Header(h) => ex
                 .headers
                 .get(h)
@@ -392,9 +414,14 @@ fn evaluate(
                     ExtractSource::Header(h) => format!("header {h}"),
                     ExtractSource::Cookie(c) => format!("cookie {c}"),
                 };
+                let msg = format!("extract `{}`: {what} found nothing", e.var);
                 fail(
                     ErrorClass::Check,
-                    format!("extract `{}`: {what} found nothing", e.var),
+                    if matches!(e.source, ExtractSource::Json(..)) {
+                        unparsed(msg)
+                    } else {
+                        msg
+                    },
                 );
             }
         }
@@ -417,7 +444,18 @@ fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
-fn store_cookies(vu: &mut VirtualUser, origin: usize, headers: &HeaderMap) {
+/// Longest cookie (name and value) kept, in bytes: what browsers keep (RFC 6265 §6.1's minimum).
+const MAX_COOKIE_BYTES: usize = 4096;
+/// Most cookies kept per origin (Chromium's per-domain limit); the oldest goes first.
+const MAX_COOKIES_PER_ORIGIN: usize = 180;
+/// Most cookies kept per virtual user over all origins (RFC 6265 §6.1's minimum).
+const MAX_COOKIES_PER_USER: usize = 3000;
+
+/// Stores a response's cookies within browsers' limits, so a server that sets ever more cookies
+/// cannot make every later request carry a megabyte; returns how many it dropped (too large, or
+/// the oldest pushed out).
+fn store_cookies(vu: &mut VirtualUser, origin: usize, headers: &HeaderMap) -> u32 {
+    let mut dropped = 0;
     for v in headers.get_all(http::header::SET_COOKIE) {
         let Ok(text) = v.to_str() else { continue };
         let mut parts = text.split(';');
@@ -425,14 +463,31 @@ fn store_cookies(vu: &mut VirtualUser, origin: usize, headers: &HeaderMap) {
             continue;
         };
         let (name, value) = (name.trim(), value.trim());
+        if name.len() + value.len() > MAX_COOKIE_BYTES {
+            dropped += 1;
+            continue;
+        }
         let expired = parts.any(|a| {
             let a = a.trim().to_ascii_lowercase();
             a == "max-age=0" || a.starts_with("max-age=-")
         });
         vu.cookies.retain(|(o, k, _)| !(*o == origin && k == name));
-        if !expired {
-            vu.cookies
-                .push((origin, name.to_string(), value.to_string()));
+        if expired {
+            continue;
         }
+        // Oldest first: the jar is in insertion order.
+        if vu.cookies.iter().filter(|(o, _, _)| *o == origin).count() >= MAX_COOKIES_PER_ORIGIN
+            && let Some(i) = vu.cookies.iter().position(|(o, _, _)| *o == origin)
+        {
+            vu.cookies.remove(i);
+            dropped += 1;
+        }
+        if vu.cookies.len() >= MAX_COOKIES_PER_USER {
+            vu.cookies.remove(0);
+            dropped += 1;
+        }
+        vu.cookies
+            .push((origin, name.to_string(), value.to_string()));
     }
+    dropped
 }

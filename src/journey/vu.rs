@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use rhai::{Dynamic, ImmutableString, Scope};
 
 use crate::http::Connections;
+use crate::metrics::{MAX_TIMING_NAMES, OTHER_TIMING};
 use crate::scenario::Plan;
 use crate::scenario::feeder::{Exhausted, Pick, Row};
 use crate::script::{ScriptError, from_json};
@@ -115,13 +116,23 @@ impl VirtualUser {
         secrets.redact(current.iter().map(String::as_str), text)
     }
 
-    /// Adds one response's `Server-Timing` metrics to this iteration's tally.
+    /// Adds one response's `Server-Timing` metrics to this iteration's tally: at most
+    /// [`MAX_TIMING_NAMES`] names, the rest under [`OTHER_TIMING`], as the registry keeps them.
     pub(crate) fn tally(&mut self, metrics: &[crate::http::server_timing::Metric<'_>]) {
         for m in metrics {
-            let i = match self.iter_timing.iter().position(|t| t.0 == m.name) {
+            let mut found = self.iter_timing.iter().position(|t| t.0 == m.name);
+            if found.is_none() && self.iter_timing.len() >= MAX_TIMING_NAMES {
+                found = self.iter_timing.iter().position(|t| t.0 == OTHER_TIMING);
+            }
+            let i = match found {
                 Some(i) => i,
                 None => {
-                    self.iter_timing.push((m.name.to_string(), 0.0, 0.0));
+                    let name = if self.iter_timing.len() < MAX_TIMING_NAMES {
+                        m.name
+                    } else {
+                        OTHER_TIMING
+                    };
+                    self.iter_timing.push((name.to_string(), 0.0, 0.0));
                     self.iter_timing.len() - 1
                 }
             };

@@ -146,6 +146,8 @@ pub struct RequestSample {
     pub retry: bool,
     /// Checks passed and failed on this response.
     pub checks: (u32, u32),
+    /// Cookies this response set that the jar's limits dropped (or that pushed older ones out).
+    pub cookies_dropped: u32,
 }
 
 /// Per-step counters and histograms for one interval (or merged, for the run).
@@ -177,14 +179,24 @@ pub struct StepStats {
     pub checks_passed: u64,
     /// Checks failed.
     pub checks_failed: u64,
+    /// Cookies dropped by the jar's limits.
+    pub cookies_dropped: u64,
     /// Server-reported metrics (`Server-Timing`), by name.
-    pub timings: Vec<TimingStat>,
+    pub timings: Timings,
     /// Live steps, when the plan has background flows: latency while a background iteration
     /// was in flight…
     pub during_batch: Option<Box<Hist>>,
     /// …and while none was.
     pub without_batch: Option<Box<Hist>>,
 }
+
+/// Distinct `Server-Timing` names tracked per step (and per flow's iteration totals); reports of
+/// any further name are folded into [`OTHER_TIMING`]. The header is the server's, so without a cap
+/// a server inventing names would make stampede allocate a histogram for each.
+pub const MAX_TIMING_NAMES: usize = 32;
+
+/// The name under which reports beyond [`MAX_TIMING_NAMES`] are counted.
+pub const OTHER_TIMING: &str = "(other)";
 
 /// One `Server-Timing` metric aggregated: durations as a histogram, counts as a sum.
 #[derive(Debug, Clone, Default)]
@@ -199,6 +211,8 @@ pub struct TimingStat {
     pub count: f64,
     /// How many times it was reported.
     pub seen: u64,
+    /// Reports whose duration was absurd (negative, not finite, over a day) and was dropped.
+    pub ignored: u64,
 }
 
 impl TimingStat {
@@ -207,26 +221,67 @@ impl TimingStat {
         self.dur_total_ms += o.dur_total_ms;
         self.count += o.count;
         self.seen += o.seen;
+        self.ignored += o.ignored;
+    }
+
+    /// Adds one report: a duration in milliseconds (already checked to be sane) and a count.
+    fn report(&mut self, dur_ms: Option<f64>, count: f64, absurd: bool) {
+        self.seen += 1;
+        self.ignored += absurd as u64;
+        if let Some(ms) = dur_ms.filter(|ms| *ms > 0.0)
+            && let Ok(d) = Duration::try_from_secs_f64(ms / 1000.0)
+        {
+            record(&mut self.dur, d);
+            self.dur_total_ms += ms;
+        }
+        self.count += count;
     }
 }
 
-fn timing_slot<'a>(list: &'a mut Vec<TimingStat>, name: &str) -> &'a mut TimingStat {
-    match list.iter().position(|t| t.name == name) {
-        Some(i) => &mut list[i],
-        None => {
-            list.push(TimingStat {
-                name: name.to_string(),
-                ..TimingStat::default()
-            });
-            let last = list.len() - 1;
-            &mut list[last]
+/// `Server-Timing` metrics by name, at most [`MAX_TIMING_NAMES`] of them plus [`OTHER_TIMING`],
+/// found by a hash lookup.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    /// The metrics, in order of first report.
+    pub list: Vec<TimingStat>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl Timings {
+    /// The slot for `name`: its own while fewer than [`MAX_TIMING_NAMES`] names are tracked,
+    /// else the shared [`OTHER_TIMING`] slot.
+    fn slot(&mut self, name: &str) -> &mut TimingStat {
+        if let Some(&i) = self.index.get(name) {
+            return &mut self.list[i];
+        }
+        let name = if self.index.len() < MAX_TIMING_NAMES || name == OTHER_TIMING {
+            name
+        } else {
+            OTHER_TIMING
+        };
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                self.list.push(TimingStat {
+                    name: name.to_string(),
+                    ..TimingStat::default()
+                });
+                self.index.insert(name.to_string(), self.list.len() - 1);
+                self.list.len() - 1
+            }
+        };
+        &mut self.list[i]
+    }
+
+    fn add(&mut self, from: &Timings) {
+        for t in &from.list {
+            self.slot(&t.name).add(t);
         }
     }
-}
 
-fn add_timings(into: &mut Vec<TimingStat>, from: &[TimingStat]) {
-    for t in from {
-        timing_slot(into, &t.name).add(t);
+    /// Whether reports were folded into [`OTHER_TIMING`] because the cap was reached.
+    pub fn capped(&self) -> bool {
+        self.index.contains_key(OTHER_TIMING)
     }
 }
 
@@ -265,6 +320,7 @@ impl StepStats {
         self.bytes_out += s.bytes_out;
         self.checks_passed += s.checks.0 as u64;
         self.checks_failed += s.checks.1 as u64;
+        self.cookies_dropped += s.cookies_dropped as u64;
     }
 
     /// Adds another's counts into this one.
@@ -289,7 +345,8 @@ impl StepStats {
         self.bytes_out += o.bytes_out;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
-        add_timings(&mut self.timings, &o.timings);
+        self.cookies_dropped += o.cookies_dropped;
+        self.timings.add(&o.timings);
         add_hist(&mut self.during_batch, &o.during_batch);
         add_hist(&mut self.without_batch, &o.without_batch);
     }
@@ -337,7 +394,7 @@ pub struct FlowStats {
     /// Bytes sent and received per completed iteration.
     pub bytes_per_iteration: Option<Box<Hist>>,
     /// Server-reported metrics totalled per iteration (durations in µs per iteration).
-    pub iteration_timings: Vec<TimingStat>,
+    pub iteration_timings: Timings,
 }
 
 impl FlowStats {
@@ -356,7 +413,7 @@ impl FlowStats {
         add_hist(&mut self.requests_per_iteration, &o.requests_per_iteration);
         add_hist(&mut self.steps_per_iteration, &o.steps_per_iteration);
         add_hist(&mut self.bytes_per_iteration, &o.bytes_per_iteration);
-        add_timings(&mut self.iteration_timings, &o.iteration_timings);
+        self.iteration_timings.add(&o.iteration_timings);
     }
 
     /// Iterations that ran to an end (ok or failed).
@@ -581,15 +638,9 @@ impl Registry {
                 return;
             };
             for m in metrics {
-                let t = timing_slot(&mut k.timings, m.name);
-                t.seen += 1;
-                if let Some(ms) = m.dur_ms {
-                    record(&mut t.dur, Duration::from_secs_f64(ms / 1000.0));
-                    t.dur_total_ms += ms;
-                }
-                if let Some(c) = m.count {
-                    t.count += c;
-                }
+                k.timings
+                    .slot(m.name)
+                    .report(m.dur_ms, m.count.unwrap_or(0.0), m.absurd);
             }
         });
     }
@@ -605,13 +656,9 @@ impl Registry {
             record_count(&mut f.steps_per_iteration, work.steps);
             record_count(&mut f.bytes_per_iteration, work.bytes);
             for (name, ms, count) in totals {
-                let t = timing_slot(&mut f.iteration_timings, name);
-                t.seen += 1;
-                if *ms > 0.0 {
-                    record(&mut t.dur, Duration::from_secs_f64(ms / 1000.0));
-                    t.dur_total_ms += ms;
-                }
-                t.count += count;
+                f.iteration_timings
+                    .slot(name)
+                    .report(Some(*ms), *count, false);
             }
         });
     }
@@ -677,7 +724,8 @@ impl Registry {
             .push(ErrorExample {
                 key: name,
                 class,
-                message: message(),
+                // Clipped after the caller masked it, so no secret is cut in half.
+                message: crate::secret::clip(message()),
             });
     }
 
@@ -745,6 +793,7 @@ mod tests {
             bytes_out: 5,
             retry: false,
             checks: (1, 0),
+            cookies_dropped: 0,
         }
     }
 

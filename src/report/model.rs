@@ -216,9 +216,13 @@ pub struct StepResult {
     pub connect: Option<Latency>,
     /// TLS handshake time.
     pub tls: Option<Latency>,
-    /// Server-reported metrics from `Server-Timing` headers.
+    /// Server-reported metrics from `Server-Timing` headers (at most 32 names; the rest are
+    /// counted under `(other)`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_timing: Vec<TimingResult>,
+    /// Cookies the jar's browser-like limits dropped (over 4 KiB, or beyond 180 per origin).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cookies_dropped: u64,
     /// Live steps beside background flows: latency with and without batch work in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchSplit>,
@@ -280,6 +284,9 @@ pub struct TimingResult {
     pub count_total: f64,
     /// Mean count per response (or per iteration).
     pub count_mean: f64,
+    /// Reports whose duration was absurd (negative, not finite, over a day) and was dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ignored: u64,
 }
 
 /// What one iteration of a flow costs: requests and server-reported work.
@@ -544,13 +551,16 @@ pub fn step_result(
         connect: Latency::from_hist(s.connect.as_deref()),
         tls: Latency::from_hist(s.tls.as_deref()),
         server_timing: timing_results(&s.timings),
+        cookies_dropped: s.cookies_dropped,
         batch: batch_split(s),
     }
 }
 
 /// Converts aggregated `Server-Timing` metrics.
-pub fn timing_results(ts: &[crate::metrics::TimingStat]) -> Vec<TimingResult> {
-    ts.iter()
+/// Names past the cap are one row, `(other)`.
+pub fn timing_results(ts: &crate::metrics::Timings) -> Vec<TimingResult> {
+    ts.list
+        .iter()
         .map(|t| TimingResult {
             name: t.name.clone(),
             reported: t.seen,
@@ -562,6 +572,7 @@ pub fn timing_results(ts: &[crate::metrics::TimingStat]) -> Vec<TimingResult> {
             } else {
                 0.0
             },
+            ignored: t.ignored,
         })
         .collect()
 }

@@ -59,6 +59,24 @@ fn assigned_names(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Names a snippet (a `script` step or a hook) leaves set for later steps: what it assigns
+/// without `let`/`const`, since a snippet's own `let`s die with it (its scope is rewound).
+fn snippet_assigned_names(text: &str) -> impl Iterator<Item = &str> {
+    ASSIGNED.as_ref().into_iter().flat_map(move |re| {
+        re.captures_iter(text)
+            .filter(|c| {
+                c.get(0).is_some_and(|m| {
+                    let head = m
+                        .as_str()
+                        .trim_start_matches([';', '{', ' ', '\t', '\n', '\r']);
+                    !(head.starts_with("let") || head.starts_with("const"))
+                })
+            })
+            .filter_map(|c| c.get(1))
+            .map(|m| m.as_str())
+    })
+}
+
 pub(crate) struct Validator<'a> {
     file: &'a Path,
     dir: PathBuf,
@@ -82,6 +100,8 @@ struct JourneyCtx {
 struct Names<'p> {
     known: &'p HashSet<String>,
     feeders: &'p [Arc<Feeder>],
+    /// The scenario's text, to recognise a name only a snippet's `let` declares.
+    source: &'p str,
 }
 
 impl<'a> Validator<'a> {
@@ -197,7 +217,7 @@ impl<'a> Validator<'a> {
         for j in raw.journeys.values() {
             if let RawJourney::Full(f) = j {
                 for h in [&f.before, &f.after].into_iter().flatten() {
-                    known.extend(assigned_names(h).map(str::to_string));
+                    known.extend(snippet_assigned_names(h).map(str::to_string));
                 }
             }
             collect_names(j.steps(), &mut known);
@@ -210,6 +230,7 @@ impl<'a> Validator<'a> {
         let names = Names {
             known: &known,
             feeders: &feeders,
+            source: self.text,
         };
 
         let mut journeys = Vec::new();
@@ -1023,9 +1044,18 @@ impl<'a> Validator<'a> {
                 "timestamp_ms" => Ok(VarRef::TimestampMs),
                 n if names.known.contains(n) => Ok(VarRef::Var(n.into())),
                 n => {
-                    let hint = did_you_mean(n, names.known.iter().map(String::as_str))
-                        .map(|c| format!("; did you mean `{c}`?"))
-                        .unwrap_or_default();
+                    let declared_by_let = names.source.contains(&format!("let {n} "))
+                        || names.source.contains(&format!("let {n}="));
+                    let hint = if declared_by_let {
+                        format!(
+                            "; a snippet's `let {n}` is local to that snippet: write `{n} = …` \
+                             without `let` to keep the value for later steps"
+                        )
+                    } else {
+                        did_you_mean(n, names.known.iter().map(String::as_str))
+                            .map(|c| format!("; did you mean `{c}`?"))
+                            .unwrap_or_default()
+                    };
                     Err(format!(
                         "nothing sets variable `{n}`: no `vars` entry, extraction or script assigns it{hint}"
                     ))
@@ -2042,7 +2072,7 @@ fn collect_names(steps: &[RawStep], out: &mut HashSet<String>) {
     for s in steps {
         out.extend(s.extract.keys().cloned());
         if let Some(sc) = &s.script {
-            out.extend(assigned_names(sc).map(str::to_string));
+            out.extend(snippet_assigned_names(sc).map(str::to_string));
         }
         for inner in [&s.group, &s.then, &s.otherwise].into_iter().flatten() {
             collect_names(inner, out);

@@ -240,7 +240,8 @@ pub(super) fn report_vu_error(ctx: &FlowCtx, e: &crate::journey::VuError) {
     ctx.registry.flow_error(ctx.flow, class);
     ctx.registry
         .example(ctx.registry.keys().steps + ctx.flow, class, || {
-            e.to_string()
+            // The user was never made, so only the plan's fixed secrets can be known here.
+            ctx.plan.secrets.redact(std::iter::empty(), e.to_string())
         });
 }
 

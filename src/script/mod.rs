@@ -11,6 +11,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -28,6 +30,22 @@ pub const MAX_CALL_LEVELS: usize = 48;
 pub const MAX_STRING_SIZE: usize = 1 << 20;
 /// Largest array or map a script may build.
 pub const MAX_COLLECTION_SIZE: usize = 100_000;
+/// Longest one snippet may run, by the wall clock: operations bound the work, this bounds the
+/// time (a cheap operation count can still be seconds of string or array copying).
+pub const MAX_SNIPPET_TIME: Duration = Duration::from_secs(5);
+/// A snippet still running after this long on a runtime thread is stopped, its user's variables
+/// are put back, and it runs again on the blocking pool, that time and every time after: the
+/// runtime thread serves every other user's I/O, whose timings a long snippet would corrupt.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(2);
+/// Runs a snippet must stay under [`INLINE_BUDGET`] before it is trusted to run inline without
+/// a copy of the user's variables to fall back on.
+const PROBATION: u32 = 16;
+/// Operations between two looks at the clock.
+const CLOCK_EVERY: u64 = 1024;
+
+/// The termination tokens of the progress callback.
+const OUTGREW_INLINE: &str = "stampede:outgrew-inline";
+const OVER_TIME: &str = "stampede:over-time";
 
 /// A script failure with the script's file and line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +94,31 @@ impl Origin {
 pub struct Snippet {
     ast: Arc<AST>,
     origin: Arc<Origin>,
+    cost: Arc<Cost>,
+}
+
+/// What the run has learnt about a snippet's running time.
+#[derive(Debug, Default)]
+struct Cost {
+    /// It once outgrew [`INLINE_BUDGET`]: it runs on the blocking pool.
+    heavy: AtomicBool,
+    /// Runs that stayed under the budget while on probation.
+    light_runs: AtomicU32,
+}
+
+impl Snippet {
+    fn new(ast: AST, origin: Origin) -> Snippet {
+        Snippet {
+            ast: Arc::new(ast),
+            origin: Arc::new(origin),
+            cost: Arc::default(),
+        }
+    }
+
+    /// Whether this snippet must run off the runtime's threads (it once ran too long there).
+    pub fn is_heavy(&self) -> bool {
+        self.cost.heavy.load(Ordering::Relaxed)
+    }
 }
 
 /// The run's Rhai engine plus the compiled script library.
@@ -89,6 +132,23 @@ pub struct Scripts {
 thread_local! {
     /// The secret values `print` and `debug` must mask while a script runs on this thread.
     static PRINT_MASK: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// While a script runs on this thread: when it must yield the thread (inline probation) and
+    /// when it must stop ([`MAX_SNIPPET_TIME`]). Read by the engine's progress callback.
+    static DEADLINES: std::cell::Cell<(Option<Instant>, Option<Instant>)> =
+        const { std::cell::Cell::new((None, None)) };
+}
+
+/// Runs `f` with the wall-clock deadlines set for this thread's progress callback.
+fn timed<R>(inline: Option<Duration>, f: impl FnOnce() -> R) -> R {
+    let now = Instant::now();
+    DEADLINES.with(|d| d.set((inline.map(|b| now + b), Some(now + MAX_SNIPPET_TIME))));
+    let out = f();
+    DEADLINES.with(|d| d.set((None, None)));
+    out
+}
+
+fn is_token(e: &EvalAltResult, token: &str) -> bool {
+    matches!(e, EvalAltResult::ErrorTerminated(t, _) if t.clone().into_immutable_string().is_ok_and(|s| s == token))
 }
 
 fn masked(text: &str) -> String {
@@ -190,10 +250,7 @@ impl Scripts {
                 message: e.0.to_string(),
             }
         })?;
-        Ok(Snippet {
-            ast: Arc::new(self.library.merge(&ast)),
-            origin: Arc::new(origin),
-        })
+        Ok(Snippet::new(self.library.merge(&ast), origin))
     }
 
     /// Compiles a condition (`if`, `while`).
@@ -206,37 +263,84 @@ impl Scripts {
                 message: e.0.to_string(),
             }
         })?;
-        Ok(Snippet {
-            ast: Arc::new(self.library.merge(&ast)),
-            origin: Arc::new(origin),
-        })
+        Ok(Snippet::new(self.library.merge(&ast), origin))
     }
 
     /// Runs the library files' top-level statements in a new virtual user's scope.
     pub fn init_vu(&self, scope: &mut Scope<'static>) -> Result<(), ScriptError> {
         for (ast, origin) in &self.init {
             let full = self.library.merge(ast);
-            self.masking(scope, |scope| self.engine.run_ast_with_scope(scope, &full))
-                .map_err(|e| to_error(&e, origin))?;
+            timed(None, || {
+                self.masking(scope, |scope| self.engine.run_ast_with_scope(scope, &full))
+            })
+            .map_err(|e| to_error(&e, origin))?;
         }
         Ok(())
     }
 
-    /// Runs a snippet's statements in a virtual user's scope.
+    /// Runs a snippet's statements in a virtual user's scope, on this thread, for up to
+    /// [`MAX_SNIPPET_TIME`]. Variables the snippet declares with `let` or `const` are its own
+    /// and gone when it ends (the scope is rewound to its length before): a snippet run every
+    /// iteration would otherwise add its `let`s to the user's scope each time, for the rest of
+    /// the run. Assignments to existing variables stay.
     pub fn run(&self, snippet: &Snippet, scope: &mut Scope<'static>) -> Result<(), ScriptError> {
-        self.masking(scope, |scope| {
-            self.engine.run_ast_with_scope(scope, &snippet.ast)
-        })
-        .map_err(|e| to_error(&e, &snippet.origin))
+        self.exec(snippet, scope, None)
+            .map_err(|e| to_error(&e, &snippet.origin))
+    }
+
+    /// Runs a snippet on a runtime thread unless it proves too long for one: `None` when it
+    /// outgrew [`INLINE_BUDGET`] (the scope is as it was before, and the snippet is now heavy:
+    /// run it with [`Scripts::run`] off the runtime). While on probation the user's variables
+    /// are copied first, so a stopped run can be undone; after that it runs without the copy.
+    pub fn try_inline(
+        &self,
+        snippet: &Snippet,
+        scope: &mut Scope<'static>,
+    ) -> Option<Result<(), ScriptError>> {
+        if snippet.cost.light_runs.load(Ordering::Relaxed) >= PROBATION {
+            return Some(self.run(snippet, scope));
+        }
+        let before = scope.clone();
+        match self.exec(snippet, scope, Some(INLINE_BUDGET)) {
+            Err(e) if is_token(&e, OUTGREW_INLINE) => {
+                *scope = before;
+                snippet.cost.heavy.store(true, Ordering::Relaxed);
+                None
+            }
+            out => {
+                snippet.cost.light_runs.fetch_add(1, Ordering::Relaxed);
+                Some(out.map_err(|e| to_error(&e, &snippet.origin)))
+            }
+        }
+    }
+
+    fn exec(
+        &self,
+        snippet: &Snippet,
+        scope: &mut Scope<'static>,
+        inline: Option<Duration>,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let len = scope.len();
+        let out = timed(inline, || {
+            self.masking(scope, |scope| {
+                self.engine.run_ast_with_scope(scope, &snippet.ast)
+            })
+        });
+        scope.rewind(len);
+        out
     }
 
     /// Evaluates a condition; anything but a boolean is an error naming the value's type.
     pub fn test(&self, snippet: &Snippet, scope: &mut Scope<'static>) -> Result<bool, ScriptError> {
-        let v: Dynamic = self
-            .masking(scope, |scope| {
-                self.engine.eval_ast_with_scope(scope, &snippet.ast)
+        let len = scope.len();
+        let v = timed(None, || {
+            self.masking(scope, |scope| {
+                self.engine
+                    .eval_ast_with_scope::<Dynamic>(scope, &snippet.ast)
             })
-            .map_err(|e| to_error(&e, &snippet.origin))?;
+        });
+        scope.rewind(len);
+        let v = v.map_err(|e| to_error(&e, &snippet.origin))?;
         v.as_bool().map_err(|t| {
             snippet.origin.error(
                 format!("condition gave a {t}, expected true or false"),
@@ -254,6 +358,14 @@ impl Default for Scripts {
 
 fn to_error(e: &EvalAltResult, origin: &Origin) -> ScriptError {
     let pos = e.position();
+    if is_token(e, OVER_TIME) {
+        return origin.error(
+            format!(
+                "the script ran longer than {MAX_SNIPPET_TIME:?} (its wall-time limit) and was stopped"
+            ),
+            pos,
+        );
+    }
     let mut message = e.to_string();
     // Rhai appends " (line N, position M)" relative to the snippet; we give file lines instead.
     if let Some(cut) = message.rfind(" (line ") {
@@ -315,6 +427,20 @@ fn sandboxed_engine() -> Engine {
         .set_max_modules(0);
     // `eval` would compile text at run time, escaping the compile-once rule and its checks.
     e.disable_symbol("eval");
+    e.on_progress(|ops| {
+        if ops % CLOCK_EVERY != 0 {
+            return None;
+        }
+        let (inline, hard) = DEADLINES.with(|d| d.get());
+        let now = Instant::now();
+        if inline.is_some_and(|t| now >= t) {
+            Some(OUTGREW_INLINE.into())
+        } else if hard.is_some_and(|t| now >= t) {
+            Some(OVER_TIME.into())
+        } else {
+            None
+        }
+    });
     e.on_print(|s| eprintln!("[script] {}", masked(s)));
     e.on_debug(|s, src, pos| {
         eprintln!(

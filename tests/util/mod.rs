@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod scripted;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -493,4 +494,60 @@ pub fn step<'a>(r: &'a RunResult, key: &str) -> &'a stampede::report::model::Ste
 /// Decodes a stored histogram.
 pub fn hist(l: &stampede::report::model::Latency) -> hdrhistogram::Histogram<u64> {
     stampede::metrics::codec::decode(&l.histogram).unwrap()
+}
+
+/// Runs the real binary, sampling its peak resident memory (`VmHWM`) while it runs; returns
+/// (exit code, stdout, stderr, peak RSS in KiB as last read).
+pub fn run_bin_measured(args: &[&str]) -> (i32, String, String, u64) {
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read_all = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let (out, err) = (read_all(Box::new(out)), read_all(Box::new(err)));
+    let mut peak = 0;
+    let code = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        // Sampling memory, not waiting for an event: the loop ends when the process does.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    (code, out.join().unwrap(), err.join().unwrap(), peak)
+}
+
+/// Runs a scenario through the real binary with `--out DIR/out --quiet`, returning the exit code,
+/// stderr, the results and the peak RSS in KiB.
+pub fn run_bin_scenario(scenario: &Path, extra: &[&str]) -> (i32, String, RunResult, u64) {
+    let out = scenario.parent().unwrap().join("out");
+    let mut args = vec![
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, stderr, peak) = run_bin_measured(&args);
+    let r = stampede::report::read_json(&out.join("results.json"))
+        .unwrap_or_else(|e| panic!("no results.json ({e}); exit {code}, stderr: {stderr}"));
+    (code, stderr, r, peak)
 }

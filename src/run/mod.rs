@@ -25,6 +25,14 @@ use crate::scenario::Plan;
 use crate::scenario::plan::{FlowKind, LoadModel};
 use crate::schedule::{ControlHandle, run_flow};
 
+mod outdir;
+
+pub use outdir::{LOCK_FILE, OutLock, estimated_output_bytes, prepare_out};
+
+/// The shortest measurement interval: each interval costs a histogram per active key and a line
+/// per key in the interval log, so a microsecond interval would allocate without bound.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -32,7 +40,7 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Show live progress.
     pub progress: bool,
-    /// Collector interval.
+    /// Collector interval (raised to [`MIN_INTERVAL`] if shorter).
     pub interval: Duration,
 }
 
@@ -70,6 +78,17 @@ pub enum RunError {
         /// Bytes the run needs (estimated).
         needed: u64,
     },
+    /// Another stampede process is writing results into the same folder.
+    #[error(
+        "`{}` is in use by another stampede run{}: two runs in one folder would overwrite each other's results\n  hint: wait for it to finish, or choose another --out",
+        path.display(), pid.map_or_else(String::new, |p| format!(" (process {p})"))
+    )]
+    OutInUse {
+        /// The folder.
+        path: PathBuf,
+        /// The other process, when it wrote its id.
+        pid: Option<u32>,
+    },
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -82,67 +101,25 @@ pub struct RunOutcome {
     pub result: RunResult,
     /// Problems writing result files during or after the run (the results are still complete).
     pub write_errors: Vec<String>,
-}
-
-/// Checks that `dir` can hold result files, creating it if needed, before any traffic: it must be
-/// writable and its file system must have room for about `needed` bytes.
-pub fn prepare_out(dir: &std::path::Path, needed: u64) -> Result<(), RunError> {
-    let err = |source| RunError::OutDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let probe = dir.join(".stampede-write-test");
-    std::fs::write(&probe, b"ok").map_err(err)?;
-    let _ = std::fs::remove_file(&probe);
-    if let Ok(st) = rustix::fs::statvfs(dir) {
-        let free = st.f_bavail.saturating_mul(st.f_frsize);
-        if free < needed {
-            return Err(RunError::DiskFull {
-                path: dir.to_path_buf(),
-                free,
-                needed,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// A generous estimate of the bytes a run's result files take: an `intervals.hlog` line (about
-/// 1 KiB at most for a compressed interval histogram) per step, flow and iteration key and
-/// interval, plus the end-of-run files. A flow bounded by iterations rather than time counts as
-/// ten minutes, since its curve's length is only a cap.
-pub fn estimated_output_bytes(plan: &Plan, interval: Duration) -> u64 {
-    let keys: u64 = plan
-        .flows
-        .iter()
-        .map(|f| plan.journeys[f.journey].requests.len() as u64 + 2)
-        .sum();
-    let secs = plan
-        .flows
-        .iter()
-        .map(|f| {
-            let budgeted = matches!(&f.model, LoadModel::Closed(c) if c.iterations.is_some() || c.per_vu_iterations.is_some());
-            let len = if budgeted {
-                f.length().min(Duration::from_secs(600))
-            } else {
-                f.length()
-            };
-            (f.start + len).as_secs_f64()
-        })
-        .fold(0.0, f64::max);
-    let intervals = (secs / interval.as_secs_f64().max(0.001)).ceil() as u64 + 1;
-    // Every file but the log holds the same intervals again, as rows and charts.
-    keys.saturating_mul(intervals).saturating_mul(1024 + 512) + (4 << 20)
+    /// The output folder's lock, held until the end-of-run files are written (dropped with this).
+    pub out_lock: Option<OutLock>,
 }
 
 /// Runs a plan to completion on a new runtime: multi-threaded with a worker per CPU, or, when
 /// the process may use one CPU only (`taskset`, a container's CPU set), a single-threaded one,
 /// so that no wake-up crosses threads (a third less CPU per request on one core).
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
-    if let Some(out) = &opts.out {
-        prepare_out(out, estimated_output_bytes(&plan, opts.interval))?;
-    }
+    let opts = &RunOptions {
+        interval: opts.interval.max(MIN_INTERVAL),
+        ..opts.clone()
+    };
+    let out_lock = match &opts.out {
+        Some(out) => Some(prepare_out(
+            out,
+            estimated_output_bytes(&plan, opts.interval),
+        )?),
+        None => None,
+    };
     reserve_descriptors(plan.sockets_needed() + SPARE_FILES);
     let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
     let rt = if one_cpu {
@@ -155,7 +132,8 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
             .build()
     }
     .map_err(RunError::Runtime)?;
-    let outcome = rt.block_on(execute(Arc::new(plan), opts.clone()));
+    let mut outcome = rt.block_on(execute(Arc::new(plan), opts.clone()));
+    outcome.out_lock = out_lock;
     // In-flight connection tasks may linger; do not wait for them.
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(outcome)
@@ -344,6 +322,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     RunOutcome {
         result,
         write_errors,
+        out_lock: None,
     }
 }
 
