@@ -376,3 +376,101 @@ fn a_huge_thrown_string_is_clipped_in_every_output() {
     );
     assert!(stderr.len() < 64 * 1024, "stderr {} bytes", stderr.len());
 }
+
+#[test]
+fn a_cpu_heavy_snippet_does_not_stall_other_users_on_its_thread() {
+    let srv = scripted::start(|_, _| ok_with("", b"{}"));
+    let d = dir();
+    // Each heavy iteration copies a growing array 15,000 times: hundreds of milliseconds of CPU,
+    // well under the operation limit. On one CPU the runtime is single-threaded, so a snippet run
+    // inline would hold every other user's I/O for that long.
+    let s = scenario(
+        &d,
+        &srv.url(),
+        "journeys:\n  heavy:\n    - script: 'let a = []; for i in 0..15000 { a.push(i); }'\n    - { name: a, get: /x }\n  fast: [ { name: b, get: /x, timeout: 300ms } ]\nflows:\n  heavy: { journey: heavy, vus: 1, per_vu_iterations: 4 }\n  fast: { journey: fast, rate: 50/s, duration: 3s }\n",
+    );
+    let out = d.path().join("out");
+    let status = std::process::Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            bin(),
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .status()
+        .expect("taskset (util-linux) runs the generator on one CPU");
+    assert!(status.code().is_some());
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let heavy = flow(&r, "heavy");
+    assert_eq!(heavy.iterations_ok, 4, "{:?}", r.error_examples);
+    let fast = step(&r, "fast.b");
+    assert_eq!(
+        (fast.requests, fast.failed),
+        (150, 0),
+        "the fast flow's requests did not fail: {:?}",
+        r.error_examples
+    );
+    // Inline, each heavy run held the only runtime thread for hundreds of milliseconds, and the
+    // fast flow's requests due meanwhile waited that long (timed from their due time).
+    let p99 = fast.latency.as_ref().unwrap().p99_us;
+    eprintln!("fast.b p99 {p99} us");
+    assert!(p99 < 150_000, "fast.b p99 {} ms", p99 / 1000);
+}
+
+#[test]
+fn sigterm_while_the_scenario_loads_exits_130_with_a_message() {
+    let d = dir();
+    // A feeder large enough that loading takes a while.
+    let mut rows = String::from("name,pin\n");
+    for i in 0..2_000_000 {
+        rows.push_str(&format!("user{i},{}\n", i % 10_000));
+    }
+    write(d.path(), "users.csv", &rows);
+    let s = scenario(
+        &d,
+        "http://127.0.0.1:9",
+        "data:\n  users: { csv: users.csv }\njourneys:\n  j: [ { name: a, get: \"/x/{{ users.name }}\" } ]\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 1 }\n",
+    );
+    let child = std::process::Command::new(bin())
+        .args(["run", s.to_str().unwrap(), "--quiet"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The watcher thread exists from the moment loading starts.
+    let tasks = format!("/proc/{}/task", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let watching = std::fs::read_dir(&tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("stampede-load"))
+            });
+        if watching {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "loading never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted while loading the scenario"),
+        "{stderr}"
+    );
+}
