@@ -482,6 +482,7 @@ fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<
 
 /// Refuses a plan that needs more sockets than the open-file limit allows, before any traffic.
 fn check_socket_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
+    check_memory_budget(plan, path)?;
     let Ok((soft, _hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
         return Ok(());
     };
@@ -496,6 +497,40 @@ fn check_socket_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String>
         ));
     }
     Ok(())
+}
+
+/// The run's estimated memory ([`crate::run::estimated_memory_bytes`]) against what this machine
+/// has free: over it is refused, over half of it is a warning.
+fn check_memory_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
+    let (needed, free) = memory_budget(plan);
+    let Some(free) = free else { return Ok(()) };
+    let hint = "hint: fewer flows or steps (every flow and request step keeps its own histograms), or a machine with more memory";
+    if needed > free {
+        return Err(format!(
+            "{}: the run would need about {} MiB of memory, but this machine has {} MiB available\n  {hint}",
+            path.display(),
+            needed >> 20,
+            free >> 20
+        ));
+    }
+    if needed > free / 2 {
+        eprintln!(
+            "warning: {}: the run will need about {} MiB of memory, more than half of the {} MiB available\n  {hint}",
+            path.display(),
+            needed >> 20,
+            free >> 20
+        );
+    }
+    Ok(())
+}
+
+/// (Estimated bytes the run needs, bytes available) for a plan run with a 1 s interval.
+fn memory_budget(plan: &scenario::Plan) -> (u64, Option<u64>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    (
+        crate::run::estimated_memory_bytes(plan, threads, Duration::from_secs(1)),
+        crate::run::available_memory_bytes(),
+    )
 }
 
 fn print_load_error(e: &ScenarioError) {
@@ -519,6 +554,10 @@ fn validate(path: &Path, ov: &Overrides) -> Exit {
                 println!("  {:<16} {}", f.name, f.describe());
             }
             println!("  load ends after {}", Span(plan.load_length()));
+            println!(
+                "  memory: about {} MiB (histograms per flow and step, virtual users at peak)",
+                memory_budget(&plan).0.div_ceil(1 << 20)
+            );
             Exit::Passed
         }
         Err(e) => {

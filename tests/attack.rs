@@ -474,3 +474,29 @@ fn sigterm_while_the_scenario_loads_exits_130_with_a_message() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_plan_too_large_for_this_machines_memory_is_refused_before_traffic() {
+    let d = dir();
+    let s = scenario(
+        &d,
+        "http://127.0.0.1:9",
+        "journeys:\n  j: [ { name: a, get: /x } ]\nflows:\n  f: { journey: j, vus: 100000000, duration: 1s }\n",
+    );
+    for cmd in ["validate", "run"] {
+        let (code, _, stderr) = run_bin(&[cmd, s.to_str().unwrap()]);
+        assert_eq!(code, 2, "{cmd}: {stderr}");
+        assert!(
+            stderr.contains("MiB of memory, but this machine has"),
+            "{stderr}"
+        );
+    }
+    let s = scenario(
+        &d,
+        "http://127.0.0.1:9",
+        "journeys:\n  j: [ { name: a, get: /x } ]\nflows:\n  f: { journey: j, vus: 1, duration: 1s }\n",
+    );
+    let (code, stdout, stderr) = run_bin(&["validate", s.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("memory: about"), "{stdout}");
+}

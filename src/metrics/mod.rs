@@ -42,14 +42,16 @@ fn record(h: &mut Option<Box<Hist>>, d: Duration) {
     }
 }
 
-fn add_hist(into: &mut Option<Box<Hist>>, from: &Option<Box<Hist>>) {
+/// Adds `from` into `into`, moving it when `into` has none: merging shards and intervals moves
+/// histograms instead of copying them (each is 16 KiB or more).
+fn add_hist(into: &mut Option<Box<Hist>>, from: Option<Box<Hist>>) {
     if let Some(f) = from {
         match into {
             Some(i) => {
                 // Both auto-resize, so addition cannot run out of range.
-                let _ = i.add(&**f);
+                let _ = i.add(&*f);
             }
-            None => *into = Some(f.clone()),
+            None => *into = Some(f),
         }
     }
 }
@@ -216,8 +218,8 @@ pub struct TimingStat {
 }
 
 impl TimingStat {
-    fn add(&mut self, o: &TimingStat) {
-        add_hist(&mut self.dur, &o.dur);
+    fn absorb(&mut self, o: TimingStat) {
+        add_hist(&mut self.dur, o.dur);
         self.dur_total_ms += o.dur_total_ms;
         self.count += o.count;
         self.seen += o.seen;
@@ -273,9 +275,14 @@ impl Timings {
         &mut self.list[i]
     }
 
-    fn add(&mut self, from: &Timings) {
-        for t in &from.list {
-            self.slot(&t.name).add(t);
+    fn absorb(&mut self, from: Timings) {
+        for t in from.list {
+            let slot = self.slot(&t.name);
+            if slot.seen == 0 && slot.name == t.name {
+                *slot = t;
+            } else {
+                slot.absorb(t);
+            }
         }
     }
 
@@ -324,18 +331,18 @@ impl StepStats {
     }
 
     /// Adds another's counts into this one.
-    pub fn add(&mut self, o: &StepStats) {
-        add_hist(&mut self.latency, &o.latency);
-        add_hist(&mut self.service, &o.service);
-        add_hist(&mut self.ttfb, &o.ttfb);
-        add_hist(&mut self.connect, &o.connect);
-        add_hist(&mut self.tls, &o.tls);
+    pub fn absorb(&mut self, o: StepStats) {
+        add_hist(&mut self.latency, o.latency);
+        add_hist(&mut self.service, o.service);
+        add_hist(&mut self.ttfb, o.ttfb);
+        add_hist(&mut self.connect, o.connect);
+        add_hist(&mut self.tls, o.tls);
         self.requests += o.requests;
         self.retries += o.retries;
         for (a, b) in self.errors.iter_mut().zip(o.errors) {
             *a += b;
         }
-        for &(code, n) in &o.statuses {
+        for (code, n) in o.statuses {
             match self.statuses.iter_mut().find(|(c, _)| *c == code) {
                 Some((_, m)) => *m += n,
                 None => self.statuses.push((code, n)),
@@ -346,9 +353,9 @@ impl StepStats {
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
         self.cookies_dropped += o.cookies_dropped;
-        self.timings.add(&o.timings);
-        add_hist(&mut self.during_batch, &o.during_batch);
-        add_hist(&mut self.without_batch, &o.without_batch);
+        self.timings.absorb(o.timings);
+        add_hist(&mut self.during_batch, o.during_batch);
+        add_hist(&mut self.without_batch, o.without_batch);
     }
 
     /// Failed requests (any class).
@@ -399,9 +406,9 @@ pub struct FlowStats {
 
 impl FlowStats {
     /// Adds another's counts into this one.
-    pub fn add(&mut self, o: &FlowStats) {
-        add_hist(&mut self.iteration, &o.iteration);
-        add_hist(&mut self.lag, &o.lag);
+    pub fn absorb(&mut self, o: FlowStats) {
+        add_hist(&mut self.iteration, o.iteration);
+        add_hist(&mut self.lag, o.lag);
         self.iterations_ok += o.iterations_ok;
         self.iterations_failed += o.iterations_failed;
         self.interrupted += o.interrupted;
@@ -410,10 +417,10 @@ impl FlowStats {
         for (a, b) in self.errors.iter_mut().zip(o.errors) {
             *a += b;
         }
-        add_hist(&mut self.requests_per_iteration, &o.requests_per_iteration);
-        add_hist(&mut self.steps_per_iteration, &o.steps_per_iteration);
-        add_hist(&mut self.bytes_per_iteration, &o.bytes_per_iteration);
-        self.iteration_timings.add(&o.iteration_timings);
+        add_hist(&mut self.requests_per_iteration, o.requests_per_iteration);
+        add_hist(&mut self.steps_per_iteration, o.steps_per_iteration);
+        add_hist(&mut self.bytes_per_iteration, o.bytes_per_iteration);
+        self.iteration_timings.absorb(o.iteration_timings);
     }
 
     /// Iterations that ran to an end (ok or failed).
@@ -451,13 +458,13 @@ impl Stats {
         }
     }
 
-    /// Adds another's counts into this one (same key table).
-    pub fn add(&mut self, o: &Stats) {
-        for (a, b) in self.steps.iter_mut().zip(&o.steps) {
-            a.add(b);
+    /// Adds another's counts into this one (same key table), moving its histograms.
+    pub fn absorb(&mut self, o: Stats) {
+        for (a, b) in self.steps.iter_mut().zip(o.steps) {
+            a.absorb(b);
         }
-        for (a, b) in self.flows.iter_mut().zip(&o.flows) {
-            a.add(b);
+        for (a, b) in self.flows.iter_mut().zip(o.flows) {
+            a.absorb(b);
         }
     }
 }
@@ -759,7 +766,7 @@ impl Registry {
                 let mut g = lock(&s.stats);
                 std::mem::replace(&mut *g, Stats::new(&self.keys))
             };
-            out.add(&taken);
+            out.absorb(taken);
         }
         out
     }

@@ -25,8 +25,10 @@ use crate::scenario::Plan;
 use crate::scenario::plan::{FlowKind, LoadModel};
 use crate::schedule::{ControlHandle, run_flow};
 
+mod memory;
 mod outdir;
 
+pub use memory::{available_memory_bytes, estimated_memory_bytes, histogram_bytes};
 pub use outdir::{LOCK_FILE, OutLock, estimated_output_bytes, prepare_out};
 
 /// The shortest measurement interval: each interval costs a histogram per active key and a line
@@ -620,7 +622,7 @@ fn collect_loop(
             let opened = st.connections().0 as f64;
             peak_connects_per_s = peak_connects_per_s.max(opened / len.as_secs_f64().max(1e-3));
         }
-        cumulative.add(&st);
+        cumulative.absorb(st);
         on_interval(&cumulative, end_off);
         if last {
             break;

@@ -90,18 +90,10 @@ fn lock(dir: &Path) -> Result<OutLock, RunError> {
     Ok(OutLock { _file: file })
 }
 
-/// A generous estimate of the bytes a run's result files take: an `intervals.hlog` line (about
-/// 1 KiB at most for a compressed interval histogram) per step, flow and iteration key and
-/// interval, plus the end-of-run files. A flow bounded by iterations rather than time counts as
-/// ten minutes, since its curve's length is only a cap.
-pub fn estimated_output_bytes(plan: &Plan, interval: Duration) -> u64 {
-    let keys: u64 = plan
-        .flows
-        .iter()
-        .map(|f| plan.journeys[f.journey].requests.len() as u64 + 2)
-        .sum();
-    let secs = plan
-        .flows
+/// How long a run of `plan` is expected to last, for estimates: a flow bounded by iterations
+/// rather than time counts as at most ten minutes, since its curve's length is only a cap.
+pub(super) fn expected_length(plan: &Plan) -> Duration {
+    plan.flows
         .iter()
         .map(|f| {
             let budgeted = matches!(&f.model, LoadModel::Closed(c) if c.iterations.is_some() || c.per_vu_iterations.is_some());
@@ -110,9 +102,22 @@ pub fn estimated_output_bytes(plan: &Plan, interval: Duration) -> u64 {
             } else {
                 f.length()
             };
-            (f.start + len).as_secs_f64()
+            f.start + len
         })
-        .fold(0.0, f64::max);
+        .max()
+        .unwrap_or_default()
+}
+
+/// A generous estimate of the bytes a run's result files take: an `intervals.hlog` line (about
+/// 1 KiB at most for a compressed interval histogram) per step, flow and iteration key and
+/// interval, plus the end-of-run files.
+pub fn estimated_output_bytes(plan: &Plan, interval: Duration) -> u64 {
+    let keys: u64 = plan
+        .flows
+        .iter()
+        .map(|f| plan.journeys[f.journey].requests.len() as u64 + 2)
+        .sum();
+    let secs = expected_length(plan).as_secs_f64();
     let intervals = (secs / interval.as_secs_f64().max(0.001)).ceil() as u64 + 1;
     // Every file but the log holds the same intervals again, as rows and charts.
     keys.saturating_mul(intervals).saturating_mul(1024 + 512) + (4 << 20)
