@@ -650,12 +650,17 @@ mod tests {
     #[test]
     fn helpers_sign_and_encode() {
         let s = Scripts::new();
+        // Declared names, as a user's scope has them; a snippet's own `let`s would die with it.
         let mut scope = Scope::new();
+        for name in ["h", "j", "b"] {
+            scope.push_dynamic(name, Dynamic::UNIT);
+        }
         let step = s
             .compile(
-                r#"let h = hmac_sha256_hex("key", "The quick brown fox jumps over the lazy dog");
-                   let j = json_stringify(json_parse("{\"a\":[1,2]}"));
-                   let b = base64_decode(base64_encode("hi"));"#,
+                r#"h = hmac_sha256_hex("key", "The quick brown fox jumps over the lazy dog");
+                   j = json_stringify(json_parse("{\"a\":[1,2]}"));
+                   let local = base64_encode("hi");
+                   b = base64_decode(local);"#,
                 origin(),
             )
             .unwrap();
@@ -671,6 +676,10 @@ mod tests {
         assert_eq!(
             scope.get_value::<ImmutableString>("b").unwrap().as_str(),
             "hi"
+        );
+        assert!(
+            scope.get("local").is_none(),
+            "the snippet's let died with it"
         );
     }
 }
