@@ -481,8 +481,19 @@ fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<
 }
 
 /// Refuses a plan that needs more sockets than the open-file limit allows, before any traffic.
+/// The plan's sockets and memory against this machine's limits; every problem is reported.
 fn check_socket_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
-    check_memory_budget(plan, path)?;
+    match (
+        check_descriptors(plan, path),
+        check_memory_budget(plan, path),
+    ) {
+        (Err(a), Err(b)) => Err(format!("{a}\nerror: {b}")),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn check_descriptors(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
     let Ok((soft, _hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
         return Ok(());
     };
