@@ -163,16 +163,7 @@ fn two_runs_given_one_out_folder_cannot_interleave() {
         "journeys:\n  j: [ { name: a, get: /x }, { think: 50ms } ]\nflows:\n  f: { journey: j, vus: 1, duration: 3s }\n",
     );
     let out = d.path().join("out");
-    let mut first = std::process::Command::new(bin())
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
+    let mut first = run_command(&s, &out).spawn().unwrap();
     // The lock holds the owner's process id once it is taken, before any traffic.
     let lock = out.join(stampede::run::LOCK_FILE);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -461,11 +452,7 @@ fn sigterm_while_the_scenario_loads_exits_130_with_a_message() {
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -17,23 +17,10 @@ fn sigint_stops_gracefully_and_writes_every_result_file() {
         &srv.url(),
         "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 50/s, duration: 60s }\n",
     );
-    let mut child = std::process::Command::new(bin())
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = run_command(&s, &out).spawn().unwrap();
     let hlog = out.join("intervals.hlog");
     wait_for_intervals(&hlog, 4);
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, "INT");
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(130));
 
@@ -91,23 +78,8 @@ fn wait_for_intervals(hlog: &std::path::Path, n: usize) {
     }
 }
 
-fn signal(child: &std::process::Child, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn spawn_run(scenario: &std::path::Path, out: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(bin())
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
+    run_command(scenario, out)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
@@ -140,14 +112,7 @@ fn a_second_sigint_stops_at_once() {
         "defaults: { graceful_stop: 60s, timeout: 60s }\njourneys:\n  j: [ { name: ok, get: /ok }, { name: slow, get: '/slow?ms=20000' } ]\nflows:\n  f: { journey: j, rate: 10/s, duration: 60s }\n",
     );
     let started = Instant::now();
-    let mut child = std::process::Command::new(bin())
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
+    let mut child = run_command(&s, &out)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -183,12 +183,14 @@ struct IterState<'a> {
     failed: bool,
 }
 
-fn run_script(
-    vu: &mut VirtualUser,
+/// Counts a script's failure (class `script`, the first message kept and masked); true when it
+/// succeeded.
+fn script_outcome(
+    vu: &VirtualUser,
     ctx: &FlowCtx,
-    f: impl FnOnce(&mut VirtualUser) -> Result<(), crate::script::ScriptError>,
+    outcome: Result<(), crate::script::ScriptError>,
 ) -> bool {
-    match f(vu) {
+    match outcome {
         Ok(()) => true,
         Err(e) => {
             ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
@@ -210,7 +212,7 @@ async fn run_snippet(vu: &mut VirtualUser, ctx: &FlowCtx, snippet: &Snippet) -> 
     if !snippet.is_heavy()
         && let Some(done) = scripts.try_inline(snippet, &mut vu.scope)
     {
-        return run_script(vu, ctx, |_| done);
+        return script_outcome(vu, ctx, done);
     }
     let plan = ctx.plan.clone();
     let job = snippet.clone();
@@ -223,17 +225,19 @@ async fn run_snippet(vu: &mut VirtualUser, ctx: &FlowCtx, snippet: &Snippet) -> 
     match joined {
         Ok((scope, out)) => {
             vu.scope = scope;
-            run_script(vu, ctx, |_| out)
+            script_outcome(vu, ctx, out)
         }
         // The snippet panicked on the pool (a bug): let the iteration's guard count it.
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => run_script(vu, ctx, |_| {
+        Err(_) => script_outcome(
+            vu,
+            ctx,
             Err(crate::script::ScriptError {
                 file: String::new(),
                 line: 0,
                 message: "the script was cancelled (the runtime is shutting down)".into(),
-            })
-        }),
+            }),
+        ),
     }
 }
 
@@ -292,11 +296,7 @@ async fn run_steps(
                 Ok(true) => run_nested(&i.then, vu, ctx, st).await,
                 Ok(false) => run_nested(&i.otherwise, vu, ctx, st).await,
                 Err(e) => {
-                    ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
-                    ctx.registry
-                        .example(ctx.flow_key(), ErrorClass::Script, || {
-                            vu.redact(&ctx.plan.secrets, e.to_string())
-                        });
+                    script_outcome(vu, ctx, Err(e));
                     st.failed = true;
                     Next::Stop
                 }
@@ -310,11 +310,7 @@ async fn run_steps(
                             Ok(true) => {}
                             Ok(false) => break,
                             Err(e) => {
-                                ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
-                                ctx.registry
-                                    .example(ctx.flow_key(), ErrorClass::Script, || {
-                                        vu.redact(&ctx.plan.secrets, e.to_string())
-                                    });
+                                script_outcome(vu, ctx, Err(e));
                                 st.failed = true;
                                 next = Next::Stop;
                                 break;

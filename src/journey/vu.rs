@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rhai::{Dynamic, ImmutableString, Scope};
 
 use crate::http::Connections;
-use crate::metrics::{MAX_TIMING_NAMES, OTHER_TIMING};
+use crate::metrics::capped_timing_name;
 use crate::scenario::Plan;
 use crate::scenario::feeder::{Exhausted, Pick, Row};
 use crate::script::{ScriptError, from_json};
@@ -116,22 +116,18 @@ impl VirtualUser {
         secrets.redact(current.iter().map(String::as_str), text)
     }
 
-    /// Adds one response's `Server-Timing` metrics to this iteration's tally: at most
-    /// [`MAX_TIMING_NAMES`] names, the rest under [`OTHER_TIMING`], as the registry keeps them.
+    /// Adds one response's `Server-Timing` metrics to this iteration's tally, capping names as
+    /// the registry does ([`capped_timing_name`]).
     pub(crate) fn tally(&mut self, metrics: &[crate::http::server_timing::Metric<'_>]) {
         for m in metrics {
-            let mut found = self.iter_timing.iter().position(|t| t.0 == m.name);
-            if found.is_none() && self.iter_timing.len() >= MAX_TIMING_NAMES {
-                found = self.iter_timing.iter().position(|t| t.0 == OTHER_TIMING);
-            }
-            let i = match found {
+            // At most 33 names: a linear search is as quick as a hash here.
+            let name = match self.iter_timing.iter().any(|t| t.0 == m.name) {
+                true => m.name,
+                false => capped_timing_name(self.iter_timing.len(), m.name),
+            };
+            let i = match self.iter_timing.iter().position(|t| t.0 == name) {
                 Some(i) => i,
                 None => {
-                    let name = if self.iter_timing.len() < MAX_TIMING_NAMES {
-                        m.name
-                    } else {
-                        OTHER_TIMING
-                    };
                     self.iter_timing.push((name.to_string(), 0.0, 0.0));
                     self.iter_timing.len() - 1
                 }

@@ -200,6 +200,16 @@ pub const MAX_TIMING_NAMES: usize = 32;
 /// The name under which reports beyond [`MAX_TIMING_NAMES`] are counted.
 pub const OTHER_TIMING: &str = "(other)";
 
+/// The name a new `Server-Timing` metric is tracked under when `tracked` names are tracked
+/// already: its own below the cap, [`OTHER_TIMING`] from then on.
+pub fn capped_timing_name(tracked: usize, name: &str) -> &str {
+    if tracked < MAX_TIMING_NAMES {
+        name
+    } else {
+        OTHER_TIMING
+    }
+}
+
 /// One `Server-Timing` metric aggregated: durations as a histogram, counts as a sum.
 #[derive(Debug, Clone, Default)]
 pub struct TimingStat {
@@ -256,32 +266,31 @@ impl Timings {
         if let Some(&i) = self.index.get(name) {
             return &mut self.list[i];
         }
-        let name = if self.index.len() < MAX_TIMING_NAMES || name == OTHER_TIMING {
-            name
-        } else {
-            OTHER_TIMING
-        };
+        let name = capped_timing_name(self.index.len(), name);
         let i = match self.index.get(name) {
             Some(&i) => i,
-            None => {
-                self.list.push(TimingStat {
-                    name: name.to_string(),
-                    ..TimingStat::default()
-                });
-                self.index.insert(name.to_string(), self.list.len() - 1);
-                self.list.len() - 1
-            }
+            None => self.insert(TimingStat {
+                name: name.to_string(),
+                ..TimingStat::default()
+            }),
         };
         &mut self.list[i]
     }
 
+    fn insert(&mut self, t: TimingStat) -> usize {
+        self.index.insert(t.name.clone(), self.list.len());
+        self.list.push(t);
+        self.list.len() - 1
+    }
+
     fn absorb(&mut self, from: Timings) {
         for t in from.list {
-            let slot = self.slot(&t.name);
-            if slot.seen == 0 && slot.name == t.name {
-                *slot = t;
+            // A name not tracked yet, with room for it (or `(other)` itself), moves in whole.
+            let fits = capped_timing_name(self.index.len(), &t.name) == t.name;
+            if fits && !self.index.contains_key(&t.name) {
+                self.insert(t);
             } else {
-                slot.absorb(t);
+                self.slot(&t.name).absorb(t);
             }
         }
     }

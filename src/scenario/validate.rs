@@ -50,22 +50,14 @@ static ASSIGNED: LazyLock<Option<Regex>> = LazyLock::new(|| {
         .ok()
 });
 
-/// Names a Rhai text assigns or declares (a superset is fine: it only widens what templates may use).
-fn assigned_names(text: &str) -> impl Iterator<Item = &str> {
+/// Names a Rhai text leaves set (a superset is fine: it only widens what templates may use). A
+/// library file's top-level `let`s last (they set up each user), so `lets` counts them; a snippet's
+/// die with it (its scope is rewound), so for snippets only assignments without `let` count.
+fn assigned_names(text: &str, lets: bool) -> impl Iterator<Item = &str> {
     ASSIGNED.as_ref().into_iter().flat_map(move |re| {
         re.captures_iter(text)
-            .filter_map(|c| c.get(1))
-            .map(|m| m.as_str())
-    })
-}
-
-/// Names a snippet (a `script` step or a hook) leaves set for later steps: what it assigns
-/// without `let`/`const`, since a snippet's own `let`s die with it (its scope is rewound).
-fn snippet_assigned_names(text: &str) -> impl Iterator<Item = &str> {
-    ASSIGNED.as_ref().into_iter().flat_map(move |re| {
-        re.captures_iter(text)
-            .filter(|c| {
-                c.get(0).is_some_and(|m| {
+            .filter(move |c| {
+                lets || c.get(0).is_some_and(|m| {
                     let head = m
                         .as_str()
                         .trim_start_matches([';', '{', ' ', '\t', '\n', '\r']);
@@ -217,14 +209,14 @@ impl<'a> Validator<'a> {
         for j in raw.journeys.values() {
             if let RawJourney::Full(f) = j {
                 for h in [&f.before, &f.after].into_iter().flatten() {
-                    known.extend(snippet_assigned_names(h).map(str::to_string));
+                    known.extend(assigned_names(h, false).map(str::to_string));
                 }
             }
             collect_names(j.steps(), &mut known);
         }
         for path in &raw.scripts {
             if let Ok(text) = std::fs::read_to_string(self.dir.join(path)) {
-                known.extend(assigned_names(&text).map(str::to_string));
+                known.extend(assigned_names(&text, true).map(str::to_string));
             }
         }
         let names = Names {
@@ -2072,7 +2064,7 @@ fn collect_names(steps: &[RawStep], out: &mut HashSet<String>) {
     for s in steps {
         out.extend(s.extract.keys().cloned());
         if let Some(sc) = &s.script {
-            out.extend(snippet_assigned_names(sc).map(str::to_string));
+            out.extend(assigned_names(sc, false).map(str::to_string));
         }
         for inner in [&s.group, &s.then, &s.otherwise].into_iter().flatten() {
             collect_names(inner, out);

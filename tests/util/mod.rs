@@ -551,3 +551,25 @@ pub fn run_bin_scenario(scenario: &Path, extra: &[&str]) -> (i32, String, RunRes
         .unwrap_or_else(|e| panic!("no results.json ({e}); exit {code}, stderr: {stderr}"));
     (code, stderr, r, peak)
 }
+
+/// The real binary set up as `run SCENARIO --out OUT --quiet`, to spawn.
+pub fn run_command(scenario: &Path, out: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(bin());
+    c.args([
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    c
+}
+
+/// Sends `sig` (`INT`, `TERM`, `KILL`) to a child process.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
