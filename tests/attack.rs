@@ -487,3 +487,97 @@ fn a_plan_too_large_for_this_machines_memory_is_refused_before_traffic() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("memory: about"), "{stdout}");
 }
+
+/// An HTTP/2 server (prior knowledge, no TLS) whose first connection is cut off by
+/// `goaway_first` (a GOAWAY with last stream 0, sent once the request's HEADERS arrived) and whose
+/// every even-numbered request is refused with `REFUSED_STREAM` when `refuse_even` is set; all
+/// else is answered 200. Returns the server and its (connections, requests) counters.
+fn h2_server(
+    goaway_first: bool,
+    refuse_even: bool,
+) -> (
+    crate::util::ServerThread,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let conns = std::sync::Arc::new(AtomicU64::new(0));
+    let requests = std::sync::Arc::new(AtomicU64::new(0));
+    let (c, r) = (conns.clone(), requests.clone());
+    let server = serve_on_thread(move |mut stream| {
+        let (c, r) = (c.clone(), r.clone());
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if c.fetch_add(1, Ordering::SeqCst) == 0 && goaway_first {
+                // Read the preface and frames until the request's HEADERS (type 1) is in.
+                let mut buf = Vec::new();
+                let mut at = 24;
+                loop {
+                    while buf.len() >= at + 9 {
+                        let len =
+                            u32::from_be_bytes([0, buf[at], buf[at + 1], buf[at + 2]]) as usize;
+                        if buf[at + 3] == 1 {
+                            r.fetch_add(1, Ordering::SeqCst);
+                            let mut out = vec![0, 0, 0, 4, 0, 0, 0, 0, 0]; // SETTINGS
+                            out.extend_from_slice(&[0, 0, 8, 7, 0, 0, 0, 0, 0]); // GOAWAY
+                            out.extend_from_slice(&[0; 8]); // last stream 0, NO_ERROR
+                            let _ = stream.write_all(&out).await;
+                            let _ = stream.flush().await;
+                            let mut rest = [0u8; 1024];
+                            while matches!(stream.read(&mut rest).await, Ok(n) if n > 0) {}
+                            return;
+                        }
+                        at += 9 + len;
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            }
+            let Ok(mut conn) = h2::server::handshake(stream).await else {
+                return;
+            };
+            while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                let n = r.fetch_add(1, Ordering::SeqCst);
+                if refuse_even && n % 2 == 0 {
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                } else {
+                    let _ = respond.send_response(http::Response::new(()), true);
+                }
+            }
+        }
+    });
+    (server, requests)
+}
+
+fn h2_run(srv: &crate::util::ServerThread) -> stampede::report::RunResult {
+    let d = dir();
+    let s = scenario(
+        &d,
+        &format!("http://{}", srv.addr),
+        "defaults: { http: http2, timeout: 2s }\njourneys:\n  j: [ { name: a, get: /x } ]\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 4 }\n",
+    );
+    let (_, stderr, r, _) = run_bin_scenario(&s, &[]);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    r
+}
+
+#[test]
+fn an_http2_refused_stream_is_replayed_since_the_server_did_not_process_it() {
+    let (srv, requests) = h2_server(false, true);
+    let r = h2_run(&srv);
+    let a = step(&r, "f.a");
+    assert_eq!((a.requests, a.failed), (4, 0), "{:?}", r.error_examples);
+    // Each iteration's first stream was refused and sent once more.
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 8);
+}
+
+#[test]
+fn an_http2_goaway_below_the_stream_is_replayed_on_a_new_connection() {
+    let (srv, requests) = h2_server(true, false);
+    let r = h2_run(&srv);
+    let a = step(&r, "f.a");
+    assert_eq!((a.requests, a.failed), (4, 0), "{:?}", r.error_examples);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 5);
+}

@@ -120,7 +120,8 @@ pub struct Exchange {
     /// The request went out on a reused keep-alive connection that closed before any byte of a
     /// response came back: the server most likely closed it while idle, as the request crossed.
     /// hyper cannot return a request it has written, so the caller rebuilds it and sends it once
-    /// more on a fresh connection (what browsers do in this case).
+    /// more on a fresh connection (what browsers do in this case). Also set when an HTTP/2
+    /// server said it did not process the request ([`is_unprocessed`]).
     pub stale: bool,
 }
 
@@ -206,6 +207,7 @@ impl Client {
             stale: false,
         };
         let mut sent_on_reused = false;
+        let mut unprocessed = false;
         // Where the exchange was when the timeout hit, for its message.
         let stage = StageCell::default();
         let work = async {
@@ -267,6 +269,14 @@ impl Client {
                                 req = back;
                                 continue;
                             }
+                            _ if is_unprocessed(e.error()) => {
+                                unprocessed = true;
+                                let (_, why) = classify(e.error());
+                                return Err((
+                                    ErrorClass::Reset,
+                                    format!("the server did not process the request: {why}"),
+                                ));
+                            }
                             _ => return Err(classify(e.error())),
                         }
                     }
@@ -283,7 +293,8 @@ impl Client {
             Ok(Ok(())) => {}
             Ok(Err(fail)) => {
                 *conns.slot(origin_id) = None;
-                ex.stale = sent_on_reused && ex.head_at.is_none() && fail.0 == ErrorClass::Reset;
+                ex.stale = unprocessed
+                    || (sent_on_reused && ex.head_at.is_none() && fail.0 == ErrorClass::Reset);
                 ex.error = Some(fail);
             }
             Err(_) => {
@@ -508,6 +519,21 @@ fn head_size(h: &HeaderMap) -> u64 {
 fn body_len(req: &Request<Full<Bytes>>) -> u64 {
     use hyper::body::Body as _;
     req.body().size_hint().exact().unwrap_or(0)
+}
+
+/// Whether an HTTP/2 server said it never processed the request, which makes it safe to send
+/// again (RFC 9113 §8.7): it refused the stream (`REFUSED_STREAM`), or it went away with a last
+/// stream id below this one (every stream a `GOAWAY` cuts off has a higher id).
+pub fn is_unprocessed(e: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && (h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM));
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// Maps a hyper error to an error class, looking through its sources for I/O errors.
