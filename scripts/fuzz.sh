@@ -11,17 +11,24 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(scenario template units extract)
+[ ${#targets[@]} -gt 0 ] || targets=(scenario template units extract response)
 jobs=${FUZZ_JOBS:-2}
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
-mkdir -p corpus/scenario corpus/units corpus/template corpus/extract
+mkdir -p corpus/scenario corpus/units corpus/template corpus/extract corpus/response
 cp ../scenarios/*.yaml ../tests/fixtures/invalid/*.yaml corpus/scenario/
+# Seeds for the response target: each framing, Server-Timing and Set-Cookie.
+printf 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nserver-timing: db;dur=1.5, q;desc="3"\r\nset-cookie: a=1; Path=/\r\n\r\n{}' > corpus/response/length
+printf 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nx-t: v\r\n\r\n' > corpus/response/chunked
+printf 'HTTP/1.0 200 OK\r\nset-cookie: s=2; Max-Age=0\r\n\r\nuntil close' > corpus/response/close
+logs=$(mktemp -d)
 run() {
-  # libFuzzer's last lines carry the execution count and any crash.
+  # libFuzzer's last lines carry the execution count and any crash; the whole log is kept so a
+  # crash fails this script below.
   cargo fuzz run -O "$1" "corpus/$1" -- -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 \
-    -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|Done|SUMMARY|crash-|timeout-' \
+    -print_final_stats=1 > "$logs/$1.log" 2>&1 || echo "[$1] libFuzzer exited non-zero" >> "$logs/$1.log"
+  grep -E 'stat::number_of_executed_units|Done|SUMMARY|crash-|timeout-|oom-|exited non-zero' "$logs/$1.log" \
     | sed "s/^/[$1] /" || true
 }
 running=0
@@ -31,3 +38,8 @@ for t in "${targets[@]}"; do
   if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
 done
 wait
+# A crash, a timeout or an out-of-memory input fails the script (and names the artifact).
+if grep -lE 'SUMMARY|crash-|timeout-|oom-|exited non-zero' "$logs"/*.log; then
+  echo "fuzzing found a failure: see the artifacts under fuzz/artifacts/"
+  exit 1
+fi

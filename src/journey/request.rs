@@ -70,7 +70,7 @@ pub(super) async fn execute(
         vu.work.bytes += ex.bytes_in + ex.bytes_out;
         let mut cookies_dropped = 0;
         if ex.error.is_none() {
-            cookies_dropped = store_cookies(vu, r.origin, &ex.headers);
+            cookies_dropped = vu.store_cookies(r.origin, &ex.headers);
             if let Some(st) = ex
                 .headers
                 .get("server-timing")
@@ -442,52 +442,4 @@ fn json_equal(got: &serde_json::Value, expected: &serde_json::Value) -> bool {
 
 fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Longest cookie (name and value) kept, in bytes: what browsers keep (RFC 6265 §6.1's minimum).
-const MAX_COOKIE_BYTES: usize = 4096;
-/// Most cookies kept per origin (Chromium's per-domain limit); the oldest goes first.
-const MAX_COOKIES_PER_ORIGIN: usize = 180;
-/// Most cookies kept per virtual user over all origins (RFC 6265 §6.1's minimum).
-const MAX_COOKIES_PER_USER: usize = 3000;
-
-/// Stores a response's cookies within browsers' limits, so a server that sets ever more cookies
-/// cannot make every later request carry a megabyte; returns how many it dropped (too large, or
-/// the oldest pushed out).
-fn store_cookies(vu: &mut VirtualUser, origin: usize, headers: &HeaderMap) -> u32 {
-    let mut dropped = 0;
-    for v in headers.get_all(http::header::SET_COOKIE) {
-        let Ok(text) = v.to_str() else { continue };
-        let mut parts = text.split(';');
-        let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-            continue;
-        };
-        let (name, value) = (name.trim(), value.trim());
-        if name.len() + value.len() > MAX_COOKIE_BYTES {
-            dropped += 1;
-            continue;
-        }
-        let expired = parts.any(|a| {
-            let a = a.trim().to_ascii_lowercase();
-            a == "max-age=0" || a.starts_with("max-age=-")
-        });
-        vu.cookies.retain(|(o, k, _)| !(*o == origin && k == name));
-        if expired {
-            continue;
-        }
-        // Oldest first: the jar is in insertion order.
-        if vu.cookies.iter().filter(|(o, _, _)| *o == origin).count() >= MAX_COOKIES_PER_ORIGIN
-            && let Some(i) = vu.cookies.iter().position(|(o, _, _)| *o == origin)
-        {
-            vu.cookies.remove(i);
-            dropped += 1;
-        }
-        if vu.cookies.len() >= MAX_COOKIES_PER_USER {
-            vu.cookies.remove(0);
-            dropped += 1;
-        }
-        vu.cookies
-            .push((origin, name.to_string(), value.to_string()));
-    }
-    dropped
 }

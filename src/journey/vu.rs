@@ -12,6 +12,13 @@ use crate::scenario::feeder::{Exhausted, Pick, Row};
 use crate::script::{ScriptError, from_json};
 use crate::secret::Secrets;
 
+/// Longest cookie (name and value) kept, in bytes: what browsers keep (RFC 6265 §6.1's minimum).
+const MAX_COOKIE_BYTES: usize = 4096;
+/// Most cookies kept per origin (Chromium's per-domain limit); the oldest goes first.
+const MAX_COOKIES_PER_ORIGIN: usize = 180;
+/// Most cookies kept per virtual user over all origins (RFC 6265 §6.1's minimum).
+const MAX_COOKIES_PER_USER: usize = 3000;
+
 /// One simulated user.
 #[derive(Debug)]
 pub struct VirtualUser {
@@ -114,6 +121,49 @@ impl VirtualUser {
             }
         }
         secrets.redact(current.iter().map(String::as_str), text)
+    }
+
+    /// Stores a response's cookies within browsers' limits, so a server that sets ever more cookies
+    /// cannot make every later request carry a megabyte; returns how many it dropped (too large, or
+    /// the oldest pushed out).
+    pub fn store_cookies(&mut self, origin: usize, headers: &http::HeaderMap) -> u32 {
+        let mut dropped = 0;
+        for v in headers.get_all(http::header::SET_COOKIE) {
+            let Ok(text) = v.to_str() else { continue };
+            let mut parts = text.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            if name.len() + value.len() > MAX_COOKIE_BYTES {
+                dropped += 1;
+                continue;
+            }
+            let expired = parts.any(|a| {
+                let a = a.trim().to_ascii_lowercase();
+                a == "max-age=0" || a.starts_with("max-age=-")
+            });
+            self.cookies
+                .retain(|(o, k, _)| !(*o == origin && k == name));
+            if expired {
+                continue;
+            }
+            // Oldest first: the jar is in insertion order.
+            if self.cookies.iter().filter(|(o, _, _)| *o == origin).count()
+                >= MAX_COOKIES_PER_ORIGIN
+                && let Some(i) = self.cookies.iter().position(|(o, _, _)| *o == origin)
+            {
+                self.cookies.remove(i);
+                dropped += 1;
+            }
+            if self.cookies.len() >= MAX_COOKIES_PER_USER {
+                self.cookies.remove(0);
+                dropped += 1;
+            }
+            self.cookies
+                .push((origin, name.to_string(), value.to_string()));
+        }
+        dropped
     }
 
     /// Adds one response's `Server-Timing` metrics to this iteration's tally, capping names as
