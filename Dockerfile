@@ -6,6 +6,7 @@ COPY src ./src
 COPY scenarios ./scenarios
 COPY scripts ./scripts
 COPY tests ./tests
+COPY benches ./benches
 RUN cargo build --release --locked && cp target/release/stampede /usr/local/bin/stampede
 
 FROM debian:bookworm-slim

@@ -78,11 +78,105 @@ fn compose_file_refers_only_to_things_that_exist() {
     }
 }
 
+/// The port the `target` service's wallet listens on, from its own `--listen`.
+fn wallet_port() -> u16 {
+    let compose = yaml("docker-compose.yml");
+    let mut args = vec!["stampede".to_string()];
+    args.extend(strings(&compose["services"]["target"]["command"]));
+    match stampede::cli::Cli::try_parse_from(&args).unwrap().command {
+        stampede::cli::Command::DemoTarget { listen, .. } => listen.port(),
+        _ => panic!("the target service does not run demo-target"),
+    }
+}
+
+#[test]
+fn the_load_service_aims_at_the_port_the_wallet_listens_on() {
+    let compose = yaml("docker-compose.yml");
+    let command = strings(&compose["services"]["load"]["command"]);
+    let at = command.iter().position(|a| a == "--target").unwrap();
+    assert_eq!(command[at + 1], format!("http://target:{}", wallet_port()));
+}
+
+/// Copies what the Dockerfile's build stage copies (`COPY src dst` relative to its WORKDIR) into
+/// a fresh folder, as the image build would see it.
+fn build_stage_context() -> tempfile::TempDir {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    let stage = dockerfile
+        .lines()
+        .skip_while(|l| !(l.starts_with("FROM ") && l.contains(" AS build")))
+        .skip(1)
+        .take_while(|l| !l.starts_with("FROM "));
+    for line in stage.filter(|l| l.starts_with("COPY ")) {
+        let parts: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let (dst, srcs) = parts.split_last().unwrap();
+        for src in srcs {
+            let to = if dst.ends_with('/') || *dst == "./" {
+                ctx.path()
+                    .join(dst)
+                    .join(Path::new(src).file_name().unwrap())
+            } else {
+                ctx.path().join(dst)
+            };
+            copy(&root().join(src), &to);
+        }
+    }
+    ctx
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+#[test]
+fn cargo_accepts_the_dockerfile_build_context() {
+    // No container engine runs here, so build what can be checked: the exact files the build
+    // stage copies must form a manifest cargo parses (every [[bench]] and [[test]] file present)
+    // and resolves with the lock file, as `cargo build --locked` in the image does. Cargo is
+    // stopped once it starts compiling: every error about the context comes before that.
+    use std::io::BufRead;
+    let ctx = build_stage_context();
+    let mut cargo = std::process::Command::new(env!("CARGO"))
+        .args(["check", "--locked", "--offline", "--lib"])
+        .current_dir(ctx.path())
+        .env("CARGO_TARGET_DIR", ctx.path().join("target"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    let mut started = false;
+    for line in std::io::BufReader::new(cargo.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.trim_start().starts_with("Compiling") || line.trim_start().starts_with("Checking") {
+            started = true;
+            break;
+        }
+        said.push(line);
+    }
+    let _ = cargo.kill();
+    let _ = cargo.wait();
+    assert!(
+        started,
+        "cargo rejects the Docker build context:\n{}",
+        said.join("\n")
+    );
+}
+
 #[test]
 fn prometheus_scrapes_the_wallet_and_grafana_reads_prometheus() {
     let prom = yaml("deploy/prometheus/prometheus.yml");
     let targets = strings(&prom["scrape_configs"][0]["static_configs"][0]["targets"]);
-    assert_eq!(targets, ["target:8080"]);
+    assert_eq!(targets, [format!("target:{}", wallet_port())]);
     assert_eq!(
         prom["scrape_configs"][0]["metrics_path"].as_str(),
         Some("/metrics")
