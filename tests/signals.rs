@@ -280,3 +280,30 @@ fn a_write_failure_during_the_run_loses_nothing() {
         assert!(std::fs::metadata(out.join(f)).unwrap().len() > 0, "{f}");
     }
 }
+
+#[test]
+fn the_first_sigint_lets_an_in_flight_request_finish() {
+    // A cancelling first Ctrl-C would pass every test above: here the request in flight when the
+    // signal comes takes 1.5 s and the graceful stop allows 5 s, so it must complete.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let out = d.path().join("out");
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { graceful_stop: 5s, timeout: 10s }\njourneys:\n  j: [ { name: slow, get: '/slow?ms=1500' } ]\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 1 }\n",
+    );
+    let mut child = run_command(&s, &out).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while srv.seen.arrivals("/slow").is_empty() {
+        assert!(Instant::now() < deadline, "the request never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, "INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let f = flow(&r, "f");
+    assert_eq!((f.iterations_ok, f.interrupted), (1, 0), "{:?}", r.error_examples);
+    assert_eq!(srv.seen.ok("/slow"), 1);
+    assert!(hist(step(&r, "f.slow").latency.as_ref().unwrap()).max() >= 1_500_000);
+}
