@@ -11,21 +11,65 @@ fn open_model_200_per_second_for_5s_yields_1000_iterations() {
         &srv.url(),
         "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 200/s, duration: 5s }\n",
     );
-    let (exit, r) = run_scenario(&s, &d.path().join("out"));
-    assert_eq!(exit, stampede::exit::Exit::Passed);
+    // The exit code is left to the self-check tests: a busy CI machine may fail them.
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
     let f = flow(&r, "f");
-    let n = f.iterations_ok;
-    assert!(
-        (980..=1020).contains(&n),
-        "{n} iterations, expected 1000 ± 2%"
-    );
     assert_eq!(
         f.planned, 1000,
         "the schedule calls for exactly 1000 arrivals"
     );
+    assert_eq!(
+        f.iterations_ok + f.iterations_failed + f.dropped + f.interrupted,
+        1000,
+        "every planned arrival is accounted for"
+    );
     assert_eq!(f.dropped, 0);
-    assert_eq!(srv.seen.arrivals("/ok").len() as u64, n);
+    assert_eq!(f.iterations_ok, 1000);
+    let mut times = srv.seen.arrivals("/ok");
+    assert_eq!(times.len(), 1000);
     assert_eq!(step(&r, "f.ok").failed, 0);
+    // Due times come from the run clock: 999 gaps of 5 ms. Sleeps that accumulated their own
+    // lateness would stretch this span (3% slow: 150 ms).
+    times.sort();
+    let span = (times[999] - times[0]).as_secs_f64();
+    assert!(
+        (span - 4.995).abs() < 0.030,
+        "first to last arrival at the server: {span:.4} s, expected 4.995 s ± 30 ms"
+    );
+}
+
+#[test]
+fn an_open_flows_latency_counts_from_the_due_time_when_it_starts_late() {
+    // `arrival_slack: 100ms` at 20/s batches three arrivals into one wake-up at the last of them:
+    // the first starts 100 ms late, the second 50 ms. Their latency must include that lateness
+    // (timed from the due time); their service time, from the actual send, must not.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { arrival_slack: 100ms }\njourneys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 20/s, duration: 3s }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let st = step(&r, "f.ok");
+    let (latency, service) = (
+        hist(st.latency.as_ref().unwrap()),
+        hist(st.service_time.as_ref().unwrap()),
+    );
+    let lag = hist(flow(&r, "f").schedule_lag.as_ref().unwrap());
+    assert!(lag.max() >= 80_000, "lag max {} us", lag.max());
+    assert!(
+        latency.max() >= 80_000 && latency.value_at_quantile(0.5) >= 30_000,
+        "latency max {} us, p50 {} us: the start's lateness is in it",
+        latency.max(),
+        latency.value_at_quantile(0.5)
+    );
+    assert!(
+        latency.value_at_quantile(0.5) >= service.value_at_quantile(0.5) + 25_000,
+        "latency p50 {} us vs service p50 {} us",
+        latency.value_at_quantile(0.5),
+        service.value_at_quantile(0.5)
+    );
 }
 
 #[test]

@@ -303,7 +303,12 @@ fn the_first_sigint_lets_an_in_flight_request_finish() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();
     let f = flow(&r, "f");
-    assert_eq!((f.iterations_ok, f.interrupted), (1, 0), "{:?}", r.error_examples);
+    assert_eq!(
+        (f.iterations_ok, f.interrupted),
+        (1, 0),
+        "{:?}",
+        r.error_examples
+    );
     assert_eq!(srv.seen.ok("/slow"), 1);
     assert!(hist(step(&r, "f.slow").latency.as_ref().unwrap()).max() >= 1_500_000);
 }
