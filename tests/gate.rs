@@ -254,3 +254,32 @@ fn report_re_renders_every_form_from_results_json() {
             .contains("<svg")
     );
 }
+
+#[test]
+fn abort_on_fail_waits_out_its_delay_and_never_aborts_on_missing_data() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // `bad` fails from its first request, but its threshold may only abort after 3 s; `late`
+    // starts at 4 s, so its threshold has no data before then and must not abort on that.
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: bad, get: /status?code=500 } ]\n  k: [ { name: ok, get: /ok } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 30s }\n  late: { journey: k, start: 4s, rate: 5/s, duration: 2s }\nthresholds:\n  f.bad:\n    - { threshold: \"errors < 10%\", abort_on_fail: true, delay: 3s }\n  late.ok:\n    - { threshold: \"p99 < 5s\", abort_on_fail: true, delay: 1s }\n",
+    );
+    let out = d.path().join("out");
+    let (_, _, stderr) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let why = r
+        .aborted
+        .as_deref()
+        .unwrap_or_else(|| panic!("not aborted: {stderr}"));
+    assert!(
+        why.contains("errors < 10%"),
+        "aborted on the wrong threshold: {why}"
+    );
+    assert!(
+        (3.0..8.0).contains(&r.duration_s),
+        "aborted after {} s; the delay is 3 s",
+        r.duration_s
+    );
+}

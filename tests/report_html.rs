@@ -121,6 +121,7 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
             iteration_rate: 1.0,
             iteration: latency(),
             schedule_lag: latency(),
+            arrival_slack_us: 0,
             errors: BTreeMap::new(),
             work: None,
             poisson: None,

@@ -247,3 +247,35 @@ fn pinned_to_one_cpu_the_run_uses_one_thread_and_keeps_its_schedule() {
     assert_eq!(flow(&r, "c").iterations_ok, 30);
     assert_eq!(srv.seen.arrivals("/ok").len(), 230);
 }
+
+#[test]
+fn arrival_slack_bounds_how_late_an_arrival_starts() {
+    // 20 ms of slack at 200/s: arrivals wait for the last of a 20 ms batch, so about 10 ms at the
+    // median and never much beyond 20 ms (the tolerance is for a busy machine's wake-ups).
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { arrival_slack: 20ms }\njourneys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 200/s, duration: 2s }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let lag = hist(flow(&r, "f").schedule_lag.as_ref().unwrap());
+    let p50 = lag.value_at_quantile(0.5);
+    assert!((5_000..=15_000).contains(&p50), "lag p50 {p50} us");
+    assert!(
+        lag.value_at_quantile(0.99) <= 35_000,
+        "lag p99 {} us",
+        lag.value_at_quantile(0.99)
+    );
+    let lag_check = r
+        .self_checks
+        .iter()
+        .find(|c| c.check == "schedule_lag")
+        .unwrap();
+    assert!(
+        lag_check.detail.contains("limit 45.0 ms"),
+        "{}",
+        lag_check.detail
+    );
+}

@@ -5,7 +5,8 @@
 //!   arrivals did not offer the load it claims; raise `max_vus` or lower the rate.
 //! - **Schedule lag** (C3): iterations starting late by more than [`LAG_FLOOR`], or by more than
 //!   [`LAG_SHARE`] of the flow's median iteration latency, at p99: the generator could not keep its
-//!   own schedule, so latency includes its own queueing.
+//!   own schedule, so latency includes its own queueing. An open flow's `arrival_slack` (lateness
+//!   the plan allows on purpose to save wake-ups) is added to the floor.
 //! - **Saturation**: the runtime's worker threads were busy more than [`MAX_BUSY`] of the run: the
 //!   generator ran out of CPU.
 //! - **Poisson fit** (C4): for Poisson flows, the *actual* start times, mapped through the curve's
@@ -69,7 +70,9 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
         }
         if let Some(lag) = &f.schedule_lag {
             let p50 = f.iteration.as_ref().map_or(0, |l| l.p50_us) as f64;
-            let bound_us = (LAG_FLOOR.as_micros() as f64).max(LAG_SHARE * p50);
+            // The slack an open flow allows on purpose is lateness the user asked for.
+            let floor = LAG_FLOOR.as_micros() as f64 + f.arrival_slack_us as f64;
+            let bound_us = floor.max(LAG_SHARE * p50);
             let passed = (lag.p99_us as f64) <= bound_us;
             out.push(SelfCheck {
                 check: "schedule_lag".into(),
@@ -217,6 +220,7 @@ mod tests {
             iteration_rate: 100.0,
             iteration: lat(iteration_p50_us, iteration_p50_us * 2),
             schedule_lag: lat(100, lag_p99_us),
+            arrival_slack_us: 0,
             errors: Default::default(),
             steps: Vec::new(),
             work: None,
@@ -273,6 +277,12 @@ mod tests {
         // A slow target allows proportionally more lag: 25% of a 1 s median.
         assert!(failed(&run(0, 200_000, 1_000_000, 0.3)).is_empty());
         assert_eq!(failed(&run(0, 2_000, 5_000, 0.99)), ["saturation"]);
+        // Lateness the plan asked for (arrival_slack 50 ms) is not the generator failing.
+        let mut slack = run(0, 60_000, 5_000, 0.3);
+        slack.flows[0].arrival_slack_us = 50_000;
+        assert!(failed(&slack).is_empty());
+        slack.flows[0].arrival_slack_us = 0;
+        assert_eq!(failed(&slack), ["schedule_lag"]);
     }
 
     #[test]

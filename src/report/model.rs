@@ -161,6 +161,10 @@ pub struct FlowResult {
     pub iteration: Option<Latency>,
     /// Schedule lag (start − due).
     pub schedule_lag: Option<Latency>,
+    /// Open flows: the lateness the plan allows on purpose (`arrival_slack`), in microseconds,
+    /// which the schedule-lag self-check adds to its bound.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub arrival_slack_us: u64,
     /// Failures outside requests (script, feed) by class.
     pub errors: BTreeMap<String, u64>,
     /// Poisson flows: dispersion of the actual arrivals (the goodness-of-fit self-check).

@@ -489,9 +489,11 @@ impl Collector {
                     false,
                     interval,
                 );
+                // A threshold with no data yet (a flow that has not started, a step not yet
+                // reached) is judged at the end of the run, not aborted on now.
                 if let Some(v) = verdicts(&due, false, &snapshot)
                     .into_iter()
-                    .find(|v| !v.passed)
+                    .find(|v| !v.passed && v.observed_value.is_some())
                 {
                     aborted = true;
                     let _ = abort.send(Some(format!(
@@ -711,6 +713,10 @@ fn assemble(
                 iteration_rate: fs.iterations() as f64 / active,
                 iteration: Latency::from_hist(fs.iteration.as_deref()),
                 schedule_lag: Latency::from_hist(fs.lag.as_deref()),
+                arrival_slack_us: match f.model {
+                    LoadModel::Open(_) => plan.settings.arrival_slack.as_micros() as u64,
+                    LoadModel::Closed(_) => 0,
+                },
                 errors: class_counts(&fs.errors),
                 work: crate::report::model::work(fs),
                 poisson: registry

@@ -535,6 +535,14 @@ fn register_helpers(e: &mut Engine) {
     e.register_fn("hmac_sha256_base64", |key: &str, msg: &str| {
         base64::engine::general_purpose::STANDARD.encode(hmac_sha256(key, msg))
     });
+    // Rhai's own `sleep` is one native call that blocks the thread, out of reach of the operation
+    // count and the wall-time limit: a journey waits with `think`, never inside a script.
+    e.register_fn("sleep", |_: i64| -> RhaiResult<()> {
+        fail("sleep() is not available in scripts: use a `think` step to wait".into())
+    });
+    e.register_fn("sleep", |_: f64| -> RhaiResult<()> {
+        fail("sleep() is not available in scripts: use a `think` step to wait".into())
+    });
     e.register_fn("env", |name: &str| std::env::var(name).unwrap_or_default());
     e.register_fn("env", |name: &str, default: &str| {
         std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -637,7 +645,7 @@ mod tests {
             Ok(step) => s.run(&step, &mut Scope::new()).unwrap_err().message,
         };
         assert!(
-            refused.to_lowercase().contains("module"),
+            refused.contains("Too many modules imported"),
             "importing a real module file is refused: {refused}"
         );
         // The same file imports with an engine that allows modules, so the check is not hollow.
@@ -650,6 +658,12 @@ mod tests {
             Ok(step) => s.run(&step, &mut Scope::new()).unwrap_err().message,
         };
         assert!(evaled.contains("eval"), "{evaled}");
+        // Rhai's `sleep` blocks the thread beyond every limit: it must fail at once.
+        let step = s.compile("sleep(30)", origin()).unwrap();
+        let started = std::time::Instant::now();
+        let slept = s.run(&step, &mut Scope::new()).unwrap_err().message;
+        assert!(started.elapsed() < Duration::from_secs(5), "{slept}");
+        assert!(slept.contains("think"), "{slept}");
     }
 
     #[test]
