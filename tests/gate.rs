@@ -283,3 +283,42 @@ fn abort_on_fail_waits_out_its_delay_and_never_aborts_on_missing_data() {
         r.duration_s
     );
 }
+
+#[test]
+fn dropped_rate_checks_and_missing_data_thresholds_fail_when_they_should() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // `starved` drops most arrivals (2 users for 50/s of 200 ms requests), fails its status check
+    // and never reaches `never`; `closed` has nothing to drop and no rate share.
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { on_error: continue }\njourneys:\n  j:\n    - { name: a, get: '/slow?ms=200', check: { status: 201 } }\n    - if: \"false\"\n      then: [ { name: never, get: /ok } ]\n  c: [ { name: b, get: /ok } ]\nflows:\n  starved: { journey: j, rate: 50/s, duration: 2s, max_vus: 2 }\n  closed: { journey: c, vus: 1, iterations: 5 }\nthresholds:\n  starved: [ \"dropped < 1%\", \"dropped == 0\", \"rate > 95%\", \"rate >= 40/s\", \"checks > 99%\" ]\n  closed: [ \"dropped == 0%\", \"rate > 95%\" ]\n  starved.never: [ \"p99 < 1s\", \"errors < 1%\" ]\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let verdict = |key: &str, t: &str| {
+        r.thresholds
+            .iter()
+            .find(|v| v.key == key && v.threshold == t)
+            .unwrap_or_else(|| panic!("no verdict for {key}: {t}"))
+    };
+    for t in [
+        "dropped < 1%",
+        "dropped == 0",
+        "rate > 95%",
+        "rate >= 40/s",
+        "checks > 99%",
+    ] {
+        let v = verdict("starved", t);
+        assert!(!v.passed, "{t} passed with {}", v.observed);
+    }
+    let d = verdict("closed", "dropped == 0%");
+    assert!(d.passed, "{:?}", d.note);
+    let rate = verdict("closed", "rate > 95%");
+    assert!(!rate.passed && rate.note.as_deref().unwrap_or("").contains("open flows"));
+    // No data never passes a gate.
+    for t in ["p99 < 1s", "errors < 1%"] {
+        let v = verdict("starved.never", t);
+        assert!(!v.passed && v.note.is_some(), "{t}: {v:?}");
+    }
+}

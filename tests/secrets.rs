@@ -121,3 +121,61 @@ fn an_unset_environment_variable_without_default_is_a_validation_error() {
         "{err}"
     );
 }
+
+#[test]
+fn credential_headers_reach_the_server_whole_and_every_output_masked() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // X-Api-Key from a plain variable, a literal Proxy-Authorization and Cookie: all credential
+    // headers, so their values are secret. `short` is a secret under 4 characters (never masked:
+    // it would garble every message); `four` is exactly 4 (masked).
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        r#"
+vars: { plain: "plainvar-1234", short: { value: "abc", secret: true }, four: { value: "wxyz", secret: true } }
+defaults: { on_error: continue }
+journeys:
+  j:
+    - name: creds
+      post: /echo
+      headers: { X-Api-Key: "{{ plain }}", Proxy-Authorization: "Basic cHJveHk6c2VjcmV0", Cookie: "sess=cookie-val-42" }
+      extract: { h: $.headers }
+    - script: |
+        if h["x-api-key"] != plain || h["proxy-authorization"] != "Basic cHJveHk6c2VjcmV0" || h["cookie"] != "sess=cookie-val-42" { throw "the server got something else"; }
+        throw "saw " + h["x-api-key"] + " " + h["proxy-authorization"] + " " + h["cookie"] + " s=" + short + " f=" + four;
+flows: { f: { journey: j, vus: 1, iterations: 1 } }
+"#,
+    );
+    let out = d.path().join("out");
+    let run = Command::new(bin())
+        .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let messages: Vec<&str> = r
+        .error_examples
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect();
+    // The script's first check passed (the server received the real values), so it threw the
+    // second message, which quotes every credential: masked, but for the 3-character secret.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.ends_with("saw *** *** *** s=abc f=***")),
+        "{messages:?}"
+    );
+    let mut outputs = vec![run.stdout, run.stderr];
+    for entry in std::fs::read_dir(&out).unwrap() {
+        outputs.push(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    for secret in ["plainvar-1234", "cHJveHk6c2VjcmV0", "cookie-val-42", "wxyz"] {
+        for bytes in &outputs {
+            assert!(
+                !String::from_utf8_lossy(bytes).contains(secret),
+                "{secret} leaked"
+            );
+        }
+    }
+}

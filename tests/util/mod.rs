@@ -265,6 +265,8 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
         "traceparent",
         "authorization",
         "x-user",
+        "x-api-key",
+        "proxy-authorization",
     ]
     .iter()
     .filter_map(|h| {
