@@ -214,6 +214,43 @@ mod tests {
         assert!(s.lo < 0.0 && s.hi > 0.0, "{s:?}");
     }
 
+    fn run_of(count: impl Fn(u64) -> u64) -> crate::report::model::RunResult {
+        let rows = (0..60)
+            .map(|i| {
+                let p = 10_000 + 100 * i;
+                crate::report::model::IntervalRow {
+                    t: i as f64 + 1.0,
+                    key: "f.a".into(),
+                    count: count(i),
+                    errors: 0,
+                    p50_us: p,
+                    p95_us: 2 * p,
+                    p99_us: 3 * p,
+                    max_us: 4 * p,
+                    active_vus: None,
+                    target: None,
+                    retries: 0,
+                    dropped: None,
+                }
+            })
+            .collect();
+        crate::report::model::RunResult {
+            intervals: rows,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rising_latency_is_creep_only_while_throughput_is_flat() {
+        // The same latency rise (1% of the start per second), once at a steady 100 requests per
+        // interval and once while the rate ramps from 100 to 218: only the first is a creep.
+        let flat = trends(&run_of(|_| 100));
+        assert!(flat[0].creeping, "{}", flat[0].verdict);
+        let ramp = trends(&run_of(|i| 100 + 2 * i));
+        assert!(!ramp[0].creeping, "{}", ramp[0].verdict);
+        assert!(ramp[0].throughput_per_min[1] > 0.0);
+    }
+
     #[test]
     fn reduction_keeps_long_series_cheap() {
         let pts: Vec<(f64, f64)> = (0..3600).map(|i| (i as f64, i as f64)).collect();
