@@ -12,6 +12,7 @@ mod util;
 
 mod attack;
 mod batch;
+mod claims;
 mod compare;
 mod compose;
 mod demo;
