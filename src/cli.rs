@@ -598,64 +598,71 @@ pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) 
 }
 
 /// Ctrl-C or SIGTERM while a scenario loads (a large feeder file can take a while): nothing has
-/// been sent and no result exists, so the process says so and exits 130 at once. Once loading
-/// ends (the guard is dropped) the run's own handling takes over.
+/// been sent and no result exists, so the process says so and exits 130 at once.
+///
+/// The watcher is a thread with its own small runtime, and it is stopped and joined (its runtime
+/// dropped) when loading ends: tokio wakes one runtime's signal driver per signal, so a watcher
+/// left running would take the run's Ctrl-C for itself.
 #[derive(Debug)]
-struct LoadingSignals;
-
-static LOADING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+struct LoadingSignals {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
 
 impl LoadingSignals {
     fn watch() -> LoadingSignals {
-        static WATCHER: std::sync::Once = std::sync::Once::new();
-        WATCHER.call_once(|| {
-            let (ready_tx, ready) = std::sync::mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name("stampede-load-signals".into())
-                .spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                        .enable_io()
-                        .build()
-                    else {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("stampede-load-signals".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                else {
+                    let _ = ready_tx.send(());
+                    return;
+                };
+                rt.block_on(async move {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let (Ok(mut int), Ok(mut term)) = (
+                        signal(SignalKind::interrupt()),
+                        signal(SignalKind::terminate()),
+                    ) else {
                         let _ = ready_tx.send(());
                         return;
                     };
-                    rt.block_on(async move {
-                        use tokio::signal::unix::{SignalKind, signal};
-                        let (Ok(mut int), Ok(mut term)) = (
-                            signal(SignalKind::interrupt()),
-                            signal(SignalKind::terminate()),
-                        ) else {
-                            let _ = ready_tx.send(());
-                            return;
-                        };
-                        let _ = ready_tx.send(());
-                        loop {
-                            tokio::select! {
-                                _ = int.recv() => {}
-                                _ = term.recv() => {}
-                            }
-                            if LOADING.load(std::sync::atomic::Ordering::SeqCst) {
-                                eprintln!(
-                                    "interrupted while loading the scenario: nothing was sent, no results were written"
-                                );
-                                std::process::exit(Exit::Interrupted as i32);
-                            }
-                        }
-                    });
+                    let _ = ready_tx.send(());
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                        _ = stopped => return,
+                    }
+                    eprintln!(
+                        "interrupted while loading the scenario: nothing was sent, no results were written"
+                    );
+                    std::process::exit(Exit::Interrupted as i32);
                 });
-            if spawned.is_ok() {
-                let _ = ready.recv();
-            }
-        });
-        LOADING.store(true, std::sync::atomic::Ordering::SeqCst);
-        LoadingSignals
+            })
+            .ok();
+        if thread.is_some() {
+            let _ = ready.recv();
+        }
+        LoadingSignals {
+            stop: Some(stop),
+            thread,
+        }
     }
 }
 
 impl Drop for LoadingSignals {
     fn drop(&mut self) {
-        LOADING.store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

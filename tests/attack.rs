@@ -28,7 +28,7 @@ fn an_absurd_server_timing_duration_on_every_response_is_ignored_and_counted() {
     );
     let (code, stderr, r, _) = run_bin_scenario(&s, &[]);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(code, 0, "{stderr}");
+    assert_exit(code, 0, &r, &stderr);
     assert_eq!(flow(&r, "f").iterations_ok, 20);
     let a = step(&r, "f.a");
     assert_eq!(a.requests, 20);
@@ -85,7 +85,7 @@ fn server_timing_names_are_capped_so_invented_names_cannot_exhaust_memory() {
         "journeys:\n  j: [ { name: a, get: /x } ]\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 5 }\n",
     );
     let (code, stderr, r, peak_kib) = run_bin_scenario(&s, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_exit(code, 0, &r, &stderr);
     let a = step(&r, "f.a");
     assert_eq!(a.server_timing.len(), 33, "32 names and (other)");
     let other = timing(a, "(other)").expect("the rest is counted as (other)");
@@ -229,7 +229,7 @@ fn a_cookie_flood_is_held_to_browser_limits() {
         "journeys:\n  j: [ { name: a, get: /x } ]\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 400 }\n",
     );
     let (code, stderr, r, _) = run_bin_scenario(&s, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_exit(code, 0, &r, &stderr);
     let a = step(&r, "f.a");
     assert_eq!((a.requests, a.failed), (400, 0), "{:?}", r.error_examples);
     // 180 cookies of ~20 bytes: the Cookie header stays a few KiB (unbounded: ~1 MB).

@@ -23,10 +23,10 @@ flows:
     );
     let out = d.path().join("out");
     let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(code, 0, "{stdout}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 0, &r, &stdout);
     assert!(stdout.contains("batch interference: read p50"), "{stdout}");
     assert!(!stdout.contains("batch interference: ok"), "{stdout}");
-    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
     let read = step(&r, "readers.read").batch.as_ref().unwrap();
     assert!(read.interferes && read.p_value < 1e-6, "{read:?}");
     assert!(

@@ -22,7 +22,8 @@ fn run_at(srv: &TestServer, ms: u32, dir: &std::path::Path, name: &str) -> std::
         "--interval",
         "500ms",
     ]);
-    assert_eq!(code, 0, "{err}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 0, &r, &err);
     out.join("results.json")
 }
 

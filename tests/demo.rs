@@ -57,8 +57,8 @@ fn smoke_scenario_is_green_against_the_demo_through_the_binary() {
         out.to_str().unwrap(),
         "--quiet",
     ]);
-    assert_eq!(code, 0, "{err}");
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 0, &r, &err);
     assert_green(&r);
     let checks: u64 = r
         .flows
@@ -87,8 +87,8 @@ fn the_launch_and_soak_scenarios_run_green_briefly() {
             out.to_str().unwrap(),
             "--quiet",
         ]);
-        assert_eq!(code, 0, "{name}: {err}");
         let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+        assert_exit(code, 0, &r, &format!("{name}: {err}"));
         assert_green(&r);
         assert!(
             r.flows.iter().all(|f| f.iterations_ok + f.interrupted > 0),
@@ -155,7 +155,7 @@ flows:
         ),
     );
     let (exit, r) = run_scenario(&s, &d.path().join("out"));
-    assert_eq!(exit, stampede::exit::Exit::Passed);
+    assert_exit(exit.code() as i32, 0, &r, "");
     assert_green(&r);
     assert_eq!(flow(&r, "f").iterations_ok, 1);
 }

@@ -99,7 +99,8 @@ fn passing_thresholds_exit_0_with_passing_rows() {
     let out = d.path().join("out");
     let (code, stdout, err) =
         run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(code, 0, "{stdout}{err}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 0, &r, &format!("{stdout}{err}"));
     assert!(
         stdout.contains("verdict: passed (8 thresholds)"),
         "{stdout}"
@@ -129,7 +130,8 @@ fn failing_thresholds_exit_1_with_observed_and_limit() {
     );
     let out = d.path().join("out");
     let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(code, 1, "{stdout}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 1, &r, &stdout);
     assert!(
         stdout.contains("FAIL  traders.exchange  p99 < 1ms"),
         "{stdout}"
@@ -164,7 +166,8 @@ fn gated_checks_fail_the_run() {
     .unwrap();
     let out = d.path().join("out");
     let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(code, 1, "{stdout}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 1, &r, &stdout);
     assert!(
         stdout.contains("FAIL  traders.exchange  no failed checks  observed 40 of"),
         "{stdout}"
@@ -188,7 +191,8 @@ fn abort_on_fail_stops_the_run_early_and_keeps_every_file() {
     let out = d.path().join("out");
     let (code, stdout, stderr) =
         run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(code, 1, "{stdout}{stderr}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 1, &r, &format!("{stdout}{stderr}"));
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();
     assert!(r.duration_s < 20.0, "stopped early: {}", r.duration_s);
     assert!(
@@ -223,7 +227,8 @@ fn report_re_renders_every_form_from_results_json() {
         out.to_str().unwrap(),
         "--quiet",
     ]);
-    assert_eq!(code, 1);
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 1, &r, "");
     let again = d.path().join("again");
     std::fs::create_dir_all(&again).unwrap();
     let (code, stdout, _) = run_bin(&[
@@ -236,7 +241,7 @@ fn report_re_renders_every_form_from_results_json() {
         "--csv",
         again.join("i.csv").to_str().unwrap(),
     ]);
-    assert_eq!(code, 1, "the verdict is part of the results");
+    assert_exit(code, 1, &r, "the verdict is part of the results");
     assert!(stdout.contains("FAIL  f.ok  p50 < 1us"));
     assert_eq!(
         std::fs::read_to_string(again.join("j.xml")).unwrap(),

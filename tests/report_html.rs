@@ -26,7 +26,8 @@ fn report_renders_in_headless_chromium_with_its_charts() {
         "--interval",
         "500ms",
     ]);
-    assert_eq!(code, 0, "{err}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 0, &r, &err);
     let html = out.join("report.html");
     let page = std::fs::read_to_string(&html).unwrap();
     // 4 charts per flow, each with at least one drawn line.

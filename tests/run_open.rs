@@ -95,8 +95,11 @@ fn poisson_arrivals_have_exponential_gaps() {
         (mean - 5.0).abs() / 5.0 < 0.05,
         "mean gap {mean:.3} ms, expected 5 ms ± 5%"
     );
+    // Measured at the server, where send and receive jitter add to the spread (σ of 2 ms adds
+    // about 0.15 to a 5 ms mean's CV): the bound tells Poisson (~1) from uniform (~0) and from
+    // bunching (>1.5); the exact dispersion is the client-side fit below.
     assert!(
-        (0.85..1.15).contains(&cv),
+        (0.8..1.3).contains(&cv),
         "coefficient of variation {cv:.3}, expected about 1 (uniform gives ~0)"
     );
     assert_eq!(flow(&r, "f").dropped, 0);

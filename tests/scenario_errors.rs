@@ -60,7 +60,9 @@ fn every_invalid_fixture_fails_with_position_and_message() {
             failures.push(format!("{name}: expected `{located}` in\n{err}"));
         } else if let Some(w) = words.iter().find(|w| !err.contains(w.as_str())) {
             failures.push(format!("{name}: expected `{w}` in\n{err}"));
-        } else if took > Duration::from_secs(5) {
+        } else if took > Duration::from_secs(20) {
+            // Generous for a debug binary on a busy machine; what it guards against (a parser
+            // that backtracks or loops) takes minutes.
             failures.push(format!("{name}: took {took:?}"));
         }
     }
@@ -118,7 +120,9 @@ fn a_50_mb_file_is_refused_at_once() {
         err.contains(":1:1: error: the file is ") && err.contains("limited to"),
         "{err}"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Refused at the size check, before parsing: a parse of 50 MB in a debug build takes far
+    // longer than this generous bound.
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
 
 #[test]
@@ -183,5 +187,6 @@ fn a_jsonpath_that_stalls_the_parser_is_refused_quickly() {
         err.contains("invalid JSONPath") && err.contains("too complex"),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // The complexity guard answers at once; the parser it avoids runs for minutes.
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

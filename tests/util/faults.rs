@@ -8,7 +8,7 @@
 //! - `/trickle` → a 40-byte body, one byte every 25 ms
 //! - `/malformed` → a response that is not HTTP
 //! - `/close` → a normal keep-alive 200, then closes the connection (no `Connection: close`)
-//! - `/huge` → a 1 GiB body, streamed
+//! - `/huge?mb=N` → an N MiB body (1 GiB without `mb`), streamed
 //! - `/short` → `Content-Length: 100`, 50 bytes, then a clean close
 //! - `/long` → `Content-Length: 10`, 50 bytes
 //! - `/burst` → 503 for 5 requests out of every 10, 200 otherwise
@@ -97,6 +97,10 @@ async fn serve(mut s: TcpStream, counter: Arc<AtomicU64>) {
     let mut buf = Vec::new();
     while let Some(path) = read_request(&mut s, &mut buf).await {
         let n = counter.fetch_add(1, Ordering::SeqCst);
+        let mb: u64 = path
+            .split_once("?mb=")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1024);
         let path = path.split('?').next().unwrap_or("").to_string();
         match path.as_str() {
             "/ok" => {
@@ -154,7 +158,7 @@ async fn serve(mut s: TcpStream, counter: Arc<AtomicU64>) {
                 return;
             }
             "/huge" => {
-                let total: u64 = 1 << 30;
+                let total: u64 = mb << 20;
                 let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {total}\r\n\r\n");
                 if s.write_all(head.as_bytes()).await.is_err() {
                     return;

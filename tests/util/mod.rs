@@ -575,3 +575,27 @@ pub fn signal(child: &std::process::Child, sig: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Asserts that a run ended with exit code `want`, or with 3 when one of its self-checks failed:
+/// on a busy 2-core machine the generator's own checks (lag, CPU) may fail a healthy run, and
+/// exit 3 then takes precedence. The self-checks have tests of their own; this keeps the others
+/// about the behaviour they test.
+pub fn assert_exit(code: i32, want: i32, r: &RunResult, context: &str) {
+    if code == 3 && want != 3 {
+        let failed: Vec<&str> = r
+            .self_checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.detail.as_str())
+            .collect();
+        assert!(
+            !failed.is_empty(),
+            "exit 3 with every self-check passed: {context}"
+        );
+        eprintln!(
+            "note: exit 3 instead of {want} (a self-check failed on this machine: {failed:?})"
+        );
+        return;
+    }
+    assert_eq!(code, want, "{context}");
+}
