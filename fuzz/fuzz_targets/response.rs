@@ -21,6 +21,7 @@ struct Harness {
     rt: tokio::runtime::Runtime,
     plan: stampede::scenario::Plan,
     registry: Registry,
+    client: Client,
     next: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -52,13 +53,14 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
     )
     .unwrap();
     let registry = Registry::new(Arc::new(KeyTable::from_plan(&plan)));
-    Harness { rt, plan, registry, next }
+    // Built once: its TLS settings load the system's roots.
+    let client = Client::new(HttpVersion::Http1, false);
+    Harness { rt, plan, registry, client, next }
 });
 
 fuzz_target!(|data: &[u8]| {
     let h = &*HARNESS;
     *h.next.lock().unwrap() = data.to_vec();
-    let client = Client::new(HttpVersion::Http1, false);
     let mut conns = Connections::default();
     let mut buf = Vec::new();
     let origin = &h.plan.origins[0];
@@ -66,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     *req.uri_mut() = "/x".parse().unwrap();
     req.headers_mut().insert(http::header::HOST, origin.authority.clone());
     let policy = BodyPolicy { keep: true, max_bytes: 1 << 20 };
-    let ex = h.rt.block_on(client.send(&mut conns, 0, origin, req, policy, &mut buf, Duration::from_secs(2)));
+    let ex = h.rt.block_on(h.client.send(&mut conns, 0, origin, req, policy, &mut buf, Duration::from_secs(2)));
     assert!(ex.done_at >= ex.sent_at && ex.done_at <= Instant::now());
     if let Some(st) = ex.headers.get("server-timing").and_then(|v| v.to_str().ok()) {
         let mut metrics = Vec::new();
