@@ -129,10 +129,14 @@ pub enum Command {
         base: PathBuf,
         /// The new results.json.
         new: PathBuf,
-        /// Fail (exit 1) on a significant regression beyond a bound, e.g. "p99 > +10%",
-        /// "errors > +0.5pp", "rate < -10%". Repeatable.
+        /// Fail (exit 1) on a regression beyond a bound, e.g. "p99 > +10%", "errors > +0.5pp",
+        /// "rate < -10%". Repeatable. A bound the data cannot decide exits 4 (see --undecided).
         #[arg(long = "fail-if", value_parser = parse_fail_if)]
         fail_if: Vec<crate::analysis::compare::FailIf>,
+        /// What a bound the data cannot decide does: `exit` 4 (the default), `fail` (exit 1) or
+        /// `pass` (exit 0).
+        #[arg(long, value_enum, default_value = "exit")]
+        undecided: Undecided,
         /// Print the comparison as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -236,8 +240,9 @@ pub fn run(cli: Cli) -> Exit {
             base,
             new,
             fail_if,
+            undecided,
             json,
-        } => compare(&base, &new, &fail_if, json),
+        } => compare(&base, &new, &fail_if, undecided, json),
         Command::Report {
             result,
             html,
@@ -376,13 +381,25 @@ fn interact(
     Exit::Passed
 }
 
+/// What `compare --fail-if` does with a bound the data cannot decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Undecided {
+    /// Exit 4, so CI can tell it from a pass (0) and a failure (1).
+    Exit,
+    /// Count it as a failure (exit 1).
+    Fail,
+    /// Count it as a pass (exit 0).
+    Pass,
+}
+
 fn compare(
     base: &Path,
     new: &Path,
     fail_if: &[crate::analysis::compare::FailIf],
+    undecided: Undecided,
     json: bool,
 ) -> Exit {
-    use crate::analysis::compare;
+    use crate::analysis::compare::{self, Gate};
     let (b, n) = match (report::read_json(base), report::read_json(new)) {
         (Ok(b), Ok(n)) => (b, n),
         (Err(e), _) | (_, Err(e)) => {
@@ -391,24 +408,26 @@ fn compare(
         }
     };
     let rows = compare::compare(&b, &n);
-    let mut tripped = Vec::new();
+    let mut gates = Vec::new();
     for r in &rows {
         for f in fail_if {
-            if f.trips(r) {
-                tripped.push((r.clone(), f.to_string()));
+            if let Some(g) = f.judge(r) {
+                gates.push((r.clone(), f.to_string(), g));
             }
         }
     }
+    let failed = gates.iter().any(|g| g.2 == Gate::Fail);
+    let open = gates.iter().any(|g| g.2 == Gate::Undecided);
     if json {
-        let v = serde_json::json!({ "rows": rows, "failed": !tripped.is_empty() });
+        let v = serde_json::json!({ "rows": rows, "failed": failed, "undecided": open });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        print!("{}", compare::render(&rows, &tripped));
+        print!("{}", compare::render(&rows, &gates));
     }
-    if tripped.is_empty() {
-        Exit::Passed
-    } else {
-        Exit::GateFailed
+    match (failed, open, undecided) {
+        (true, _, _) | (false, true, Undecided::Fail) => Exit::GateFailed,
+        (false, true, Undecided::Exit) => Exit::Undecided,
+        _ => Exit::Passed,
     }
 }
 

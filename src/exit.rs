@@ -1,5 +1,5 @@
 //! Exit codes, in one place (DESIGN.md: 0 passed · 1 gate failed · 2 invalid input · 3 run not
-//! trustworthy · 130 interrupted).
+//! trustworthy · 130 interrupted; and 4 for a `compare` bound the data cannot decide).
 
 use std::process::ExitCode;
 
@@ -14,6 +14,8 @@ pub enum Exit {
     InvalidInput = 2,
     /// The generator itself was the bottleneck; the numbers cannot be trusted.
     Untrustworthy = 3,
+    /// `compare --fail-if`: a bound the data cannot decide (too few intervals, too much noise).
+    Undecided = 4,
     /// Stopped by Ctrl-C or SIGTERM (results were still written).
     Interrupted = 130,
 }

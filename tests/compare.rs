@@ -1,4 +1,4 @@
-//! `stampede compare`: same load → no significant change; a slowed target → regressed, and
+//! `stampede compare`: same load → no change; a slowed target → regressed, and
 //! `--fail-if` turns that into exit 1.
 
 use crate::util::*;
@@ -53,10 +53,7 @@ fn compare_tells_noise_from_a_regression() {
         .lines()
         .filter(|l| l.starts_with("f.slow ") && (l.contains(" p50 ") || l.contains(" p99 ")))
     {
-        assert!(
-            line.ends_with("no significant change"),
-            "same load: {line}\n{out}"
-        );
+        assert!(line.ends_with("no change"), "same load: {line}\n{out}");
     }
 
     let (code, out, _) = run_bin(&[
@@ -98,4 +95,107 @@ fn compare_tells_noise_from_a_regression() {
         .find(|r| r["key"] == "f.slow" && r["measure"] == "p99")
         .unwrap();
     assert_eq!(row["change"], "improved");
+}
+
+/// A 5-second run at 200/s against `/slow?ms={ms}`, with the default 1 s interval.
+fn five_seconds(
+    srv: &TestServer,
+    ms: u64,
+    dir: &std::path::Path,
+    name: &str,
+) -> std::path::PathBuf {
+    let s = write(
+        dir,
+        &format!("{name}.yaml"),
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: a, get: '/slow?ms={ms}' }} ]\nflows:\n  f: {{ journey: j, rate: 200/s, duration: 5s }}\n",
+            srv.url()
+        ),
+    );
+    let out = dir.join(name);
+    let (code, _, err) = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 0, &r, &err);
+    out.join("results.json")
+}
+
+#[test]
+fn short_runs_decide_a_gross_regression_and_pass_the_same_load() {
+    // The case: 5 intervals a side, p99 from well under a millisecond to over 30 ms. The
+    // rank test could never reach significance with 5 intervals; the gate exited 0.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let (base, same) = std::thread::scope(|s| {
+        let a = s.spawn(|| five_seconds(&srv, 0, d.path(), "base"));
+        (a.join().unwrap(), five_seconds(&srv, 0, d.path(), "same"))
+    });
+    let slow = five_seconds(&srv, 30, d.path(), "slow");
+    let gate = |b: &std::path::Path, n: &std::path::Path| {
+        run_bin(&[
+            "compare",
+            b.to_str().unwrap(),
+            n.to_str().unwrap(),
+            "--fail-if",
+            "p99 > +10%",
+        ])
+    };
+    let (code, out, _) = gate(&base, &slow);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL: f.a p99"), "{out}");
+    let (code, out, _) = gate(&base, &same);
+    assert_eq!(code, 0, "same load: {out}");
+}
+
+#[test]
+fn a_bound_too_few_intervals_can_decide_exits_4_unless_told_otherwise() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let run = |name: &str| {
+        let s = write(
+            d.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                "target: {}\njourneys:\n  j: [ {{ name: a, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 20/s, duration: 1500ms }}\n",
+                srv.url()
+            ),
+        );
+        let out = d.path().join(name);
+        run_bin(&[
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        out.join("results.json")
+    };
+    let (a, b) = (run("a"), run("b"));
+    let args = |extra: &[&'static str]| {
+        let mut v = vec![
+            "compare".to_string(),
+            a.display().to_string(),
+            b.display().to_string(),
+        ];
+        v.extend(["--fail-if".to_string(), "p99 > +10%".to_string()]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let call = |v: Vec<String>| {
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        run_bin(&refs)
+    };
+    let (code, out, _) = call(args(&[]));
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("UNDECIDED: f.a p99") && out.contains("needed a side"),
+        "{out}"
+    );
+    assert_eq!(call(args(&["--undecided", "fail"])).0, 1);
+    assert_eq!(call(args(&["--undecided", "pass"])).0, 0);
 }

@@ -1,35 +1,48 @@
 //! `stampede compare BASE NEW`: per key, percentiles, error rate and throughput side by side, with a
-//! verdict that noise does not fool.
+//! verdict that says what the data can decide and says *undecided* where it cannot.
 //!
 //! **Latency.** Single requests are not independent samples (they share queues, connections and
-//! garbage-collection pauses), so testing the two runs' request latencies against each other would
-//! find "significant" differences everywhere. The unit of evidence is the *interval*: each run
-//! stores p50/p95/p99 per key per interval, and the two series are compared with a two-sided
-//! Mann–Whitney U test (normal approximation with tie correction). A change is *regressed* or
-//! *improved* when the test gives p < 0.001 (five metrics are tested per key) **and** the whole-run percentile moved by more than 5%
-//! and by more than 1 ms (below that, run-to-run differences are timer noise);
-//! otherwise it is "no significant change". Fewer than 5 intervals on a side gives no verdict.
+//! pauses), so the unit of evidence is the *interval*: each run stores p50/p95/p99 per key per
+//! interval. The two series are compared as logarithms with Welch's t: a latency change is a ratio,
+//! logs make it additive, and per-interval percentiles are close to log-normal. Unlike the rank
+//! test used before (Mann–Whitney U, whose smallest two-sided p with 5 intervals a side is 0.008,
+//! so a 100× regression in a 5-second run could never reach p < 0.001), the t interval narrows
+//! with the size of the effect against the noise, so a gross change is decided with 3 intervals
+//! a side. Each metric gets two intervals of the change `new ÷ base − 1`:
+//! - *regressed* (or *improved*) when the 99.9% interval lies wholly beyond the practical margin,
+//!   the larger of 5% and 1 ms (below that, run-to-run differences are timer noise): the strict
+//!   level keeps false alarms rare with five metrics per key;
+//! - *no change* when the 90% interval lies wholly within the margin (equivalence, as two
+//!   one-sided tests at 5%);
+//! - *undecided* otherwise, with the reason: too few intervals (3 a side are needed), or an
+//!   interval that spans both no change and a change beyond the margin.
 //!
-//! **Errors.** A two-proportion z-test on failed / sent requests (p < 0.001); a change must also exceed 0.1
-//! percentage points to count.
+//! **Throughput.** Requests per second per interval (the last, partial interval left out), the
+//! same two intervals on the difference, relative to the base.
 //!
-//! **Throughput.** Requests per second, compared per interval with the same U test.
+//! **Errors.** The difference of the two error rates with Agresti–Caffo intervals (one failure
+//! and one success added to each side, so that zero errors in a short run is not certainty);
+//! the margin is 0.1 percentage points.
 //!
-//! `--fail-if` bounds (`"p99 > +10%"`, `"errors > +0.5pp"`, `"rate < -10%"`) fail the comparison
-//! (exit 1) when a key regressed *significantly* beyond the bound.
+//! `--fail-if` bounds (`"p99 > +10%"`, `"errors > +0.5pp"`, `"rate < -10%"`) *fail* when the
+//! strict interval lies wholly beyond the bound, *pass* when the 90% interval lies wholly on the
+//! good side of it, and are *undecided* otherwise: the CLI exits 1 on a failure, 4 when a bound is
+//! undecided (`--undecided pass|fail` chooses instead), 0 when every bound passed.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use super::stats::{Welch, two_proportion_p};
 use crate::metrics::codec;
 use crate::report::model::{IntervalRow, Latency, RunResult};
 use crate::scenario::units::short_duration;
 
-/// Significance level of every test. Each key is tested on five metrics, so a strict level keeps
-/// the chance of any false alarm per key near 1% (Bonferroni); real regressions of a run's worth of
-/// intervals reach p < 0.0001.
+/// One minus the level of the interval that calls a change: each key is tested on five metrics,
+/// so a strict level keeps the chance of any false alarm per key near 0.5% (Bonferroni).
 pub const ALPHA: f64 = 0.001;
+/// The level of the interval that calls *no change* (two one-sided tests at 5%).
+pub const EQUIVALENCE_LEVEL: f64 = 0.90;
 /// Smallest relative change of a percentile or rate that counts as a change.
 pub const MIN_RELATIVE: f64 = 0.05;
 /// Smallest absolute change of a percentile that counts, in microseconds: below a millisecond,
@@ -38,21 +51,21 @@ pub const MIN_RELATIVE: f64 = 0.05;
 pub const MIN_ABSOLUTE_US: f64 = 1000.0;
 /// Smallest change of an error rate, in percentage points, that counts.
 pub const MIN_ERROR_PP: f64 = 0.1;
-/// Fewest intervals per side for a verdict.
-pub const MIN_INTERVALS: usize = 5;
+/// Fewest intervals per side for a verdict on latency or rate.
+pub const MIN_INTERVALS: usize = 3;
 
 /// What the comparison concluded for one metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
-    /// Significantly worse.
+    /// Worse beyond the margin, at the strict level.
     Regressed,
-    /// Significantly better.
+    /// Better beyond the margin, at the strict level.
     Improved,
-    /// Not distinguishable from noise.
-    NoSignificantChange,
-    /// Too few intervals to tell.
-    InsufficientData,
+    /// Within the margin, at the equivalence level.
+    NoChange,
+    /// The data cannot tell; the row's `reason` says why.
+    Undecided,
 }
 
 impl fmt::Display for Change {
@@ -60,8 +73,8 @@ impl fmt::Display for Change {
         f.write_str(match self {
             Change::Regressed => "regressed",
             Change::Improved => "improved",
-            Change::NoSignificantChange => "no significant change",
-            Change::InsufficientData => "insufficient data",
+            Change::NoChange => "no change",
+            Change::Undecided => "undecided",
         })
     }
 }
@@ -109,8 +122,17 @@ pub struct Row {
     pub delta: f64,
     /// The test's p-value, when it could run.
     pub p_value: Option<f64>,
+    /// The strict (99.9%) interval of the change, in the unit of `delta`.
+    pub interval: Option<[f64; 2]>,
+    /// The 90% interval of the change, in the unit of `delta`.
+    pub equivalence: Option<[f64; 2]>,
+    /// The practical margin, in the unit of `delta`.
+    pub margin: f64,
     /// The verdict.
     pub change: Change,
+    /// Why the verdict is what it is, when it is undecided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Row {
@@ -122,11 +144,26 @@ impl Row {
         }
     }
     fn delta_text(&self) -> String {
+        self.change_text(self.delta)
+    }
+    fn change_text(&self, v: f64) -> String {
         match self.measure {
-            Measure::Errors => format!("{:+.2}pp", self.delta),
-            _ => format!("{:+.1}%", self.delta * 100.0),
+            Measure::Errors => format!("{v:+.2}pp"),
+            _ => format!("{:+.1}%", v * 100.0),
         }
     }
+}
+
+/// What a `--fail-if` bound says of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Beyond the bound, at the strict level.
+    Fail,
+    /// On the good side of the bound, at the equivalence level.
+    Pass,
+    /// The data cannot tell.
+    Undecided,
 }
 
 /// A `--fail-if` bound.
@@ -193,15 +230,31 @@ impl fmt::Display for FailIf {
 }
 
 impl FailIf {
-    /// True when `row` is a significant regression beyond this bound.
-    pub fn trips(&self, row: &Row) -> bool {
-        row.measure == self.measure
-            && row.change == Change::Regressed
-            && if self.above {
-                row.delta > self.bound
+    /// What this bound says of `row` (`None` for a row of another metric).
+    pub fn judge(&self, row: &Row) -> Option<Gate> {
+        if row.measure != self.measure {
+            return None;
+        }
+        let (Some([lo, hi]), Some([elo, ehi])) = (row.interval, row.equivalence) else {
+            return Some(Gate::Undecided);
+        };
+        // A change inside the practical margin (5% and 1 ms) never counts against a bound, as
+        // it never counts as a change.
+        Some(if self.above {
+            if row.change == Change::Regressed && lo > self.bound {
+                Gate::Fail
+            } else if ehi <= self.bound.max(row.margin) {
+                Gate::Pass
             } else {
-                row.delta < self.bound
+                Gate::Undecided
             }
+        } else if row.change == Change::Regressed && hi < self.bound {
+            Gate::Fail
+        } else if elo >= self.bound.min(-row.margin) {
+            Gate::Pass
+        } else {
+            Gate::Undecided
+        })
     }
 }
 
@@ -259,23 +312,17 @@ pub fn compare(base: &RunResult, new: &RunResult) -> Vec<Row> {
             Side::flow(nf),
         ));
         for (key, b_side, n_side) in keys {
-            let (bl, nl) = (b_side.latency, n_side.latency);
-            let (be, ne) = ((b_side.failed, b_side.total), (n_side.failed, n_side.total));
-            let (br, nr) = (b_side.rate, n_side.rate);
             let empty = Vec::new();
-            let b_rows: Vec<&IntervalRow> = bs
-                .get(&key)
-                .unwrap_or(&empty)
-                .iter()
-                .filter(|r| r.count > 0)
-                .collect();
-            let n_rows: Vec<&IntervalRow> = ns
-                .get(&key)
-                .unwrap_or(&empty)
-                .iter()
-                .filter(|r| r.count > 0)
-                .collect();
-            if let (Some(bl), Some(nl)) = (bl, nl) {
+            let used = |m: &HashMap<String, Vec<IntervalRow>>| -> Vec<IntervalRow> {
+                m.get(&key)
+                    .unwrap_or(&empty)
+                    .iter()
+                    .filter(|r| r.count > 0)
+                    .cloned()
+                    .collect()
+            };
+            let (b_rows, n_rows) = (used(&bs), used(&ns));
+            if let (Some(bl), Some(nl)) = (b_side.latency, n_side.latency) {
                 for (m, q, pick) in [
                     (
                         Measure::P50,
@@ -286,87 +333,125 @@ pub fn compare(base: &RunResult, new: &RunResult) -> Vec<Row> {
                     (Measure::P99, 0.99, |r: &IntervalRow| r.p99_us as f64),
                 ] {
                     let (b, n) = (quantile(bl, q), quantile(nl, q));
-                    let delta = if b > 0.0 { n / b - 1.0 } else { 0.0 };
-                    let xs: Vec<f64> = b_rows.iter().map(|r| pick(r)).collect();
-                    let ys: Vec<f64> = n_rows.iter().map(|r| pick(r)).collect();
-                    let mut row = judge(&key, m, b, n, delta, &xs, &ys, true);
-                    if (n - b).abs() < MIN_ABSOLUTE_US
-                        && matches!(row.change, Change::Regressed | Change::Improved)
-                    {
-                        row.change = Change::NoSignificantChange;
+                    let logs = |v: &[IntervalRow]| -> Vec<f64> {
+                        v.iter().map(|r| pick(r).max(1.0).ln()).collect()
+                    };
+                    let margin = MIN_RELATIVE.max(if b > 0.0 { MIN_ABSOLUTE_US / b } else { 0.0 });
+                    let mut row = Row::new(&key, m, b, n, margin);
+                    match sized(&logs(&b_rows), &logs(&n_rows)) {
+                        Ok(w) => row.decide(&w, |x| x.exp() - 1.0, true),
+                        Err(why) => row.undecided(why),
                     }
                     rows.push(row);
                 }
             }
-            let (bp, np) = (share(be), share(ne));
-            let p = two_proportion_p(be, ne);
-            let pp = (np - bp) * 100.0;
-            let change = match p {
-                None => Change::InsufficientData,
-                Some(p) if p < ALPHA && pp > MIN_ERROR_PP => Change::Regressed,
-                Some(p) if p < ALPHA && pp < -MIN_ERROR_PP => Change::Improved,
-                Some(_) => Change::NoSignificantChange,
+            rows.push(errors_row(&key, &b_side, &n_side));
+            // Requests per second per interval; the last interval is partial.
+            let per_s = |v: &[IntervalRow], dt: f64| -> Vec<f64> {
+                let n = v.len().saturating_sub(1);
+                v.iter().take(n).map(|r| r.count as f64 / dt).collect()
             };
-            rows.push(Row {
-                key: key.clone(),
-                measure: Measure::Errors,
-                base: bp,
-                new: np,
-                delta: pp,
-                p_value: p,
-                change,
-            });
-            let dt_b = base.interval_s.max(1e-3);
-            let dt_n = new.interval_s.max(1e-3);
-            // Throughput per interval, ignoring the partial first and last intervals.
-            let trim = |v: &[&IntervalRow], dt: f64| -> Vec<f64> {
-                let n = v.len();
-                v.iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i > 0 && *i + 1 < n)
-                    .map(|(_, r)| r.count as f64 / dt)
-                    .collect()
-            };
-            let (xs, ys) = (trim(&b_rows, dt_b), trim(&n_rows, dt_n));
-            let delta = if br > 0.0 { nr / br - 1.0 } else { 0.0 };
-            rows.push(judge(&key, Measure::Rate, br, nr, delta, &xs, &ys, false));
+            let xs = per_s(&b_rows, base.interval_s.max(1e-3));
+            let ys = per_s(&n_rows, new.interval_s.max(1e-3));
+            let (br, nr) = (b_side.rate, n_side.rate);
+            let mut row = Row::new(&key, Measure::Rate, br, nr, MIN_RELATIVE);
+            let mean = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+            match sized(&xs, &ys) {
+                Ok(_) if mean <= 0.0 => row.undecided("no throughput in the base run".into()),
+                Ok(w) => row.decide(&w, |x| x / mean, false),
+                Err(why) => row.undecided(why),
+            }
+            rows.push(row);
         }
     }
     rows
 }
 
-#[allow(clippy::too_many_arguments)]
-fn judge(
-    key: &str,
-    m: Measure,
-    base: f64,
-    new: f64,
-    delta: f64,
-    xs: &[f64],
-    ys: &[f64],
-    higher_is_worse: bool,
-) -> Row {
-    let p =
-        (xs.len() >= MIN_INTERVALS && ys.len() >= MIN_INTERVALS).then(|| mann_whitney_p(xs, ys));
-    let change = match p {
-        None => Change::InsufficientData,
-        Some(p) if p < ALPHA && delta.abs() > MIN_RELATIVE => {
-            if (delta > 0.0) == higher_is_worse {
-                Change::Regressed
-            } else {
-                Change::Improved
-            }
-        }
-        Some(_) => Change::NoSignificantChange,
+/// Welch's comparison when both sides have [`MIN_INTERVALS`] intervals, else why not.
+fn sized(xs: &[f64], ys: &[f64]) -> Result<Welch, String> {
+    match Welch::of(xs, ys) {
+        Some(w) if xs.len() >= MIN_INTERVALS && ys.len() >= MIN_INTERVALS => Ok(w),
+        _ => Err(format!(
+            "{} intervals in base, {} in new; {MIN_INTERVALS} needed a side (a longer run or a shorter --interval)",
+            xs.len(),
+            ys.len()
+        )),
+    }
+}
+
+fn errors_row(key: &str, b: &Side<'_>, n: &Side<'_>) -> Row {
+    let (bp, np) = (share(b.failed, b.total), share(n.failed, n.total));
+    let mut row = Row::new(key, Measure::Errors, bp, np, MIN_ERROR_PP);
+    row.delta = (np - bp) * 100.0;
+    row.p_value = two_proportion_p((b.failed, b.total), (n.failed, n.total));
+    if b.total == 0 || n.total == 0 {
+        row.undecided("no requests on one side".into());
+        return row;
+    }
+    // Agresti–Caffo: one failure and one success added to each side.
+    let adj = |f: u64, t: u64| ((f + 1) as f64 / (t + 2) as f64, (t + 2) as f64);
+    let ((p1, n1), (p2, n2)) = (adj(b.failed, b.total), adj(n.failed, n.total));
+    let w = Welch {
+        diff: (p2 - p1) * 100.0,
+        se: (p1 * (1.0 - p1) / n1 + p2 * (1.0 - p2) / n2).sqrt() * 100.0,
+        df: f64::INFINITY,
     };
-    Row {
-        key: key.to_string(),
-        measure: m,
-        base,
-        new,
-        delta,
-        p_value: p,
-        change,
+    row.decide(&w, |x| x, true);
+    row
+}
+
+impl Row {
+    fn new(key: &str, measure: Measure, base: f64, new: f64, margin: f64) -> Row {
+        Row {
+            key: key.to_string(),
+            measure,
+            base,
+            new,
+            delta: if base > 0.0 { new / base - 1.0 } else { 0.0 },
+            p_value: None,
+            interval: None,
+            equivalence: None,
+            margin,
+            change: Change::Undecided,
+            reason: None,
+        }
+    }
+
+    fn undecided(&mut self, why: String) {
+        self.change = Change::Undecided;
+        self.reason = Some(why);
+    }
+
+    /// Decides from Welch's comparison `w`, whose scale `to_delta` maps onto this row's delta.
+    fn decide(&mut self, w: &Welch, to_delta: impl Fn(f64) -> f64, higher_is_worse: bool) {
+        let strict = w.interval(1.0 - ALPHA).map(&to_delta);
+        let loose = w.interval(EQUIVALENCE_LEVEL).map(&to_delta);
+        if self.p_value.is_none() {
+            self.p_value = Some(w.p_value());
+        }
+        self.interval = Some(strict);
+        self.equivalence = Some(loose);
+        let m = self.margin;
+        let (worse, better) = if higher_is_worse {
+            (strict[0] > m, strict[1] < -m)
+        } else {
+            (strict[1] < -m, strict[0] > m)
+        };
+        self.change = if worse {
+            Change::Regressed
+        } else if better {
+            Change::Improved
+        } else if loose[0] >= -m && loose[1] <= m {
+            Change::NoChange
+        } else {
+            self.reason = Some(format!(
+                "the change is between {} and {} (90%): it may be more than the margin of {}",
+                self.change_text(loose[0]),
+                self.change_text(loose[1]),
+                self.change_text(m).trim_start_matches('+'),
+            ));
+            Change::Undecided
+        };
     }
 }
 
@@ -381,7 +466,7 @@ fn quantile(l: &Latency, q: f64) -> f64 {
     }
 }
 
-fn share((failed, total): (u64, u64)) -> f64 {
+fn share(failed: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
     } else {
@@ -389,172 +474,65 @@ fn share((failed, total): (u64, u64)) -> f64 {
     }
 }
 
-/// Two-sided p-value of the Mann–Whitney U test, normal approximation with tie correction.
-pub fn mann_whitney_p(xs: &[f64], ys: &[f64]) -> f64 {
-    let (n1, n2) = (xs.len() as f64, ys.len() as f64);
-    let mut all: Vec<(f64, bool)> = xs
-        .iter()
-        .map(|&x| (x, true))
-        .chain(ys.iter().map(|&y| (y, false)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let n = all.len();
-    let mut rank_sum_x = 0.0;
-    let mut tie_term = 0.0;
-    let mut i = 0;
-    while i < n {
-        let mut j = i;
-        while j + 1 < n && all[j + 1].0 == all[i].0 {
-            j += 1;
-        }
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        let t = (j - i + 1) as f64;
-        tie_term += t * t * t - t;
-        for item in &all[i..=j] {
-            if item.1 {
-                rank_sum_x += rank;
-            }
-        }
-        i = j + 1;
-    }
-    let u = rank_sum_x - n1 * (n1 + 1.0) / 2.0;
-    let mean = n1 * n2 / 2.0;
-    let nn = n1 + n2;
-    let var = n1 * n2 / 12.0 * ((nn + 1.0) - tie_term / (nn * (nn - 1.0)));
-    if var <= 0.0 {
-        return 1.0;
-    }
-    // Continuity correction toward the mean.
-    let z = ((u - mean).abs() - 0.5).max(0.0) / var.sqrt();
-    (2.0 * normal_sf(z)).min(1.0)
-}
-
-/// Two-sided Mann–Whitney U p-value between two histograms (ranks over their recorded values;
-/// values in the same bucket are ties).
-pub fn mann_whitney_hist(a: &crate::metrics::Hist, b: &crate::metrics::Hist) -> f64 {
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    if n1 == 0.0 || n2 == 0.0 {
-        return 1.0;
-    }
-    let mut buckets: std::collections::BTreeMap<u64, (u64, u64)> =
-        std::collections::BTreeMap::new();
-    for v in a.iter_recorded() {
-        buckets
-            .entry(a.highest_equivalent(v.value_iterated_to()))
-            .or_default()
-            .0 += v.count_at_value();
-    }
-    for v in b.iter_recorded() {
-        buckets
-            .entry(b.highest_equivalent(v.value_iterated_to()))
-            .or_default()
-            .1 += v.count_at_value();
-    }
-    let (mut rank_sum_a, mut below, mut tie_term) = (0.0, 0.0, 0.0);
-    for (ca, cb) in buckets.values() {
-        let t = (ca + cb) as f64;
-        let mid_rank = below + (t + 1.0) / 2.0;
-        rank_sum_a += *ca as f64 * mid_rank;
-        tie_term += t * t * t - t;
-        below += t;
-    }
-    let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
-    let nn = n1 + n2;
-    let var = n1 * n2 / 12.0 * ((nn + 1.0) - tie_term / (nn * (nn - 1.0)));
-    if var <= 0.0 {
-        return 1.0;
-    }
-    let z = ((u - n1 * n2 / 2.0).abs() - 0.5).max(0.0) / var.sqrt();
-    (2.0 * normal_sf(z)).min(1.0)
-}
-
-/// Two-sided p-value of the two-proportion z-test; `None` when either side sent nothing.
-pub fn two_proportion_p((f1, n1): (u64, u64), (f2, n2): (u64, u64)) -> Option<f64> {
-    if n1 == 0 || n2 == 0 {
-        return None;
-    }
-    let (p1, p2) = (f1 as f64 / n1 as f64, f2 as f64 / n2 as f64);
-    let pooled = (f1 + f2) as f64 / (n1 + n2) as f64;
-    let se = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n2 as f64)).sqrt();
-    if se == 0.0 {
-        return Some(if p1 == p2 { 1.0 } else { 0.0 });
-    }
-    Some((2.0 * normal_sf(((p2 - p1) / se).abs())).min(1.0))
-}
-
-/// Upper tail of the standard normal distribution, from the complementary error function
-/// (Numerical Recipes' Chebyshev fit, relative error below 1.2e-7).
-pub fn normal_sf(z: f64) -> f64 {
-    0.5 * erfc(z / std::f64::consts::SQRT_2)
-}
-
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 { r } else { 2.0 - r }
-}
-
-/// Renders the comparison table.
-pub fn render(rows: &[Row], tripped: &[(Row, String)]) -> String {
+/// Renders the comparison table, then every `--fail-if` bound that failed or could not be
+/// decided (`gates`: the row, the bound as written, what it said).
+pub fn render(rows: &[Row], gates: &[(Row, String, Gate)]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let kw = rows.iter().map(|r| r.key.len()).max().unwrap_or(3).max(3);
     let _ = writeln!(
         out,
-        "{:<kw$}  {:<6}  {:>10}  {:>10}  {:>9}  {:>8}  verdict",
-        "key", "metric", "base", "new", "delta", "p"
+        "{:<kw$}  {:<6}  {:>10}  {:>10}  {:>9}  {:>21}  verdict",
+        "key", "metric", "base", "new", "delta", "99.9% interval"
     );
     for r in rows {
-        let p = r.p_value.map_or_else(
+        let interval = r.interval.map_or_else(
             || "-".into(),
-            |p| {
-                if p < 0.0001 {
-                    "<0.0001".into()
-                } else {
-                    format!("{p:.4}")
-                }
-            },
+            |[lo, hi]| format!("{} to {}", r.change_text(lo), r.change_text(hi)),
         );
+        let verdict = match &r.reason {
+            Some(why) => format!("{} ({why})", r.change),
+            None => r.change.to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:<kw$}  {:<6}  {:>10}  {:>10}  {:>9}  {:>8}  {}",
+            "{:<kw$}  {:<6}  {:>10}  {:>10}  {:>9}  {:>21}  {verdict}",
             r.key,
             r.measure.name(),
             r.shown(r.base),
             r.shown(r.new),
             r.delta_text(),
-            p,
-            r.change
+            interval,
         );
     }
-    let regressed = rows
-        .iter()
-        .filter(|r| r.change == Change::Regressed)
-        .count();
-    let improved = rows.iter().filter(|r| r.change == Change::Improved).count();
+    let count = |c: Change| rows.iter().filter(|r| r.change == c).count();
     let _ = writeln!(
         out,
-        "\n{regressed} regressed, {improved} improved, {} unchanged or undecided",
-        rows.len() - regressed - improved
+        "\n{} regressed, {} improved, {} no change, {} undecided",
+        count(Change::Regressed),
+        count(Change::Improved),
+        count(Change::NoChange),
+        count(Change::Undecided)
     );
     let _ = writeln!(
         out,
-        "(latency: Mann–Whitney U on per-interval percentiles; errors: two-proportion z-test; significance p < {ALPHA} and a change of more than {:.0}% and 1ms)",
+        "(latency: Welch's t on log per-interval percentiles; rate: on per-interval throughput; errors: Agresti–Caffo. \
+         A change when the 99.9% interval is beyond the margin ({:.0}% and 1ms; 0.1pp for errors), no change when the 90% interval is within it.)",
         MIN_RELATIVE * 100.0
     );
-    for (r, bound) in tripped {
+    for (r, bound, gate) in gates {
+        let word = match gate {
+            Gate::Fail => "FAIL",
+            Gate::Undecided => "UNDECIDED",
+            Gate::Pass => continue,
+        };
+        let why = match (gate, &r.reason) {
+            (Gate::Undecided, Some(why)) => format!(": {why}"),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "FAIL: {} {} {} beyond --fail-if \"{bound}\"",
+            "{word}: {} {} {} against --fail-if \"{bound}\"{why}",
             r.key,
             r.measure.name(),
             r.delta_text()
@@ -566,52 +544,177 @@ pub fn render(rows: &[Row], tripped: &[(Row, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::model::{FlowResult, StepResult};
 
-    #[test]
-    fn normal_tail_matches_tables() {
-        assert!((normal_sf(0.0) - 0.5).abs() < 1e-7);
-        assert!((normal_sf(1.96) - 0.024_997_9).abs() < 1e-6);
-        assert!((normal_sf(3.0) - 0.001_349_9).abs() < 1e-6);
-    }
-
-    #[test]
-    fn mann_whitney_separates_shifted_samples_only() {
-        let a: Vec<f64> = (0..30).map(|i| 100.0 + (i * 7 % 13) as f64).collect();
-        let same: Vec<f64> = (0..30).map(|i| 100.0 + (i * 5 % 13) as f64).collect();
-        let shifted: Vec<f64> = a.iter().map(|x| x + 20.0).collect();
-        assert!(mann_whitney_p(&a, &same) > 0.2);
-        assert!(mann_whitney_p(&a, &shifted) < 1e-6);
-        // All ties: no evidence at all.
-        assert_eq!(mann_whitney_p(&[1.0; 10], &[1.0; 10]), 1.0);
-    }
-
-    #[test]
-    fn mann_whitney_on_histograms_agrees_with_samples() {
-        let mut a = crate::metrics::new_hist();
-        let mut b = crate::metrics::new_hist();
-        let xs: Vec<f64> = (0..200).map(|i| 1000.0 + (i * 37 % 101) as f64).collect();
-        let ys: Vec<f64> = (0..200).map(|i| 1030.0 + (i * 53 % 101) as f64).collect();
-        for x in &xs {
-            a.record(*x as u64).unwrap();
+    /// A run of one step `f.a` whose intervals have latency `lat(i)` µs and `count(i)`
+    /// requests, `failed` of `requests` failed in all.
+    fn run(
+        n: usize,
+        lat: impl Fn(usize) -> u64,
+        count: impl Fn(usize) -> u64,
+        failed: u64,
+        requests: u64,
+    ) -> RunResult {
+        let mut h = crate::metrics::new_hist();
+        let mut intervals = Vec::new();
+        for i in 0..n {
+            for _ in 0..count(i) {
+                let _ = h.record(lat(i));
+            }
+            intervals.push(IntervalRow {
+                t: i as f64 + 1.0,
+                key: "f.a".into(),
+                count: count(i),
+                errors: 0,
+                p50_us: lat(i),
+                p95_us: lat(i),
+                p99_us: lat(i),
+                max_us: lat(i),
+                active_vus: None,
+                target: None,
+                retries: 0,
+                dropped: None,
+            });
         }
-        for y in &ys {
-            b.record(*y as u64).unwrap();
+        let latency = Latency::from_hist(Some(&h));
+        let step = StepResult {
+            key: "f.a".into(),
+            requests,
+            failed,
+            rate: count(1) as f64,
+            latency,
+            ..Default::default()
+        };
+        RunResult {
+            interval_s: 1.0,
+            intervals,
+            flows: vec![FlowResult {
+                name: "f".into(),
+                steps: vec![step],
+                ..Default::default()
+            }],
+            ..Default::default()
         }
-        let p_hist = mann_whitney_hist(&a, &b);
-        let p_samples = mann_whitney_p(&xs, &ys);
-        assert!(p_hist < 1e-6 && p_samples < 1e-6, "{p_hist} {p_samples}");
-        assert!(mann_whitney_hist(&a, &a.clone()) > 0.9);
+    }
+
+    fn row(rows: &[Row], m: Measure) -> &Row {
+        rows.iter()
+            .find(|r| r.key == "f.a" && r.measure == m)
+            .unwrap()
+    }
+
+    /// A little per-interval jitter, as real runs have.
+    fn jitter(i: usize) -> u64 {
+        [0, 7, 3, 9, 1, 5, 8, 2][i % 8]
     }
 
     #[test]
-    fn two_proportions() {
-        assert!(two_proportion_p((10, 1000), (11, 1000)).unwrap() > 0.5);
-        assert!(two_proportion_p((10, 1000), (60, 1000)).unwrap() < 1e-6);
-        assert_eq!(two_proportion_p((0, 0), (1, 10)), None);
+    fn a_gross_regression_is_decided_with_five_intervals_a_side() {
+        let base = run(5, |i| 312 + jitter(i), |_| 200, 0, 1000);
+        let slow = run(5, |i| 31_300 + 10 * jitter(i), |_| 200, 0, 1000);
+        let rows = compare(&base, &slow);
+        assert_eq!(row(&rows, Measure::P99).change, Change::Regressed);
+        let bound: FailIf = "p99 > +10%".parse().unwrap();
+        assert_eq!(bound.judge(row(&rows, Measure::P99)), Some(Gate::Fail));
+        // The same data the other way round is an improvement, which passes the bound.
+        let rows = compare(&slow, &base);
+        assert_eq!(row(&rows, Measure::P99).change, Change::Improved);
+        assert_eq!(bound.judge(row(&rows, Measure::P99)), Some(Gate::Pass));
     }
 
     #[test]
-    fn fail_if_parses_and_trips_only_on_significant_regressions() {
+    fn too_few_intervals_are_undecided_and_say_so() {
+        let base = run(2, |_| 300, |_| 200, 0, 400);
+        let slow = run(2, |_| 30_000, |_| 200, 0, 400);
+        let rows = compare(&base, &slow);
+        let p99 = row(&rows, Measure::P99);
+        assert_eq!(p99.change, Change::Undecided);
+        assert!(
+            p99.reason.as_deref().unwrap().contains("3 needed a side"),
+            "{p99:?}"
+        );
+        let bound: FailIf = "p99 > +10%".parse().unwrap();
+        assert_eq!(bound.judge(p99), Some(Gate::Undecided));
+    }
+
+    #[test]
+    fn changes_under_the_floors_are_no_change() {
+        // 10 ms → 10.8 ms: 8% but under 1 ms. 100 ms → 104 ms: over 1 ms but under 5%.
+        for (b, n) in [(10_000, 10_800), (100_000, 104_000)] {
+            let rows = compare(
+                &run(20, |i| b + jitter(i), |_| 100, 0, 2000),
+                &run(20, |i| n + jitter(i), |_| 100, 0, 2000),
+            );
+            assert_eq!(
+                row(&rows, Measure::P50).change,
+                Change::NoChange,
+                "{b} -> {n}"
+            );
+        }
+        // Past both floors: 10 ms → 12 ms and 100 ms → 106 ms are regressions.
+        for (b, n) in [(10_000, 12_000), (100_000, 106_000)] {
+            let rows = compare(
+                &run(20, |i| b + jitter(i), |_| 100, 0, 2000),
+                &run(20, |i| n + jitter(i), |_| 100, 0, 2000),
+            );
+            assert_eq!(
+                row(&rows, Measure::P50).change,
+                Change::Regressed,
+                "{b} -> {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn noisy_short_runs_are_undecided_not_unchanged() {
+        // Interval p99s that swing by 2× either way: five of them cannot rule out a 5% change.
+        let swing = |i: usize| [10_000, 20_000, 5_000, 15_000, 8_000][i % 5];
+        let rows = compare(
+            &run(5, swing, |_| 100, 0, 500),
+            &run(5, |i| swing(i + 2), |_| 100, 0, 500),
+        );
+        let p99 = row(&rows, Measure::P99);
+        assert_eq!(p99.change, Change::Undecided, "{p99:?}");
+        assert!(
+            p99.reason
+                .as_deref()
+                .unwrap()
+                .contains("may be more than the margin")
+        );
+    }
+
+    #[test]
+    fn error_and_rate_regressions_are_found() {
+        let base = run(10, |i| 1000 + jitter(i), |i| 100 + jitter(i), 10, 10_000);
+        let worse = run(10, |i| 1000 + jitter(i), |i| 80 + jitter(i), 100, 10_000);
+        let rows = compare(&base, &worse);
+        let e = row(&rows, Measure::Errors);
+        assert_eq!(e.change, Change::Regressed, "{e:?}");
+        assert!((e.delta - 0.9).abs() < 1e-9);
+        assert_eq!(
+            "errors > +0.5pp".parse::<FailIf>().unwrap().judge(e),
+            Some(Gate::Fail)
+        );
+        assert_eq!(
+            "errors > +5pp".parse::<FailIf>().unwrap().judge(e),
+            Some(Gate::Pass)
+        );
+        let r = row(&rows, Measure::Rate);
+        assert_eq!(r.change, Change::Regressed, "{r:?}");
+        assert_eq!(
+            "rate < -10%".parse::<FailIf>().unwrap().judge(r),
+            Some(Gate::Fail)
+        );
+        // 0.09 percentage points is under the margin, however certain.
+        let rows = compare(
+            &run(10, |_| 1000, |_| 100, 1000, 1_000_000),
+            &run(10, |_| 1000, |_| 100, 1900, 1_000_000),
+        );
+        assert_eq!(row(&rows, Measure::Errors).change, Change::NoChange);
+    }
+
+    #[test]
+    fn fail_if_parses() {
         let f: FailIf = "p99 > +10%".parse().unwrap();
         assert_eq!(
             f,
@@ -625,17 +728,5 @@ mod tests {
         assert_eq!(e.bound, 0.5);
         assert!("p99 > 10".parse::<FailIf>().is_err());
         assert!("errors > 1%".parse::<FailIf>().is_err());
-        let row = |change, delta| Row {
-            key: "k".into(),
-            measure: Measure::P99,
-            base: 1.0,
-            new: 2.0,
-            delta,
-            p_value: Some(0.0),
-            change,
-        };
-        assert!(f.trips(&row(Change::Regressed, 0.3)));
-        assert!(!f.trips(&row(Change::Regressed, 0.05)));
-        assert!(!f.trips(&row(Change::NoSignificantChange, 0.3)));
     }
 }

@@ -4,5 +4,6 @@
 pub mod compare;
 pub mod interaction;
 pub mod selfcheck;
+pub mod stats;
 pub mod threshold;
 pub mod trend;

@@ -253,7 +253,7 @@ pub struct BatchSplit {
 pub fn batch_split(s: &StepStats) -> Option<BatchSplit> {
     let (d, w) = (s.during_batch.as_deref()?, s.without_batch.as_deref()?);
     let (during, without) = (Latency::from_hist(Some(d))?, Latency::from_hist(Some(w))?);
-    let p_value = crate::analysis::compare::mann_whitney_hist(d, w);
+    let p_value = crate::analysis::stats::mann_whitney_hist(d, w);
     // Judged on the median, the location Mann–Whitney tests, and only in the slower direction:
     // a p99 of a few dozen samples moves with machine noise.
     let interferes = p_value < 0.01
