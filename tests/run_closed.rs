@@ -92,3 +92,38 @@ fn per_vu_iterations_bound_a_batch() {
     assert_eq!(flow(&r, "f").iterations_ok, 20);
     assert_eq!(flow(&r, "g").iterations_ok, 7);
 }
+
+#[test]
+fn a_paced_flow_through_a_target_stall_blames_the_target_not_the_generator() {
+    // 10 paced users (one iteration per 100 ms each) through a 1 s stall of the whole server.
+    // Their iterations fall behind and catch up: that lateness is the target's, already in
+    // latency (timed from due), and must not make the generator's schedule-lag check fail.
+    let srv = start_server(ServerConfig {
+        stall: Some((Duration::from_millis(800), Duration::from_secs(1))),
+        ..Default::default()
+    });
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { timeout: 5s }\njourneys:\n  j: [ { name: a, get: /stall } ]\nflows:\n  f: { journey: j, vus: 10, pace: 100ms, duration: 3s }\n",
+    );
+    let out = d.path().join("out");
+    let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let lag = r
+        .self_checks
+        .iter()
+        .find(|c| c.check == "schedule_lag")
+        .unwrap();
+    assert!(lag.passed, "{}", lag.detail);
+    assert!(
+        lag.detail.contains("waited on the target"),
+        "{}",
+        lag.detail
+    );
+    let f = flow(&r, "f");
+    assert!(f.target_lag.as_ref().unwrap().max_us >= 500_000);
+    assert!(hist(step(&r, "f.a").latency.as_ref().unwrap()).max() >= 900_000);
+    assert_exit(code, 0, &r, &stdout);
+}

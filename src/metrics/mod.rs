@@ -389,8 +389,14 @@ pub enum IterationOutcome {
 pub struct FlowStats {
     /// Whole-iteration latency from its due time.
     pub iteration: Option<Box<Hist>>,
-    /// Schedule lag: how late iterations started after their due time.
+    /// The generator's own lateness: how late iterations started after the later of their due
+    /// time and the moment a virtual user was free to start them.
     pub lag: Option<Box<Hist>>,
+    /// Lateness the target caused: a paced user still busy with an earlier, overrunning
+    /// iteration when the next one was due.
+    pub target_lag: Option<Box<Hist>>,
+    /// The generator's lateness on each user's first iteration (users started together).
+    pub startup_lag: Option<Box<Hist>>,
     /// Iterations that completed without failure.
     pub iterations_ok: u64,
     /// Iterations with a failed step.
@@ -418,6 +424,8 @@ impl FlowStats {
     pub fn absorb(&mut self, o: FlowStats) {
         add_hist(&mut self.iteration, o.iteration);
         add_hist(&mut self.lag, o.lag);
+        add_hist(&mut self.target_lag, o.target_lag);
+        add_hist(&mut self.startup_lag, o.startup_lag);
         self.iterations_ok += o.iterations_ok;
         self.iterations_failed += o.iterations_failed;
         self.interrupted += o.interrupted;
@@ -695,11 +703,23 @@ impl Registry {
         });
     }
 
-    /// Records how late an iteration started.
-    pub fn lag(&self, flow: usize, lag: Duration) {
+    /// Records how late an iteration started: `own` is the generator's lateness; `target`, any
+    /// lateness the target caused (the user was still busy when it was due); `first`, whether it
+    /// is a user's first iteration (its own lateness then counts as start-up).
+    pub fn lag(&self, flow: usize, own: Duration, target: Duration, first: bool) {
         self.with(|st| {
             if let Some(f) = st.flows.get_mut(flow) {
-                record(&mut f.lag, lag);
+                record(
+                    if first {
+                        &mut f.startup_lag
+                    } else {
+                        &mut f.lag
+                    },
+                    own,
+                );
+                if !target.is_zero() {
+                    record(&mut f.target_lag, target);
+                }
             }
         });
     }

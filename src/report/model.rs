@@ -159,8 +159,19 @@ pub struct FlowResult {
     pub iteration_rate: f64,
     /// Whole-iteration latency from due time.
     pub iteration: Option<Latency>,
-    /// Schedule lag (start − due).
+    /// The generator's own schedule lag: start minus the later of the due time and the moment a
+    /// user was free to start (first iterations of users started together excluded).
     pub schedule_lag: Option<Latency>,
+    /// Lateness the target caused: paced users still busy with an earlier, overrunning iteration
+    /// when the next one was due (already in the iterations' latency, timed from due).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_lag: Option<Latency>,
+    /// The generator's lateness on each user's first iteration, when users start together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_lag: Option<Latency>,
+    /// Open flows that dropped arrivals: why, and what would have avoided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_cause: Option<String>,
     /// Open flows: the lateness the plan allows on purpose (`arrival_slack`), in microseconds,
     /// which the schedule-lag self-check adds to its bound.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -207,6 +207,20 @@ pub fn render(r: &RunResult) -> String {
             );
         }
     }
+    let drops: Vec<&str> = r
+        .flows
+        .iter()
+        .filter_map(|f| f.dropped_cause.as_deref())
+        .collect();
+    if !drops.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ndropped arrivals (the target's result, not the generator's):"
+        );
+        for d in drops {
+            let _ = writeln!(out, "  {d}");
+        }
+    }
     let failed: Vec<&str> = r
         .self_checks
         .iter()

@@ -16,17 +16,17 @@ use crate::http::Client;
 use crate::journey::FlowCtx;
 use crate::metrics::{KeyTable, Registry, Stats, new_hist};
 use crate::report::hlog::HlogWriter;
-use crate::report::model::{
-    Environment, ErrorExampleResult, FlowResult, IntervalRow, Latency, RunResult, SCHEMA_VERSION,
-    class_counts, step_result,
-};
+use crate::report::model::{IntervalRow, RunResult};
 use crate::report::progress::{FlowLine, Progress};
 use crate::scenario::Plan;
 use crate::scenario::plan::{FlowKind, LoadModel};
 use crate::schedule::{ControlHandle, run_flow};
 
+mod assemble;
 mod memory;
 mod outdir;
+
+use assemble::{Span, assemble};
 
 pub use memory::{available_memory_bytes, estimated_memory_bytes, histogram_bytes};
 pub use outdir::{LOCK_FILE, OutLock, estimated_output_bytes, prepare_out};
@@ -304,10 +304,12 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         &registry,
         collected.cumulative,
         collected.rows,
-        wall_t0,
-        elapsed,
-        interrupted,
-        opts.interval,
+        Span {
+            wall_t0,
+            elapsed,
+            interrupted,
+            interval: opts.interval,
+        },
     );
     result.generator = busy.finish().map(|mut g| {
         g.connections_opened = connections_opened;
@@ -484,10 +486,12 @@ impl Collector {
                     registry,
                     cumulative.clone(),
                     Vec::new(),
-                    wall_t0,
-                    elapsed.as_secs_f64(),
-                    false,
-                    interval,
+                    Span {
+                        wall_t0,
+                        elapsed: elapsed.as_secs_f64(),
+                        interrupted: false,
+                        interval,
+                    },
                 );
                 // A threshold with no data yet (a flow that has not started, a step not yet
                 // reached) is judged at the end of the run, not aborted on now.
@@ -653,110 +657,6 @@ fn row(t: f64, key: &str, h: &crate::metrics::Hist, count: u64, errors: u64) -> 
         target: None,
         dropped: None,
         retries: 0,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn assemble(
-    plan: &Plan,
-    keys: &KeyTable,
-    registry: &Registry,
-    total: Stats,
-    rows: Vec<IntervalRow>,
-    wall_t0: SystemTime,
-    elapsed: f64,
-    interrupted: bool,
-    interval: Duration,
-) -> RunResult {
-    let flows = plan
-        .flows
-        .iter()
-        .enumerate()
-        .map(|(fi, f)| {
-            let fk = &keys.flows[fi];
-            let journey = &plan.journeys[f.journey];
-            let active = (elapsed - f.start.as_secs_f64())
-                .min(f.length().as_secs_f64())
-                .max(1e-3);
-            let fs = &total.flows[fi];
-            let steps = journey
-                .requests
-                .iter()
-                .enumerate()
-                .map(|(si, info)| {
-                    step_result(
-                        format!("{}.{}", fk.name, info.name),
-                        info,
-                        &total.steps[fk.base + si],
-                        active,
-                    )
-                })
-                .collect();
-            FlowResult {
-                name: f.name.clone(),
-                kind: match f.kind {
-                    FlowKind::Live => "live".into(),
-                    FlowKind::Background => "background".into(),
-                },
-                journey: journey.name.clone(),
-                model: f.describe(),
-                model_kind: match f.model {
-                    LoadModel::Open(_) => "open".into(),
-                    LoadModel::Closed(_) => "closed".into(),
-                },
-                tags: f.tags.iter().cloned().collect(),
-                iterations_ok: fs.iterations_ok,
-                iterations_failed: fs.iterations_failed,
-                interrupted: fs.interrupted,
-                planned: fs.planned,
-                dropped: fs.dropped,
-                iteration_rate: fs.iterations() as f64 / active,
-                iteration: Latency::from_hist(fs.iteration.as_deref()),
-                schedule_lag: Latency::from_hist(fs.lag.as_deref()),
-                arrival_slack_us: match f.model {
-                    LoadModel::Open(_) => plan.settings.arrival_slack.as_micros() as u64,
-                    LoadModel::Closed(_) => 0,
-                },
-                errors: class_counts(&fs.errors),
-                work: crate::report::model::work(fs),
-                poisson: registry
-                    .poisson
-                    .lock()
-                    .ok()
-                    .and_then(|p| p.get(fi).cloned().flatten()),
-                steps,
-            }
-        })
-        .collect();
-    RunResult {
-        schema_version: SCHEMA_VERSION,
-        tool: format!("stampede {}", env!("CARGO_PKG_VERSION")),
-        scenario: plan.name.clone(),
-        source: plan.source.display().to_string(),
-        started_at_unix_ms: wall_t0
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        duration_s: elapsed,
-        interrupted,
-        interval_s: interval.as_secs_f64(),
-        flows,
-        error_examples: registry
-            .examples()
-            .into_iter()
-            .map(|e| ErrorExampleResult {
-                key: e.key,
-                class: e.class.name().to_string(),
-                message: e.message,
-            })
-            .collect(),
-        intervals: rows,
-        environment: Environment::current(),
-        thresholds: Vec::new(),
-        aborted: None,
-        generator: None,
-        self_checks: Vec::new(),
-        db_load: Vec::new(),
-        trends: Vec::new(),
     }
 }
 

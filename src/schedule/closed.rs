@@ -133,11 +133,19 @@ async fn vu_loop(
             Some(p) => start + p * i,
             None => next_due,
         };
-        if due > Instant::now() {
+        // The user is free from now: a paced iteration due earlier waited on the target (the
+        // previous one overran), and only what comes after now is the generator's lateness.
+        let free_at = Instant::now();
+        if due > free_at {
             tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         }
-        ctx.registry
-            .lag(ctx.flow, Instant::now().saturating_duration_since(due));
+        let started = Instant::now();
+        ctx.registry.lag(
+            ctx.flow,
+            started.saturating_duration_since(due.max(free_at)),
+            free_at.saturating_duration_since(due),
+            done == 0,
+        );
         gauges.busy_vus.fetch_add(1, Ordering::Relaxed);
         run_iteration(&mut vu, &ctx, due).await;
         gauges.busy_vus.fetch_sub(1, Ordering::Relaxed);

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -100,8 +100,12 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
             let pool2 = pool.clone();
             tasks.spawn(async move {
                 let mut vu = vu;
-                ctx2.registry
-                    .lag(ctx2.flow, Instant::now().saturating_duration_since(due));
+                ctx2.registry.lag(
+                    ctx2.flow,
+                    Instant::now().saturating_duration_since(due),
+                    Duration::ZERO,
+                    false,
+                );
                 run_iteration(&mut vu, &ctx2, due).await;
                 pool2.lock().unwrap_or_else(|p| p.into_inner()).push(vu);
             });

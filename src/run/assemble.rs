@@ -1,0 +1,167 @@
+//! The run's result assembled from what the collector merged: one [`RunResult`] per run, the
+//! analyses (thresholds, trends, self-checks) added by the caller.
+
+use std::time::{Duration, SystemTime};
+
+use crate::metrics::{FlowStats, KeyTable, Registry, Stats};
+use crate::report::model::{
+    Environment, ErrorExampleResult, FlowResult, IntervalRow, Latency, RunResult, SCHEMA_VERSION,
+    class_counts, step_result,
+};
+use crate::scenario::Plan;
+use crate::scenario::plan::{Flow, FlowKind, LoadModel};
+
+/// When the run happened: its wall-clock start, its length so far (s), whether a signal stopped
+/// it, and its interval.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    pub(super) wall_t0: SystemTime,
+    pub(super) elapsed: f64,
+    pub(super) interrupted: bool,
+    pub(super) interval: Duration,
+}
+
+/// Why an open flow dropped arrivals, and what would have avoided it. An arrival is dropped
+/// when every one of the flow's `max_vus` users is still busy with an earlier iteration, which
+/// means waiting on the target: that is the target's result (it can fail `dropped`, `rate` and
+/// `errors` thresholds), not the generator failing. By Little's law the flow needed about its
+/// peak rate × the time an iteration takes.
+fn dropped_cause(f: &Flow, fs: &FlowStats) -> Option<String> {
+    let LoadModel::Open(open) = &f.model else {
+        return None;
+    };
+    if fs.dropped == 0 {
+        return None;
+    }
+    let peak = open.curve.peak();
+    let it = fs
+        .iteration
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .map(|h| h.value_at_quantile(0.95) as f64 / 1e6);
+    let needed = it.map_or_else(String::new, |secs| {
+        format!(
+            "; about {:.0} would have been needed (peak {peak:.1}/s × iteration p95 {:.0} ms)",
+            (peak * secs).ceil().max(open.max_vus as f64 + 1.0),
+            secs * 1000.0
+        )
+    });
+    Some(format!(
+        "flow {} dropped {} of {} planned arrivals ({:.1}%): all {} of its users (max_vus) were busy \
+         waiting on the target when they were due. Raise max_vus{needed}",
+        f.name,
+        fs.dropped,
+        fs.planned,
+        fs.dropped as f64 * 100.0 / fs.planned.max(1) as f64,
+        open.max_vus,
+    ))
+}
+
+pub(super) fn assemble(
+    plan: &Plan,
+    keys: &KeyTable,
+    registry: &Registry,
+    total: Stats,
+    rows: Vec<IntervalRow>,
+    span: Span,
+) -> RunResult {
+    let Span {
+        wall_t0,
+        elapsed,
+        interrupted,
+        interval,
+    } = span;
+    let flows = plan
+        .flows
+        .iter()
+        .enumerate()
+        .map(|(fi, f)| {
+            let fk = &keys.flows[fi];
+            let journey = &plan.journeys[f.journey];
+            let active = (elapsed - f.start.as_secs_f64())
+                .min(f.length().as_secs_f64())
+                .max(1e-3);
+            let fs = &total.flows[fi];
+            let steps = journey
+                .requests
+                .iter()
+                .enumerate()
+                .map(|(si, info)| {
+                    step_result(
+                        format!("{}.{}", fk.name, info.name),
+                        info,
+                        &total.steps[fk.base + si],
+                        active,
+                    )
+                })
+                .collect();
+            FlowResult {
+                name: f.name.clone(),
+                kind: match f.kind {
+                    FlowKind::Live => "live".into(),
+                    FlowKind::Background => "background".into(),
+                },
+                journey: journey.name.clone(),
+                model: f.describe(),
+                model_kind: match f.model {
+                    LoadModel::Open(_) => "open".into(),
+                    LoadModel::Closed(_) => "closed".into(),
+                },
+                tags: f.tags.iter().cloned().collect(),
+                iterations_ok: fs.iterations_ok,
+                iterations_failed: fs.iterations_failed,
+                interrupted: fs.interrupted,
+                planned: fs.planned,
+                dropped: fs.dropped,
+                iteration_rate: fs.iterations() as f64 / active,
+                iteration: Latency::from_hist(fs.iteration.as_deref()),
+                schedule_lag: Latency::from_hist(fs.lag.as_deref()),
+                target_lag: Latency::from_hist(fs.target_lag.as_deref()),
+                startup_lag: Latency::from_hist(fs.startup_lag.as_deref()),
+                arrival_slack_us: match f.model {
+                    LoadModel::Open(_) => plan.settings.arrival_slack.as_micros() as u64,
+                    LoadModel::Closed(_) => 0,
+                },
+                dropped_cause: dropped_cause(f, fs),
+                errors: class_counts(&fs.errors),
+                work: crate::report::model::work(fs),
+                poisson: registry
+                    .poisson
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(fi).cloned().flatten()),
+                steps,
+            }
+        })
+        .collect();
+    RunResult {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("stampede {}", env!("CARGO_PKG_VERSION")),
+        scenario: plan.name.clone(),
+        source: plan.source.display().to_string(),
+        started_at_unix_ms: wall_t0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        duration_s: elapsed,
+        interrupted,
+        interval_s: interval.as_secs_f64(),
+        flows,
+        error_examples: registry
+            .examples()
+            .into_iter()
+            .map(|e| ErrorExampleResult {
+                key: e.key,
+                class: e.class.name().to_string(),
+                message: e.message,
+            })
+            .collect(),
+        intervals: rows,
+        environment: Environment::current(),
+        thresholds: Vec::new(),
+        aborted: None,
+        generator: None,
+        self_checks: Vec::new(),
+        db_load: Vec::new(),
+        trends: Vec::new(),
+    }
+}
