@@ -44,3 +44,36 @@ fn creeping_latency_is_flagged_and_flat_latency_is_not() {
     let t = r.trends.iter().find(|t| t.key == "f.steady").unwrap();
     assert!(!t.creeping, "{t:?}");
 }
+
+#[test]
+fn latency_a_ramp_causes_is_not_a_creep() {
+    // A steady background reader shares a lock with live writers that ramp from 0 to 90/s (each holding it 10 ms): the
+    // reader's latency rises with the ramp while its own rate stays flat. The load on the system
+    // is not flat, so this is no creep (it was flagged when flatness was judged on the key's
+    // own throughput).
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  r: [ { name: read, get: /lock-read } ]\n  w: [ { name: write, get: '/lock-write?ms=10' } ]\nflows:\n  reader: { journey: r, kind: background, rate: 40/s, duration: 8s }\n  writers: { journey: w, rate: [ { to: 90/s, over: 8s } ], max_vus: 400 }\n",
+    );
+    let out = d.path().join("out");
+    let _ = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--interval",
+        "500ms",
+    ]);
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let t = r.trends.iter().find(|t| t.key == "reader.read").unwrap();
+    assert!(
+        t.p95_per_min[1] > 0.01,
+        "the reader's latency did rise: {t:?}"
+    );
+    assert!(t.load_per_min[1] > 0.02, "the load ramped: {t:?}");
+    assert!(!t.creeping, "{}", t.verdict);
+}

@@ -1,12 +1,15 @@
 //! Creeping latency: does a key's latency rise while its throughput stays flat?
 //!
-//! For every key, the per-interval p50 and p95 series and the throughput series get a
+//! For every key, the per-interval p50 and p95 series, its throughput and the load on the whole
+//! system (the requests of every flow per interval) get a
 //! **Theil–Sen** slope (the median of all pairwise slopes: robust to outliers and to a few bad
 //! intervals) with **Sen's confidence interval** (95%, from the variance of Kendall's S). Slopes
 //! are relative to the series' median and given in percent per minute. A key is flagged as
 //! creeping when the lower bounds of both its p95 and p50 slopes are above [`MIN_CREEP`] per minute while
-//! the throughput slope's interval lies within ±[`FLAT`] per minute — latency climbing at a
-//! steady load, the signature of a leak, an unindexed table or a filling queue. The first and
+//! the *system's load* slope interval lies within ±[`FLAT`] per minute — latency climbing at a
+//! steady load, the signature of a leak, an unindexed table or a filling queue. The load is every
+//! flow's, not the key's own: a background job's rate can be flat while the traffic around it
+//! ramps, and the latency a ramp causes is not a creep. The first and
 //! last intervals (partial) and the first tenth of the run (warm-up) are left out; runs with fewer
 //! than [`MIN_POINTS`] intervals get no trend.
 
@@ -122,8 +125,12 @@ pub struct Trend {
     pub p50_per_min: [f64; 3],
     /// p95 slope, relative per minute, with its 95% interval.
     pub p95_per_min: [f64; 3],
-    /// Throughput slope, relative per minute, with its 95% interval.
+    /// The key's own throughput slope, relative per minute, with its 95% interval.
     pub throughput_per_min: [f64; 3],
+    /// The system's load slope (requests of every flow per interval), relative per minute, with
+    /// its 95% interval: what "flat" is judged on.
+    #[serde(default)]
+    pub load_per_min: [f64; 3],
     /// Latency rising significantly while throughput is flat.
     pub creeping: bool,
     /// One sentence for people.
@@ -147,6 +154,15 @@ pub fn trends(r: &RunResult) -> Vec<Trend> {
     for row in &r.intervals {
         by_key.entry(row.key.as_str()).or_default().push(row);
     }
+    // Requests of every step key per interval end (`t`): the load on the system.
+    let mut load: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
+    for row in r
+        .intervals
+        .iter()
+        .filter(|r| !r.key.ends_with(".iteration"))
+    {
+        *load.entry(row.t.to_bits()).or_default() += row.count as f64;
+    }
     let mut out = Vec::new();
     for (key, rows) in by_key {
         let pts = usable(&rows);
@@ -156,26 +172,35 @@ pub fn trends(r: &RunResult) -> Vec<Trend> {
         let p50: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
         let p95: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.2)).collect();
         let tput: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.3)).collect();
-        let (Some(a), Some(b), Some(c)) = (relative(&p50), relative(&p95), relative(&tput)) else {
+        let system: Vec<(f64, f64)> = pts
+            .iter()
+            .map(|p| (p.0, load.get(&p.0.to_bits()).copied().unwrap_or(p.3)))
+            .collect();
+        let (Some(a), Some(b), Some(c), Some(l)) = (
+            relative(&p50),
+            relative(&p95),
+            relative(&tput),
+            relative(&system),
+        ) else {
             continue;
         };
-        let flat = c.lo > -FLAT && c.hi < FLAT;
+        let flat = l.lo > -FLAT && l.hi < FLAT;
         // Creep moves the whole distribution; a rise of the median or of the tail alone is what a
         // busy machine's scheduling noise looks like over a short run.
         let creeping = flat && b.lo > MIN_CREEP && a.lo > MIN_CREEP;
         let verdict = if creeping {
             format!(
-                "{key}: p95 rising {:.1}%/min (95% CI {:.1} to {:.1}) while throughput is flat ({:+.1}%/min)",
+                "{key}: p95 rising {:.1}%/min (95% CI {:.1} to {:.1}) while the load is flat ({:+.1}%/min)",
                 b.slope * 100.0,
                 b.lo * 100.0,
                 b.hi * 100.0,
-                c.slope * 100.0
+                l.slope * 100.0
             )
         } else {
             format!(
-                "{key}: p95 {:+.1}%/min, throughput {:+.1}%/min: no creep",
+                "{key}: p95 {:+.1}%/min, load {:+.1}%/min: no creep",
                 b.slope * 100.0,
-                c.slope * 100.0
+                l.slope * 100.0
             )
         };
         out.push(Trend {
@@ -184,6 +209,7 @@ pub fn trends(r: &RunResult) -> Vec<Trend> {
             p50_per_min: [a.slope, a.lo, a.hi],
             p95_per_min: [b.slope, b.lo, b.hi],
             throughput_per_min: [c.slope, c.lo, c.hi],
+            load_per_min: [l.slope, l.lo, l.hi],
             creeping,
             verdict,
         });
@@ -249,6 +275,27 @@ mod tests {
         let ramp = trends(&run_of(|i| 100 + 2 * i));
         assert!(!ramp[0].creeping, "{}", ramp[0].verdict);
         assert!(ramp[0].throughput_per_min[1] > 0.0);
+    }
+
+    #[test]
+    fn a_flat_key_inside_ramping_traffic_is_not_creeping() {
+        // The key's own rate is flat, but another flow's traffic ramps from 100 to 700 requests
+        // per interval around it: its rising latency is the ramp's, not a creep.
+        let mut r = run_of(|_| 10);
+        let others: Vec<_> = r
+            .intervals
+            .iter()
+            .map(|row| crate::report::model::IntervalRow {
+                key: "live.b".into(),
+                count: 100 + 10 * row.t as u64,
+                ..row.clone()
+            })
+            .collect();
+        r.intervals.extend(others);
+        let t = trends(&r).into_iter().find(|t| t.key == "f.a").unwrap();
+        assert!(!t.creeping, "{}", t.verdict);
+        assert!(t.load_per_min[1] > FLAT, "{:?}", t.load_per_min);
+        assert!(t.verdict.contains("load"), "{}", t.verdict);
     }
 
     #[test]
