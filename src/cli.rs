@@ -516,14 +516,19 @@ fn check_descriptors(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
     let Ok((soft, _hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
         return Ok(());
     };
-    let needed = plan.sockets_needed() + crate::run::SPARE_FILES;
+    let (sockets, timers) = (plan.sockets_needed(), plan.timers_needed());
+    let needed = sockets + timers + crate::run::SPARE_FILES;
     if needed > soft {
+        let timers = if timers > 0 {
+            format!(" and {timers} timers (users that wait)")
+        } else {
+            String::new()
+        };
         return Err(format!(
-            "{}: the plan can hold {} connections open at once (virtual users at peak × origins), \
+            "{}: the plan can hold {sockets} connections open at once (virtual users at peak × origins){timers}, \
              but this process may open only {soft} files (ulimit -n, raised to the hard limit)\n  \
              hint: lower max_vus or VU counts, or raise the hard limit (ulimit -Hn) for this user",
             path.display(),
-            needed - crate::run::SPARE_FILES
         ));
     }
     Ok(())

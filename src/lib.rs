@@ -10,6 +10,7 @@
 //!   users) executors, one per flow, on one run clock.
 //! - [`journey`]: one iteration of one virtual user: requests, checks, extraction, think times,
 //!   loops, conditions, retries.
+//! - [`timer`]: a precise one-shot timer (timerfd) for every wait the generator makes.
 //! - [`http`]: the hyper client: per-VU connections, TLS, phase timings, error classes.
 //! - [`metrics`]: per-thread HDR recorders merged by a collector each interval.
 //! - [`report`]: the result model (`results.json`), terminal summary, interval log, progress.
@@ -31,3 +32,4 @@ pub mod scenario;
 pub mod schedule;
 pub mod script;
 pub mod secret;
+pub mod timer;

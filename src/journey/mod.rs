@@ -279,8 +279,13 @@ async fn run_steps(
             }
             Step::Think(t) => {
                 let pause = sample_think(t, &mut vu.rng);
-                *st.next_due += pause;
-                tokio::time::sleep_until(tokio::time::Instant::from_std(*st.next_due)).await;
+                let due = *st.next_due + pause;
+                // A late wake-up is the generator's lateness: it is counted as lag, and the next
+                // request is due when the user really was ready, so it never lands in the
+                // target's latency.
+                let late = vu.wait_until(due).await;
+                ctx.registry.lag(ctx.flow, late, Duration::ZERO, false);
+                *st.next_due = due + late;
                 Next::Go
             }
             Step::Script(s) => {

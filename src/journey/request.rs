@@ -116,7 +116,7 @@ pub(super) async fn execute(
             Some(policy) if attempt < policy.max && should_retry(policy, class, ex.status) => {
                 let pause = backoff(policy, attempt, &mut vu.rng);
                 due = Instant::now() + pause;
-                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                due += vu.wait_until(due).await;
                 attempt += 1;
             }
             _ => return false,

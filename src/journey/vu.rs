@@ -45,6 +45,8 @@ pub struct VirtualUser {
     /// `Server-Timing` totals of the current iteration: (name, ms, count); names are kept
     /// across iterations so the tally allocates once.
     pub(crate) iter_timing: Vec<(String, f64, f64)>,
+    /// This user's precise timer, made on its first wait.
+    timer: Option<crate::timer::PreciseTimer>,
 }
 
 impl VirtualUser {
@@ -79,9 +81,20 @@ impl VirtualUser {
             trace_id: 0,
             work: crate::metrics::IterationWork::default(),
             iter_timing: Vec::new(),
+            timer: None,
         };
         plan.scripts.init_vu(&mut vu.scope)?;
         Ok(vu)
+    }
+
+    /// Waits until `due` on this user's precise timer; returns how late it woke (the generator's
+    /// own lateness, which the caller counts as lag rather than as the target's latency).
+    pub async fn wait_until(&mut self, due: std::time::Instant) -> std::time::Duration {
+        self.timer
+            .get_or_insert_with(crate::timer::PreciseTimer::new)
+            .sleep_until(due)
+            .await;
+        std::time::Instant::now().saturating_duration_since(due)
     }
 
     /// Draws this iteration's rows for the journey's per-iteration feeders.

@@ -122,7 +122,7 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
         )?),
         None => None,
     };
-    reserve_descriptors(plan.sockets_needed() + SPARE_FILES);
+    reserve_descriptors(plan.sockets_needed() + plan.timers_needed() + SPARE_FILES);
     let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
     let rt = if one_cpu {
         tokio::runtime::Builder::new_current_thread()

@@ -384,6 +384,18 @@ pub struct Closed {
     pub per_vu_iterations: Option<u64>,
 }
 
+/// Whether any step waits: a think time, or a request that may back off before a retry.
+fn waits(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Think(_) => true,
+        Step::Request(r) => r.retry.is_some(),
+        Step::Group(inner) => waits(inner),
+        Step::Loop(l) => waits(&l.steps),
+        Step::If(i) => waits(&i.then) || waits(&i.otherwise),
+        Step::Script(_) => false,
+    })
+}
+
 fn collect_origins(steps: &[Step], out: &mut Vec<usize>) {
     for s in steps {
         match s {
@@ -480,6 +492,25 @@ impl Plan {
                 let mut origins: Vec<usize> = Vec::new();
                 collect_origins(&self.journeys[f.journey].steps, &mut origins);
                 vus * origins.len().max(1) as u64
+            })
+            .sum()
+    }
+
+    /// Precise timers the plan can hold at once: one per virtual user at peak that ever waits
+    /// (think time, retry backoff, a closed flow's pace or think), each a file descriptor.
+    pub fn timers_needed(&self) -> u64 {
+        self.flows
+            .iter()
+            .map(|f| match &f.model {
+                LoadModel::Open(o) if waits(&self.journeys[f.journey].steps) => o.max_vus,
+                LoadModel::Closed(c)
+                    if c.pace.is_some()
+                        || c.think.is_some()
+                        || waits(&self.journeys[f.journey].steps) =>
+                {
+                    c.curve.peak().ceil() as u64
+                }
+                _ => 0,
             })
             .sum()
     }

@@ -137,15 +137,20 @@ async fn vu_loop(
         // previous one overran), and only what comes after now is the generator's lateness.
         let free_at = Instant::now();
         if due > free_at {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            vu.wait_until(due).await;
         }
         let started = Instant::now();
+        let own = started.saturating_duration_since(due.max(free_at));
         ctx.registry.lag(
             ctx.flow,
-            started.saturating_duration_since(due.max(free_at)),
+            own,
             free_at.saturating_duration_since(due),
             done == 0,
         );
+        // A user that waited and woke late starts when it really could: that lateness is the
+        // generator's (the lag just counted), not the target's latency. An overdue iteration
+        // (the user was busy) keeps its due time, so a stall at the target stays in latency.
+        let due = if free_at < due { due + own } else { due };
         gauges.busy_vus.fetch_add(1, Ordering::Relaxed);
         run_iteration(&mut vu, &ctx, due).await;
         gauges.busy_vus.fetch_sub(1, Ordering::Relaxed);

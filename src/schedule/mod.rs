@@ -8,7 +8,6 @@
 pub mod closed;
 pub mod curve;
 pub mod open;
-pub mod timer;
 
 use std::time::Instant;
 

@@ -17,10 +17,10 @@ use rand_distr::{Distribution, Exp1};
 use tokio::task::JoinSet;
 
 use super::Control;
-use super::timer::PreciseTimer;
 use crate::journey::{FlowCtx, VirtualUser, run_iteration};
 use crate::metrics::IterationOutcome;
 use crate::scenario::plan::{Arrivals, Open};
+use crate::timer::PreciseTimer;
 
 /// Runs an open-model flow.
 pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Control) {

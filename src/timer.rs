@@ -1,12 +1,13 @@
-//! A precise one-shot timer for the open model's arrivals.
+//! A precise one-shot timer for every wait the generator makes: open-model arrivals, closed
+//! users' pace, think times and retry backoff.
 //!
 //! Tokio's timer wheel ticks every millisecond and rounds deadlines up to the next tick, so an
 //! arrival would start 0–1 ms late (0.5 ms on average): schedule lag that would sit in every
 //! latency measured from the due time. On Linux this timer arms a `timerfd` with the exact
 //! remaining time and awaits it through the runtime's I/O driver, so the wake-up comes within the
-//! kernel's timer slack (about 50 µs) and needs no extra thread. One timerfd per open flow; closed
-//! VUs keep tokio's timer (thousands of them would each need a file descriptor). Elsewhere, or if
-//! the timerfd cannot be made, it falls back to tokio's timer.
+//! kernel's timer slack (about 50 µs) and needs no extra thread. One timerfd per open flow, and one
+//! per virtual user that waits (made on its first wait, counted in the run's descriptor budget).
+//! Elsewhere, or if the timerfd cannot be made, it falls back to tokio's timer.
 
 use std::time::Instant;
 
