@@ -122,6 +122,14 @@ fn stampede_target_fills_in_a_missing_target_and_target_flag_beats_it() {
     assert_eq!(srv.seen.ok("/ok"), 3);
     run(Some(&srv.url()), Some(&other.url()));
     assert_eq!((srv.seen.ok("/ok"), other.seen.ok("/ok")), (3, 3));
+    // A port the URL cannot hold is an input error, never port 80.
+    let typo = run(None, Some("http://127.0.0.1:99999"));
+    assert_eq!(typo.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        err.contains("port `99999` is not a TCP port") && !err.contains("no `target`"),
+        "{err}"
+    );
 }
 
 #[test]

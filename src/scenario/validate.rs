@@ -79,6 +79,8 @@ pub(crate) struct Validator<'a> {
     secrets: Secrets,
     /// Whether the file has flow entries (some may have failed to parse and are reported already).
     pub(crate) flows_written: bool,
+    /// A default target was given but is invalid (reported once; relative paths say no more).
+    target_invalid: bool,
 }
 
 struct JourneyCtx {
@@ -108,6 +110,7 @@ impl<'a> Validator<'a> {
             default_headers: Vec::new(),
             secrets: Secrets::default(),
             flows_written: false,
+            target_invalid: false,
         }
     }
 
@@ -184,6 +187,7 @@ impl<'a> Validator<'a> {
                         "target"
                     };
                     self.err("target", format!("invalid {from} URL `{url}`: {e}"));
+                    self.target_invalid = true;
                 }
             }
         }
@@ -284,7 +288,10 @@ impl<'a> Validator<'a> {
                 RawJourney::Steps(_) => (None, None),
             };
             // Only when nothing else went wrong: a request that failed validation is reported already.
-            if jc.requests.is_empty() && self.diags.0.len() == problems_before {
+            if jc.requests.is_empty()
+                && self.diags.0.len() == problems_before
+                && !self.target_invalid
+            {
                 self.err(
                     &base,
                     format!(
@@ -1159,6 +1166,7 @@ impl<'a> Validator<'a> {
             let target = s.target.as_deref().unwrap_or("default");
             match named.get(target) {
                 Some(&i) => (i, url),
+                None if target == "default" && self.target_invalid => return None,
                 None if target == "default" => {
                     self.err_hint(
                         &url_path,
@@ -2123,7 +2131,30 @@ pub fn parse_origin(name: &str, url: &str) -> Result<Origin, String> {
         .host()
         .filter(|h| !h.is_empty())
         .ok_or("the URL has no host")?;
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    // The `http` crate reads a port that does not fit 16 bits as no port at all: a typo like
+    // `:65536` must not silently become port 80 and load another service, so read it from the
+    // authority's text.
+    let written = uri
+        .authority()
+        .map(|a| a.as_str())
+        .and_then(|a| a.rsplit_once(':'))
+        // In `[::1]` the last colon is inside the brackets: no port was written.
+        .filter(|(h, _)| !h.contains('[') || h.ends_with(']'))
+        .map(|(_, p)| p);
+    let port = match written {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("port `{p}` is not a TCP port (1 to 65535)"))?,
+        None => {
+            if https {
+                443
+            } else {
+                80
+            }
+        }
+    };
     if uri.query().is_some() {
         return Err("a target URL cannot have a query string".into());
     }
