@@ -149,3 +149,16 @@ fn a_think_times_wake_up_is_not_charged_to_the_next_request() {
         "p50 latency {latency} us against service time {service} us"
     );
 }
+
+#[test]
+fn a_paced_flow_runs_exactly_its_planned_iterations() {
+    // 10 users, one iteration each per 100 ms, for 2 s: 20 iterations a user, 200 in all, none
+    // after the end (a user waiting for its next due time used to run one more).
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = ok_scenario(d.path(), &srv, "vus: 10, pace: 100ms, duration: 2s");
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let f = flow(&r, "f");
+    assert_eq!(f.iterations_ok + f.iterations_failed + f.interrupted, 200);
+    assert_eq!(srv.seen.arrivals("/ok").len(), 200);
+}

@@ -65,10 +65,13 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
                 vu,
                 spawned,
                 ctx.clone(),
-                closed.clone(),
+                Budget {
+                    closed: closed.clone(),
+                    remaining: remaining.clone(),
+                    end: flow_start + Duration::from_secs_f64(len),
+                },
                 target_rx.clone(),
                 control.clone(),
-                remaining.clone(),
             ));
         }
         gauges.vus.store(spawned, Ordering::Relaxed);
@@ -93,15 +96,27 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
     finish(&ctx, &mut tasks, &mut control).await;
 }
 
+/// What bounds a closed user's iterations: its flow's settings, the flow's iteration budget
+/// left, and the end of the flow's load.
+struct Budget {
+    closed: Arc<Closed>,
+    remaining: Arc<AtomicU64>,
+    end: Instant,
+}
+
 async fn vu_loop(
     mut vu: VirtualUser,
     k: u64,
     ctx: FlowCtx,
-    closed: Arc<Closed>,
+    budget: Budget,
     mut target: watch::Receiver<u64>,
     control: Control,
-    remaining: Arc<AtomicU64>,
 ) {
+    let Budget {
+        closed,
+        remaining,
+        end,
+    } = budget;
     let gauges = &ctx.registry.gauges[ctx.flow];
     let mut done = 0u64;
     let mut start = Instant::now();
@@ -133,6 +148,11 @@ async fn vu_loop(
             Some(p) => start + p * i,
             None => next_due,
         };
+        // An iteration due when the flow's load has ended is not part of the plan (a paced user
+        // waiting for it would otherwise run one more, after the end).
+        if due >= end {
+            return;
+        }
         // The user is free from now: a paced iteration due earlier waited on the target (the
         // previous one overran), and only what comes after now is the generator's lateness.
         let free_at = Instant::now();
