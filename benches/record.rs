@@ -34,6 +34,7 @@ fn sample(i: u64) -> RequestSample {
         retry: false,
         checks: (1, 0),
         cookies_dropped: 0,
+        sent: true,
     }
 }
 

@@ -392,3 +392,68 @@ fn retries_on_timeout_reset_and_connect_back_off_between_attempts() {
     }
     assert_eq!(srv.requests.load(std::sync::atomic::Ordering::SeqCst), 12);
 }
+
+#[test]
+fn requests_never_sent_or_never_connected_are_counted_but_not_timed() {
+    let srv = start_server(ServerConfig::default());
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // `who` is declared by the script but never set (the branch is never taken): a template
+    // error at run time, before anything is sent. The second step's port refuses connections.
+    let (_, _, r) = run_against(
+        &srv.url(),
+        &format!(
+            "defaults: {{ on_error: continue }}\njourneys:\n  j:\n    - script: 'if false {{ who = \"x\"; }}'\n    - {{ name: me, get: '/echo?u={{{{ who }}}}' }}\n    - {{ name: gone, get: 'http://{dead}/x' }}\nflows:\n  f: {{ journey: j, vus: 1, per_vu_iterations: 3 }}\n"
+        ),
+        &[],
+    );
+    let me = step(&r, "f.me");
+    assert_eq!((me.requests, me.errors.get("template")), (3, Some(&3)));
+    assert!(
+        me.latency.is_none(),
+        "a request never sent has no latency: {:?}",
+        me.latency
+    );
+    let gone = step(&r, "f.gone");
+    assert_eq!(gone.errors.get("connect_refused"), Some(&3));
+    assert!(
+        gone.latency.is_none(),
+        "a refused connection has no latency"
+    );
+    assert!(srv.seen.arrivals("/echo").is_empty());
+}
+
+#[test]
+fn each_open_arrival_takes_its_own_unique_row_and_every_arrival_is_accounted_for() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    write(d.path(), "users.csv", "name\nu1\nu2\nu3\nu4\nu5\n");
+    // One pooled user serves all ten arrivals; each arrival is a new user of the system and takes
+    // a row of its own, so five arrivals run and five fail for want of a row.
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "data:\n  users: { csv: users.csv, pick: unique }\ndefaults: { on_error: continue }\njourneys:\n  j: [ { name: a, get: '/user/{{ users.name }}', check: { status: 404 } } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 500ms, max_vus: 1 }\n",
+    );
+    let (_, _, r, _) = run_bin_scenario(&s, &[]);
+    let f = flow(&r, "f");
+    assert_eq!(f.planned, 10);
+    assert_eq!(
+        f.iterations_ok + f.iterations_failed + f.dropped + f.interrupted,
+        f.planned,
+        "{f:?}"
+    );
+    let mut seen: Vec<String> = (1..=5)
+        .filter(|i| srv.seen.arrivals(&format!("/user/u{i}")).len() == 1)
+        .map(|i| format!("u{i}"))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen.len() as u64,
+        f.iterations_ok,
+        "one arrival per row: {seen:?}"
+    );
+    assert!(f.iterations_ok >= 4, "{f:?}");
+}

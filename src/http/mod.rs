@@ -117,6 +117,9 @@ pub struct Exchange {
     pub bytes_in: u64,
     /// Bytes sent (head approximated, plus body).
     pub bytes_out: u64,
+    /// Whether the request was handed to a connection (false when connecting failed): only a
+    /// sent request has a latency to record.
+    pub sent: bool,
     /// The request went out on a reused keep-alive connection that closed before any byte of a
     /// response came back: the server most likely closed it while idle, as the request crossed.
     /// hyper cannot return a request it has written, so the caller rebuilds it and sends it once
@@ -204,6 +207,7 @@ impl Client {
             error: None,
             bytes_in: 0,
             bytes_out,
+            sent: false,
             stale: false,
         };
         let mut sent_on_reused = false;
@@ -237,6 +241,7 @@ impl Client {
                     req.headers_mut().remove(http::header::HOST);
                 }
                 sent_on_reused = reused;
+                ex.sent = true;
                 let driver = &mut conn.driver;
                 let result = match &mut conn.sender {
                     Sender::H1(s) => match drive(driver, s.ready()).await {

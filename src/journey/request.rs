@@ -102,6 +102,7 @@ pub(super) async fn execute(
             retry: attempt > 0,
             checks: (passed, failure.is_some() as u32),
             cookies_dropped,
+            sent: ex.sent,
         };
         ctx.registry
             .request(key, &sample, ctx.registry.overlapped(batch));
@@ -139,6 +140,7 @@ fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample 
         retry,
         checks: (0, 0),
         cookies_dropped: 0,
+        sent: false,
     }
 }
 

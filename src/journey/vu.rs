@@ -47,12 +47,31 @@ pub struct VirtualUser {
     pub(crate) iter_timing: Vec<(String, f64, f64)>,
     /// This user's precise timer, made on its first wait.
     timer: Option<crate::timer::PreciseTimer>,
+    /// An open flow's pooled user serves one arrival after another, and each arrival is a new
+    /// user of the system: its `unique` rows are drawn per iteration, not once.
+    unique_per_arrival: bool,
 }
 
 impl VirtualUser {
     /// Creates a user: declares the plan's variables, sets `vars`, takes its `unique` feeder
     /// rows, and runs the script library's top-level statements.
     pub fn new(plan: &Plan, id: u64, seed: u64) -> Result<VirtualUser, VuError> {
+        VirtualUser::build(plan, id, seed, false)
+    }
+
+    /// Creates a pooled user for an open flow's arrivals: as [`VirtualUser::new`], but each
+    /// iteration (each arrival) takes its own `unique` rows (Gatling's semantics: every arrival
+    /// is a new user).
+    pub fn new_for_arrivals(plan: &Plan, id: u64, seed: u64) -> Result<VirtualUser, VuError> {
+        VirtualUser::build(plan, id, seed, true)
+    }
+
+    fn build(
+        plan: &Plan,
+        id: u64,
+        seed: u64,
+        unique_per_arrival: bool,
+    ) -> Result<VirtualUser, VuError> {
         let mut scope = Scope::new();
         for name in &plan.declared {
             scope.push_dynamic(name.clone(), Dynamic::UNIT);
@@ -62,7 +81,7 @@ impl VirtualUser {
         }
         let mut rows = vec![None; plan.feeders.len()];
         for (i, f) in plan.feeders.iter().enumerate() {
-            if f.pick == Pick::Unique {
+            if f.pick == Pick::Unique && !unique_per_arrival {
                 let row = f.draw()?;
                 push_row(&mut scope, &f.name, &f.columns, &row);
                 rows[i] = Some(row);
@@ -82,6 +101,7 @@ impl VirtualUser {
             work: crate::metrics::IterationWork::default(),
             iter_timing: Vec::new(),
             timer: None,
+            unique_per_arrival,
         };
         plan.scripts.init_vu(&mut vu.scope)?;
         Ok(vu)
@@ -99,7 +119,13 @@ impl VirtualUser {
 
     /// Draws this iteration's rows for the journey's per-iteration feeders.
     pub(crate) fn draw_rows(&mut self, plan: &Plan, feeders: &[usize]) -> Result<(), Exhausted> {
-        for &i in feeders {
+        let unique = plan
+            .feeders
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| self.unique_per_arrival && f.pick == Pick::Unique)
+            .map(|(i, _)| i);
+        for i in unique.chain(feeders.iter().copied()) {
             let f = &plan.feeders[i];
             let row = f.draw()?;
             push_row(&mut self.scope, &f.name, &f.columns, &row);

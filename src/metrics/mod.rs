@@ -150,6 +150,9 @@ pub struct RequestSample {
     pub checks: (u32, u32),
     /// Cookies this response set that the jar's limits dropped (or that pushed older ones out).
     pub cookies_dropped: u32,
+    /// Whether the request left: one that was never sent (a template error) or never connected
+    /// is counted with its error but has no latency, since the target never saw it.
+    pub sent: bool,
 }
 
 /// Per-step counters and histograms for one interval (or merged, for the run).
@@ -312,8 +315,10 @@ impl StepStats {
     fn record(&mut self, s: &RequestSample) {
         self.requests += 1;
         self.retries += s.retry as u64;
-        record(&mut self.latency, s.latency);
-        record(&mut self.service, s.service);
+        if s.sent {
+            record(&mut self.latency, s.latency);
+            record(&mut self.service, s.service);
+        }
         if let Some(t) = s.ttfb {
             record(&mut self.ttfb, t);
         }
@@ -641,7 +646,7 @@ impl Registry {
         self.with(|st| {
             if let Some(k) = st.steps.get_mut(key) {
                 k.record(s);
-                if let Some(during) = batch {
+                if let Some(during) = batch.filter(|_| s.sent) {
                     record(
                         if during {
                             &mut k.during_batch
@@ -699,6 +704,16 @@ impl Registry {
                 if outcome != IterationOutcome::Interrupted {
                     record(&mut f.iteration, latency);
                 }
+            }
+        });
+    }
+
+    /// Counts a planned iteration that failed before it could start (its user could not be
+    /// made): failed, but not timed, since nothing ran.
+    pub fn iteration_not_run(&self, flow: usize) {
+        self.with(|st| {
+            if let Some(f) = st.flows.get_mut(flow) {
+                f.iterations_failed += 1;
             }
         });
     }
@@ -830,6 +845,7 @@ mod tests {
             retry: false,
             checks: (1, 0),
             cookies_dropped: 0,
+            sent: true,
         }
     }
 

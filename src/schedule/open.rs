@@ -77,10 +77,17 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
                 Some(vu) => vu,
                 None if created < open.max_vus => {
                     created += 1;
-                    match VirtualUser::new(&ctx.plan, created, ctx.plan.flows[ctx.flow].seed) {
+                    match VirtualUser::new_for_arrivals(
+                        &ctx.plan,
+                        created,
+                        ctx.plan.flows[ctx.flow].seed,
+                    ) {
                         Ok(vu) => vu,
                         Err(e) => {
+                            // The arrival was planned and could not run: a failed iteration,
+                            // so every planned arrival is ok, failed, dropped or interrupted.
                             report_vu_error(&ctx, &e);
+                            ctx.registry.iteration_not_run(ctx.flow);
                             continue;
                         }
                     }
