@@ -190,3 +190,14 @@ fn a_jsonpath_that_stalls_the_parser_is_refused_quickly() {
     // The complexity guard answers at once; the parser it avoids runs for minutes.
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_misspelled_section_does_not_lose_the_target() {
+    // Reading around an unknown key keeps the rest of the file: the target is there, so no error
+    // may claim it is missing.
+    let f =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/misspelled_flows.yaml");
+    let (code, _, err) = run_bin(&["validate", f.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("no `target`"), "{err}");
+}

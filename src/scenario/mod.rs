@@ -88,11 +88,18 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
     let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos {
+            let mut pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos {
                 line: l.line(),
                 col: l.column(),
             });
             let msg = strip_location(&e.to_string());
+            // serde_yaml places a duplicate key at its mapping's start; point at the duplicate
+            // itself (the index keeps a key's last occurrence).
+            if let Some((at, key)) = msg.rsplit_once("duplicate entry with key \"") {
+                let at = at.trim_end().trim_end_matches(':');
+                let key = key.trim_end_matches('"');
+                pos = LocationIndex::build(text).key(&source::join_key(at, key));
+            }
             diags.push(Diagnostic::new(path, pos, format!("invalid YAML: {msg}")));
             return Err(diags);
         }
@@ -128,6 +135,23 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
         .as_ref()
         .and_then(|v| v.as_mapping())
         .is_some_and(|m| !m.is_empty());
+    // An unknown top-level key (a misspelled `flows:`) is reported, then left out, so the rest
+    // of the file is still read: its `target` must not be lost and blamed in other errors.
+    let unknown: Vec<serde_yaml::Value> = top
+        .keys()
+        .filter(|k| k.as_str().is_none_or(|k| !raw::TOP_KEYS.contains(&k)))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        if let Err(d) =
+            section::<RawScenario>(path, &idx, "", serde_yaml::Value::Mapping(top.clone()))
+        {
+            diags.push(d);
+        }
+        for k in &unknown {
+            top.remove(k);
+        }
+    }
     let mut raw: RawScenario = match section(path, &idx, "", serde_yaml::Value::Mapping(top)) {
         Ok(r) => r,
         Err(d) => {

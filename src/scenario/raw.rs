@@ -44,6 +44,22 @@ impl<'de, T, M: Deserialize<'de>> Visitor<'de> for TextOrMap<T, M> {
     }
 }
 
+/// The keys a scenario file may have at its top (the fields of [`RawScenario`]; a test keeps the
+/// two the same).
+pub const TOP_KEYS: [&str; 11] = [
+    "name",
+    "description",
+    "target",
+    "targets",
+    "defaults",
+    "vars",
+    "data",
+    "scripts",
+    "journeys",
+    "flows",
+    "thresholds",
+];
+
 /// A whole scenario file.
 #[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -667,5 +683,25 @@ impl JsonSchema for OneOrMany<u16> {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "anyOf": [{ "type": "integer" }, { "type": "array", "items": { "type": "integer" } }] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_keys_are_the_scenario_fields() {
+        let schema = serde_json::to_value(schemars::schema_for!(RawScenario)).unwrap();
+        let mut fields: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        let mut keys = TOP_KEYS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
     }
 }
