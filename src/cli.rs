@@ -53,6 +53,33 @@ impl LoadArgs {
     }
 }
 
+/// Options shared by every command that runs load (`run`, `interact`, `demo`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Write result files (results.json, intervals.hlog, junit.xml, report.html) into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No live progress display.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Length of one measurement interval (at least 100ms).
+    #[arg(long, value_parser = parse_interval, default_value = "1s")]
+    pub interval: Duration,
+}
+
+impl RunArgs {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            out: self.out.clone(),
+            progress: !self.no_progress && !self.quiet && std::io::stderr().is_terminal(),
+            interval: self.interval,
+        }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -63,18 +90,9 @@ pub enum Command {
         /// Scenario overrides.
         #[command(flatten)]
         load: LoadArgs,
-        /// Write results.json and intervals.hlog into this folder.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// No live progress display.
-        #[arg(long)]
-        no_progress: bool,
-        /// Print nothing but errors.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Length of one measurement interval (at least 100ms).
-        #[arg(long, value_parser = parse_interval, default_value = "1s")]
-        interval: Duration,
+        /// How to run and where results go.
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Check a scenario and print each flow's plan; sends no traffic.
     Validate {
@@ -119,9 +137,9 @@ pub enum Command {
         /// Also run every pair of flows, to name the pair that hurts.
         #[arg(long)]
         pairs: bool,
-        /// Keep each phase's result files (and interaction.json) in this folder.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        /// How to run; `--out` keeps each phase's result files (and interaction.json).
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Compare two runs key by key: percentiles, errors and throughput, with significance.
     Compare {
@@ -149,12 +167,9 @@ pub enum Command {
         /// Scenario overrides (e.g. --duration 20s for a short look).
         #[command(flatten)]
         load: LoadArgs,
-        /// Write result files into this folder.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// No live progress display.
-        #[arg(long)]
-        no_progress: bool,
+        /// How to run and where results go.
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Run the demo wallet service on its own.
     DemoTarget {
@@ -199,23 +214,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Run {
             scenario,
             load,
-            out,
-            no_progress,
-            quiet,
-            interval,
-        } => {
-            let progress = !no_progress && !quiet && std::io::stderr().is_terminal();
-            run_scenario(
-                &scenario,
-                &load.overrides(),
-                RunOptions {
-                    out,
-                    progress,
-                    interval,
-                },
-                quiet,
-            )
-        }
+            run,
+        } => run_scenario(&scenario, &load.overrides(), run.options(), run.quiet),
         Command::Validate { scenario, load } => validate(&scenario, &load.overrides()),
         Command::Schema { results } => {
             let schema = if results {
@@ -234,8 +234,8 @@ pub fn run(cli: Cli) -> Exit {
             load,
             settle,
             pairs,
-            out,
-        } => interact(&scenario, &load.overrides(), settle, pairs, out.as_deref()),
+            run,
+        } => interact(&scenario, &load.overrides(), settle, pairs, &run),
         Command::Compare {
             base,
             new,
@@ -252,33 +252,16 @@ pub fn run(cli: Cli) -> Exit {
         Command::Demo {
             scenario,
             load,
-            out,
-            no_progress,
-        } => {
-            let progress = !no_progress && std::io::stderr().is_terminal();
-            crate::demo::run_demo(
-                &scenario,
-                &load.overrides(),
-                RunOptions {
-                    out,
-                    progress,
-                    interval: Duration::from_secs(1),
-                },
-            )
-        }
+            run,
+        } => crate::demo::run_demo(&scenario, &load.overrides(), run.options(), run.quiet),
         Command::DemoTarget { listen, config } => {
             crate::demo::serve_blocking(listen, config.into())
         }
     }
 }
 
-fn interact(
-    path: &Path,
-    ov: &Overrides,
-    settle: Duration,
-    pairs: bool,
-    out: Option<&Path>,
-) -> Exit {
+fn interact(path: &Path, ov: &Overrides, settle: Duration, pairs: bool, run: &RunArgs) -> Exit {
+    let out = run.out.as_deref();
     use crate::analysis::interaction::{Phase, analyse, render};
     let names: Vec<String> = match scenario::load(path, ov) {
         Ok(plan) => plan.flows.iter().map(|f| f.name.clone()).collect(),
@@ -326,8 +309,7 @@ fn interact(
         let dir = out.map(|d| d.join(format!("phase-{label}")));
         let opts = RunOptions {
             out: dir.clone(),
-            progress: false,
-            interval: Duration::from_secs(1),
+            ..run.options()
         };
         let outcome = match run_plan(plan, &opts) {
             Ok(o) => o,
@@ -604,6 +586,16 @@ fn validate(path: &Path, ov: &Overrides) -> Exit {
 
 /// Loads and runs a scenario, prints the summary and writes result files.
 pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) -> Exit {
+    run_scenario_with_result(path, ov, opts, quiet).0
+}
+
+/// As [`run_scenario`], also returning the run's result when there was a run.
+pub fn run_scenario_with_result(
+    path: &Path,
+    ov: &Overrides,
+    opts: RunOptions,
+    quiet: bool,
+) -> (Exit, Option<report::RunResult>) {
     let loading = LoadingSignals::watch();
     let plan = scenario::load(path, ov);
     drop(loading);
@@ -611,14 +603,14 @@ pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) 
         Ok(p) => p,
         Err(e) => {
             print_load_error(&e);
-            return Exit::InvalidInput;
+            return (Exit::InvalidInput, None);
         }
     };
     if let Err(e) = check_socket_budget(&plan, path) {
         eprintln!("error: {e}");
-        return Exit::InvalidInput;
+        return (Exit::InvalidInput, None);
     }
-    run_loaded(plan, opts, quiet)
+    run_loaded_with_result(plan, opts, quiet)
 }
 
 /// Ctrl-C or SIGTERM while a scenario loads (a large feeder file can take a while): nothing has
@@ -692,12 +684,20 @@ impl Drop for LoadingSignals {
 
 /// Runs a loaded plan, prints the summary and writes result files.
 pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
+    run_loaded_with_result(plan, opts, quiet).0
+}
+
+fn run_loaded_with_result(
+    plan: scenario::Plan,
+    opts: RunOptions,
+    quiet: bool,
+) -> (Exit, Option<report::RunResult>) {
     let out = opts.out.clone();
     let outcome = match run_plan(plan, &opts) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
-            return Exit::InvalidInput;
+            return (Exit::InvalidInput, None);
         }
     };
     // A file that failed during the run (the interval log on a full disk) is lost, so the run
@@ -726,7 +726,7 @@ pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
             println!("\nresults: {}", dir.display());
         }
     }
-    if outcome.result.interrupted {
+    let exit = if outcome.result.interrupted {
         Exit::Interrupted
     } else if write_failed {
         Exit::InvalidInput
@@ -736,5 +736,6 @@ pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
         Exit::GateFailed
     } else {
         Exit::Passed
-    }
+    };
+    (exit, Some(outcome.result))
 }

@@ -21,6 +21,10 @@ fn interact_names_the_flow_that_hurts_another() {
         "200ms",
         "--out",
         out.to_str().unwrap(),
+        // The options `run` takes are the options `interact` takes.
+        "--no-progress",
+        "--interval",
+        "500ms",
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
