@@ -166,14 +166,9 @@ fn two_runs_given_one_out_folder_cannot_interleave() {
     let mut first = run_command(&s, &out).spawn().unwrap();
     // The lock holds the owner's process id once it is taken, before any traffic.
     let lock = out.join(stampede::run::LOCK_FILE);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read_to_string(&lock).map_or(true, |t| t.trim().is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first run never locked its folder"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_for("the first run to lock its folder", || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty())
+    });
     let (code, _, stderr) = run_bin(&[
         "run",
         s.to_str().unwrap(),
@@ -433,25 +428,16 @@ fn sigterm_while_the_scenario_loads_exits_130_with_a_message() {
         .unwrap();
     // The watcher thread exists from the moment loading starts.
     let tasks = format!("/proc/{}/task", child.id());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let watching = std::fs::read_dir(&tasks)
+    wait_for("loading to start", || {
+        std::fs::read_dir(&tasks)
             .into_iter()
             .flatten()
             .flatten()
             .any(|t| {
                 std::fs::read_to_string(t.path().join("comm"))
                     .is_ok_and(|c| c.starts_with("stampede-load"))
-            });
-        if watching {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "loading never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+            })
+    });
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

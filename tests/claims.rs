@@ -245,11 +245,7 @@ fn a_generator_short_of_cpu_fails_the_saturation_self_check_with_exit_3() {
         .unwrap();
     assert_eq!(status.code(), Some(3));
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();
-    let sat = r
-        .self_checks
-        .iter()
-        .find(|c| c.check == "saturation")
-        .unwrap();
+    let sat = self_check(&r, "saturation");
     assert!(
         !sat.passed && sat.detail.contains("ran out of CPU"),
         "{}",
@@ -268,25 +264,16 @@ fn a_generator_that_stalls_fails_the_schedule_lag_self_check_with_exit_3() {
         "journeys:\n  j: [ { name: a, get: /ok } ]\nflows:\n  f: { journey: j, rate: 100/s, duration: 3s }\n",
     );
     let mut child = run_command(&s, &out).spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while srv.seen.arrivals("/ok").len() < 50 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for("the run's first requests", || {
+        srv.seen.arrivals("/ok").len() >= 50
+    });
     // The generator itself stops for 300 ms (as a starved machine would), then goes on.
     signal(&child, "STOP");
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "CONT");
     assert_eq!(child.wait().unwrap().code(), Some(3));
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();
-    let lag = r
-        .self_checks
-        .iter()
-        .find(|c| c.check == "schedule_lag")
-        .unwrap();
+    let lag = self_check(&r, "schedule_lag");
     assert!(
         !lag.passed && lag.detail.contains("could not keep its schedule"),
         "{}",

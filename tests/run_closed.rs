@@ -111,11 +111,7 @@ fn a_paced_flow_through_a_target_stall_blames_the_target_not_the_generator() {
     let out = d.path().join("out");
     let (code, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();
-    let lag = r
-        .self_checks
-        .iter()
-        .find(|c| c.check == "schedule_lag")
-        .unwrap();
+    let lag = self_check(&r, "schedule_lag");
     assert!(lag.passed, "{}", lag.detail);
     assert!(
         lag.detail.contains("waited on the target"),

@@ -296,11 +296,7 @@ fn arrival_slack_bounds_how_late_an_arrival_starts() {
         "lag p99 {} us",
         lag.value_at_quantile(0.99)
     );
-    let lag_check = r
-        .self_checks
-        .iter()
-        .find(|c| c.check == "schedule_lag")
-        .unwrap();
+    let lag_check = self_check(&r, "schedule_lag");
     assert!(
         lag_check.detail.contains("limit 45.0 ms"),
         "{}",

@@ -294,11 +294,9 @@ fn the_first_sigint_lets_an_in_flight_request_finish() {
         "defaults: { graceful_stop: 5s, timeout: 10s }\njourneys:\n  j: [ { name: slow, get: '/slow?ms=1500' } ]\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 1 }\n",
     );
     let mut child = run_command(&s, &out).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while srv.seen.arrivals("/slow").is_empty() {
-        assert!(Instant::now() < deadline, "the request never arrived");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for("the request to arrive", || {
+        !srv.seen.arrivals("/slow").is_empty()
+    });
     signal(&child, "INT");
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();

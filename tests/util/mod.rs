@@ -599,3 +599,21 @@ pub fn assert_exit(code: i32, want: i32, r: &RunResult, context: &str) {
     }
     assert_eq!(code, want, "{context}");
 }
+
+/// Polls `ready` every few milliseconds until it holds, failing after 20 s with `what`: the wait
+/// for an event another process or thread makes visible (a file written, a request arrived).
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "waited 20 s for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A run's self-check by name.
+pub fn self_check<'a>(r: &'a RunResult, name: &str) -> &'a stampede::report::model::SelfCheck {
+    r.self_checks
+        .iter()
+        .find(|c| c.check == name)
+        .unwrap_or_else(|| panic!("no self-check {name}: {:?}", r.self_checks))
+}
