@@ -32,8 +32,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::exit::Exit;
-use crate::run::RunOptions;
-use crate::scenario::Overrides;
 use wallet::{Answer, DbTiming, Pool};
 
 /// Settings of the demo service.
@@ -411,7 +409,7 @@ pub fn serve_blocking(addr: SocketAddr, cfg: DemoConfig) -> Exit {
 }
 
 /// Files of the demo scenarios, embedded so `stampede demo` works from any folder.
-const DEMO_FILES: [(&str, &str); 5] = [
+pub const DEMO_FILES: [(&str, &str); 5] = [
     (
         "scenarios/usdt-launch.yaml",
         include_str!("../../scenarios/usdt-launch.yaml"),
@@ -444,150 +442,4 @@ pub fn write_demo_files(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
         std::fs::write(p, text)?;
     }
     Ok(dir.join(format!("scenarios/{name}.yaml")))
-}
-
-/// `stampede demo`: the wallet on 127.0.0.1:0 and a demo scenario against it.
-pub fn run_demo(name: &str, ov: &Overrides, opts: RunOptions, quiet: bool) -> Exit {
-    if !DEMO_FILES
-        .iter()
-        .any(|(rel, _)| *rel == format!("scenarios/{name}.yaml"))
-    {
-        eprintln!("error: unknown demo scenario `{name}`: expected usdt-launch, smoke or soak");
-        return Exit::InvalidInput;
-    }
-    let files = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot create a temporary folder: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    let path = match write_demo_files(files.path(), name) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot write the demo scenario: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    eprintln!(
-        "stampede demo: starting the wallet (seeding {} users)…",
-        wallet::USERS
-    );
-    let (addr, handle) = match spawn(SocketAddr::from(([127, 0, 0, 1], 0)), DemoConfig::default()) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: cannot start the demo wallet: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    eprintln!("stampede demo: wallet on http://{addr}; running scenarios/{name}.yaml");
-    let mut ov = ov.clone();
-    ov.target = Some(format!("http://{addr}"));
-    let alone = ov.only.is_none() && name == "usdt-launch";
-    let (exit, result) = crate::cli::run_scenario_with_result(&path, &ov, opts, quiet);
-    drop(handle);
-    if alone
-        && !quiet
-        && let Some(r) = &result
-    {
-        println!("\n{}", closing_words(r));
-    }
-    exit
-}
-
-/// What this run of the launch scenario showed, from its own numbers: each live flow's p99,
-/// the wallet's pool wait (its `Server-Timing`), what the batch job did to live steps, and the
-/// command that proves which flows hurt each other.
-pub fn closing_words(r: &crate::report::RunResult) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::from("What this run showed:\n");
-    for f in r.flows.iter().filter(|f| f.kind == "live") {
-        if let Some(it) = &f.iteration {
-            let _ = writeln!(
-                out,
-                "  {}: iteration p99 {:.0} ms over {} iterations",
-                f.name,
-                it.p99_us as f64 / 1000.0,
-                f.iterations_ok + f.iterations_failed
-            );
-        }
-    }
-    let (wait_ms, waits) = r
-        .flows
-        .iter()
-        .flat_map(|f| &f.steps)
-        .flat_map(|s| &s.server_timing)
-        .filter(|t| t.name == "pool-wait")
-        .fold((0.0, 0u64), |(ms, n), t| (ms + t.total_ms, n + t.reported));
-    if waits > 0 {
-        let _ = writeln!(
-            out,
-            "  requests waited {:.1} ms on average for a database connection (Server-Timing pool-wait, {waits} responses)",
-            wait_ms / waits as f64
-        );
-    }
-    for s in r.flows.iter().flat_map(|f| &f.steps) {
-        if let Some(b) = s.batch.as_ref().filter(|b| b.interferes) {
-            let _ = writeln!(
-                out,
-                "  while the batch job ran, {} p50 went {:.1} → {:.1} ms",
-                s.key,
-                b.without.p50_us as f64 / 1000.0,
-                b.during.p50_us as f64 / 1000.0
-            );
-        }
-    }
-    let _ = write!(
-        out,
-        "Whether the flows hurt each other: start `stampede demo-target`, then \
-         `stampede interact scenarios/usdt-launch.yaml --pairs --target http://127.0.0.1:8080` runs each \
-         alone, then together. One flow alone: `stampede demo --only traders`."
-    );
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::report::model::{FlowResult, Latency, StepResult, TimingResult};
-
-    #[test]
-    fn the_closing_words_come_from_the_run() {
-        let mut h = crate::metrics::new_hist();
-        for v in [1_000u64, 2_000, 412_000] {
-            h.record(v).unwrap();
-        }
-        let step = StepResult {
-            key: "traders.exchange".into(),
-            server_timing: vec![TimingResult {
-                name: "pool-wait".into(),
-                reported: 4,
-                duration: None,
-                total_ms: 10.0,
-                count_total: 0.0,
-                count_mean: 0.0,
-                ignored: 0,
-            }],
-            ..Default::default()
-        };
-        let r = crate::report::RunResult {
-            flows: vec![FlowResult {
-                name: "traders".into(),
-                kind: "live".into(),
-                iterations_ok: 3,
-                iteration: Latency::from_hist(Some(&h)),
-                steps: vec![step],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let text = closing_words(&r);
-        assert!(
-            text.contains("traders: iteration p99 412 ms over 3 iterations"),
-            "{text}"
-        );
-        assert!(text.contains("waited 2.5 ms on average"), "{text}");
-        assert!(text.contains("stampede interact"), "{text}");
-        assert!(!text.contains("Each flow alone meets"), "{text}");
-    }
 }

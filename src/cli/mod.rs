@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+
 use crate::exit::Exit;
 use crate::report;
 use crate::run::{RunOptions, run as run_plan};
@@ -253,7 +255,7 @@ pub fn run(cli: Cli) -> Exit {
             scenario,
             load,
             run,
-        } => crate::demo::run_demo(&scenario, &load.overrides(), run.options(), run.quiet),
+        } => demo::run_demo(&scenario, &load.overrides(), run.options(), run.quiet),
         Command::DemoTarget { listen, config } => {
             crate::demo::serve_blocking(listen, config.into())
         }
