@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use stampede::schedule::curve::{Curve, Piece, Shape};
+use stampede::scenario::curve::{Curve, Piece, Shape};
 
 fn due_times(c: &mut Criterion) {
     let constant = Curve::constant(4000.0, 60.0);

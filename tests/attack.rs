@@ -11,9 +11,9 @@ fn scenario(d: &tempfile::TempDir, target: &str, body: &str) -> std::path::PathB
 }
 
 fn timing<'a>(
-    s: &'a stampede::report::model::StepResult,
+    s: &'a stampede::model::StepResult,
     name: &str,
-) -> Option<&'a stampede::report::model::TimingResult> {
+) -> Option<&'a stampede::model::TimingResult> {
     s.server_timing.iter().find(|t| t.name == name)
 }
 
@@ -239,7 +239,7 @@ fn one_step(
     response: &'static [u8],
     opts: &str,
     iterations: u32,
-) -> (stampede::report::model::StepResult, Vec<String>, u64) {
+) -> (stampede::model::StepResult, Vec<String>, u64) {
     let srv = scripted::start(move |_, _| response.to_vec());
     let d = dir();
     let s = scenario(

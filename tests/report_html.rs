@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use stampede::report::model::*;
+use stampede::model::*;
 
 use crate::gate::tool;
 use crate::util::*;
@@ -97,7 +97,7 @@ fn report_renders_in_headless_chromium_with_its_charts() {
 }
 
 fn latency() -> Option<Latency> {
-    let mut h = stampede::metrics::new_hist();
+    let mut h = stampede::model::new_hist();
     for v in 1..2000u64 {
         h.record(v * 37).unwrap();
     }

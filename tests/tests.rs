@@ -10,6 +10,7 @@
 
 mod util;
 
+mod architecture;
 mod attack;
 mod batch;
 mod claims;

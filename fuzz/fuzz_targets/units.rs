@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stampede::scenario::units::{Percent, Rate, Span, SpanRange, parse_scale};
+use stampede::units::{Percent, Rate, Span, SpanRange, parse_scale};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -33,9 +33,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::stats::{Welch, two_proportion_p};
-use crate::metrics::codec;
-use crate::report::model::{IntervalRow, Latency, RunResult};
-use crate::scenario::units::short_duration;
+use crate::model::codec;
+use crate::model::{IntervalRow, Latency, RunResult};
+use crate::units::short_duration;
 
 /// One minus the level of the interval that calls a change (99%): a false alarm on one metric
 /// (the interval wholly beyond the margin by chance) has a chance of at most 0.5%, and a gate on
@@ -268,7 +268,7 @@ struct Side<'a> {
 }
 
 impl<'a> Side<'a> {
-    fn step(s: &'a crate::report::model::StepResult) -> Side<'a> {
+    fn step(s: &'a crate::model::StepResult) -> Side<'a> {
         Side {
             latency: s.latency.as_ref(),
             failed: s.failed,
@@ -276,7 +276,7 @@ impl<'a> Side<'a> {
             rate: s.rate,
         }
     }
-    fn flow(f: &'a crate::report::model::FlowResult) -> Side<'a> {
+    fn flow(f: &'a crate::model::FlowResult) -> Side<'a> {
         Side {
             latency: f.iteration.as_ref(),
             failed: f.iterations_failed,
@@ -545,7 +545,7 @@ pub fn render(rows: &[Row], gates: &[(Row, String, Gate)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{FlowResult, StepResult};
+    use crate::model::{FlowResult, StepResult};
 
     /// A run of one step `f.a` whose intervals have latency `lat(i)` µs and `count(i)`
     /// requests, `failed` of `requests` failed in all.
@@ -556,7 +556,7 @@ mod tests {
         failed: u64,
         requests: u64,
     ) -> RunResult {
-        let mut h = crate::metrics::new_hist();
+        let mut h = crate::model::new_hist();
         let mut intervals = Vec::new();
         for i in 0..n {
             for _ in 0..count(i) {

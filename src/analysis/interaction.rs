@@ -18,8 +18,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::report::model::{RunResult, StepResult};
-use crate::scenario::units::short_duration;
+use crate::model::{RunResult, StepResult};
+use crate::units::short_duration;
 
 /// Smallest p99 ratio that counts as interference.
 pub const MIN_FACTOR: f64 = 2.0;
@@ -77,7 +77,7 @@ fn find<'a>(r: &'a RunResult, key: &str) -> Option<&'a StepResult> {
     steps(r).find(|s| s.key == key)
 }
 
-fn p(s: &StepResult, q: fn(&crate::report::model::Latency) -> u64) -> u64 {
+fn p(s: &StepResult, q: fn(&crate::model::Latency) -> u64) -> u64 {
     s.latency.as_ref().map_or(0, q)
 }
 
@@ -254,69 +254,17 @@ pub fn render(rows: &[Row]) -> String {
     out
 }
 
-/// A self-contained page with the table and verdicts, linking each phase's report.
-pub fn render_html(rows: &[Row], phases: &[String]) -> String {
-    use crate::report::junit::escape;
-    let ms = |us: u64| short_duration(std::time::Duration::from_micros(us));
-    let mut out = String::from(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>stampede: interaction</title>\
-         <style>body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:16px}\
-         table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}\
-         td:first-child,th:first-child{text-align:left}.bad{color:#cf222e;font-weight:600}</style></head><body>\
-         <h1>Which combination of flows hurts</h1><table><thead><tr><th>step</th><th>alone p50</th><th>alone p99</th>\
-         <th>alone errors</th><th>mixed p50</th><th>mixed p99</th><th>mixed errors</th><th>× p99</th></tr></thead><tbody>",
-    );
-    for r in rows {
-        let class = if r.hurt_by.is_empty() {
-            ""
-        } else {
-            " class=\"bad\""
-        };
-        let _ = write!(
-            out,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{}</td><td>{:.1}%</td><td{class}>{:.1}×</td></tr>",
-            escape(&r.key),
-            ms(r.alone_p50_us),
-            ms(r.alone_p99_us),
-            r.alone_errors * 100.0,
-            ms(r.mixed_p50_us),
-            ms(r.mixed_p99_us),
-            r.mixed_errors * 100.0,
-            r.amplification
-        );
-    }
-    out.push_str("</tbody></table><h2>Verdicts</h2><ul>");
-    for r in rows {
-        let class = if r.hurt_by.is_empty() {
-            ""
-        } else {
-            " class=\"bad\""
-        };
-        let _ = write!(out, "<li{class}>{}</li>", escape(&r.verdict));
-    }
-    out.push_str("</ul><h2>Phases</h2><ul>");
-    for p in phases {
-        let _ = write!(
-            out,
-            "<li><a href=\"phase-{0}/report.html\">{0}</a></li>",
-            escape(p)
-        );
-    }
-    out.push_str("</ul></body></html>");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{FlowResult, Latency};
+    use crate::model::{FlowResult, Latency};
 
     /// A phase of `flows` in which step `key` had p99 `p99_ms` and `failed` of 1000 requests failed.
     fn phase(flows: &[&str], steps: &[(&str, u64, u64)]) -> Phase {
         let results = steps
             .iter()
             .map(|&(key, p99_ms, failed)| {
-                let mut h = crate::metrics::new_hist();
+                let mut h = crate::model::new_hist();
                 for _ in 0..95 {
                     h.record(1_000).unwrap();
                 }

@@ -1,8 +1,9 @@
-//! Analyses of results: they read [`RunResult`](crate::report::RunResult) values only, never
+//! Analyses of results: they read [`RunResult`](crate::model::RunResult) values only, never
 //! the engine.
 
 pub mod compare;
 pub mod interaction;
+pub mod load;
 pub mod selfcheck;
 pub mod stats;
 pub mod threshold;

@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use crate::report::model::{RunResult, SelfCheck};
+use crate::model::{RunResult, SelfCheck};
 
 /// Schedule lag p99 below this always passes.
 pub const LAG_FLOOR: Duration = Duration::from_millis(25);
@@ -152,7 +152,7 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
     out
 }
 
-fn churn(g: &crate::report::model::Generator) -> SelfCheck {
+fn churn(g: &crate::model::Generator) -> SelfCheck {
     // A run shorter than TIME_WAIT cannot hold more ports than it opened.
     let held =
         (g.peak_connections_per_s * TIME_WAIT.as_secs_f64()).min(g.connections_opened as f64);
@@ -188,7 +188,7 @@ fn churn(g: &crate::report::model::Generator) -> SelfCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{Environment, FlowResult, Generator, Latency};
+    use crate::model::{Environment, FlowResult, Generator, Latency};
 
     fn lat(p50_us: u64, p99_us: u64) -> Option<Latency> {
         Some(Latency {

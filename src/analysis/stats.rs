@@ -44,7 +44,7 @@ pub fn mann_whitney_p(xs: &[f64], ys: &[f64]) -> f64 {
 
 /// Two-sided Mann–Whitney U p-value between two histograms (ranks over their recorded values;
 /// values in the same bucket are ties).
-pub fn mann_whitney_hist(a: &crate::metrics::Hist, b: &crate::metrics::Hist) -> f64 {
+pub fn mann_whitney_hist(a: &crate::model::Hist, b: &crate::model::Hist) -> f64 {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     if n1 == 0.0 || n2 == 0.0 {
         return 1.0;
@@ -219,8 +219,8 @@ mod tests {
 
     #[test]
     fn mann_whitney_on_histograms_agrees_with_samples() {
-        let mut a = crate::metrics::new_hist();
-        let mut b = crate::metrics::new_hist();
+        let mut a = crate::model::new_hist();
+        let mut b = crate::model::new_hist();
         let xs: Vec<f64> = (0..200).map(|i| 1000.0 + (i * 37 % 101) as f64).collect();
         let ys: Vec<f64> = (0..200).map(|i| 1030.0 + (i * 53 % 101) as f64).collect();
         for x in &xs {

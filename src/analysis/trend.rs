@@ -13,9 +13,7 @@
 //! last intervals (partial) and the first tenth of the run (warm-up) are left out; runs with fewer
 //! than [`MIN_POINTS`] intervals get no trend.
 
-use serde::{Deserialize, Serialize};
-
-use crate::report::model::{IntervalRow, RunResult};
+use crate::model::{IntervalRow, RunResult, Trend};
 
 /// Least rise (per minute, relative) of a CI's lower bound that counts as creeping.
 pub const MIN_CREEP: f64 = 0.01;
@@ -112,29 +110,6 @@ fn relative(points: &[(f64, f64)]) -> Option<Slope> {
         lo: s.lo * k,
         hi: s.hi * k,
     })
-}
-
-/// The trend of one key.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Trend {
-    /// `flow.step` or `flow.iteration`.
-    pub key: String,
-    /// Intervals used.
-    pub points: usize,
-    /// p50 slope, relative per minute (0.041 = +4.1%/min), with its 95% interval.
-    pub p50_per_min: [f64; 3],
-    /// p95 slope, relative per minute, with its 95% interval.
-    pub p95_per_min: [f64; 3],
-    /// The key's own throughput slope, relative per minute, with its 95% interval.
-    pub throughput_per_min: [f64; 3],
-    /// The system's load slope (requests of every flow per interval), relative per minute, with
-    /// its 95% interval: what "flat" is judged on.
-    #[serde(default)]
-    pub load_per_min: [f64; 3],
-    /// Latency rising significantly while throughput is flat.
-    pub creeping: bool,
-    /// One sentence for people.
-    pub verdict: String,
 }
 
 fn usable(rows: &[&IntervalRow]) -> Vec<(f64, f64, f64, f64)> {
@@ -240,11 +215,11 @@ mod tests {
         assert!(s.lo < 0.0 && s.hi > 0.0, "{s:?}");
     }
 
-    fn run_of(count: impl Fn(u64) -> u64) -> crate::report::model::RunResult {
+    fn run_of(count: impl Fn(u64) -> u64) -> crate::model::RunResult {
         let rows = (0..60)
             .map(|i| {
                 let p = 10_000 + 100 * i;
-                crate::report::model::IntervalRow {
+                crate::model::IntervalRow {
                     t: i as f64 + 1.0,
                     key: "f.a".into(),
                     count: count(i),
@@ -260,7 +235,7 @@ mod tests {
                 }
             })
             .collect();
-        crate::report::model::RunResult {
+        crate::model::RunResult {
             intervals: rows,
             ..Default::default()
         }
@@ -285,7 +260,7 @@ mod tests {
         let others: Vec<_> = r
             .intervals
             .iter()
-            .map(|row| crate::report::model::IntervalRow {
+            .map(|row| crate::model::IntervalRow {
                 key: "live.b".into(),
                 count: 100 + 10 * row.t as u64,
                 ..row.clone()

@@ -4,60 +4,64 @@
 
 use std::net::SocketAddr;
 
+use super::CliError;
+use crate::demo::DemoConfig;
 use crate::exit::Exit;
 use crate::run::RunOptions;
 use crate::scenario::Overrides;
 
 /// `stampede demo`: the wallet on 127.0.0.1:0 and a demo scenario against it.
-pub(super) fn run_demo(name: &str, ov: &Overrides, opts: RunOptions, quiet: bool) -> Exit {
+pub(super) fn run_demo(
+    name: &str,
+    ov: &Overrides,
+    opts: RunOptions,
+    quiet: bool,
+) -> Result<Exit, CliError> {
     if !crate::demo::DEMO_FILES
         .iter()
         .any(|(rel, _)| *rel == format!("scenarios/{name}.yaml"))
     {
-        eprintln!("error: unknown demo scenario `{name}`: expected usdt-launch, smoke or soak");
-        return Exit::InvalidInput;
+        return Err(CliError::Input(format!(
+            "unknown demo scenario `{name}`: expected usdt-launch, smoke or soak"
+        )));
     }
-    let files = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot create a temporary folder: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    let path = match crate::demo::write_demo_files(files.path(), name) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot write the demo scenario: {e}");
-            return Exit::InvalidInput;
-        }
-    };
+    let files = tempfile::tempdir()
+        .map_err(|e| CliError::Input(format!("cannot create a temporary folder: {e}")))?;
+    let path = crate::demo::write_demo_files(files.path(), name)
+        .map_err(|e| CliError::Input(format!("cannot write the demo scenario: {e}")))?;
     eprintln!(
         "stampede demo: starting the wallet (seeding {} users)…",
         crate::demo::wallet::USERS
     );
-    let (addr, handle) = match crate::demo::spawn(
+    let (addr, handle) = crate::demo::spawn(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         crate::demo::DemoConfig::default(),
-    ) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: cannot start the demo wallet: {e}");
-            return Exit::InvalidInput;
-        }
-    };
+    )?;
     eprintln!("stampede demo: wallet on http://{addr}; running scenarios/{name}.yaml");
     let mut ov = ov.clone();
     ov.target = Some(format!("http://{addr}"));
     let alone = ov.only.is_none() && name == "usdt-launch";
-    let (exit, result) = super::run_scenario_with_result(&path, &ov, opts, quiet);
+    let (exit, result) = super::execute::run_scenario(&path, &ov, opts, quiet)?;
     drop(handle);
-    if alone
-        && !quiet
-        && let Some(r) = &result
-    {
-        println!("\n{}", closing_words(r));
+    if alone && !quiet {
+        println!("\n{}", closing_words(&result));
     }
-    exit
+    Ok(exit)
+}
+
+/// `stampede demo-target`: the wallet alone, serving until Ctrl-C.
+pub(super) fn serve(addr: SocketAddr, cfg: DemoConfig) -> Result<Exit, CliError> {
+    eprintln!("demo wallet: seeding {} users…", crate::demo::wallet::USERS);
+    let (bound, handle) = crate::demo::spawn(addr, cfg)
+        .map_err(|e| CliError::Input(format!("cannot start the demo wallet on {addr}: {e}")))?;
+    eprintln!("demo wallet listening on http://{bound} (Ctrl-C to stop)");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Input(format!("cannot start the wallet's signal watcher: {e}")))?;
+    let _ = rt.block_on(tokio::signal::ctrl_c());
+    drop(handle);
+    Ok(Exit::Interrupted)
 }
 
 /// What this run of the launch scenario showed, from its own numbers: each live flow's p99,
@@ -114,11 +118,11 @@ pub(super) fn closing_words(r: &crate::report::RunResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{FlowResult, Latency, StepResult, TimingResult};
+    use crate::model::{FlowResult, Latency, StepResult, TimingResult};
 
     #[test]
     fn the_closing_words_come_from_the_run() {
-        let mut h = crate::metrics::new_hist();
+        let mut h = crate::model::new_hist();
         for v in [1_000u64, 2_000, 412_000] {
             h.record(v).unwrap();
         }

@@ -11,12 +11,17 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod error;
+mod execute;
+mod interact;
+
+pub use error::CliError;
 
 use crate::exit::Exit;
 use crate::report;
-use crate::run::{RunOptions, run as run_plan};
-use crate::scenario::units::{Span, parse_scale};
-use crate::scenario::{self, Overrides, ScenarioError};
+use crate::run::RunOptions;
+use crate::scenario::{self, Overrides};
+use crate::units::{Span, parse_scale};
 
 /// stampede: journey-based load testing with latency you can trust.
 #[derive(Debug, Parser)]
@@ -208,16 +213,25 @@ fn parse_scale_arg(s: &str) -> Result<f64, String> {
     parse_scale(s).map_err(|e| e.0)
 }
 
-/// Runs a parsed command line and returns its exit code.
+/// Runs a parsed command line and returns its exit code. A command that fails is reported here,
+/// once, and ends with exit 2.
 pub fn run(cli: Cli) -> Exit {
     // Every virtual user holds its own connections: allow as many sockets as the system lets us.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
+    dispatch(cli).unwrap_or_else(|e| {
+        e.report();
+        Exit::InvalidInput
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<Exit, CliError> {
     match cli.command {
         Command::Run {
             scenario,
             load,
             run,
-        } => run_scenario(&scenario, &load.overrides(), run.options(), run.quiet),
+        } => execute::run_scenario(&scenario, &load.overrides(), run.options(), run.quiet)
+            .map(|(exit, _)| exit),
         Command::Validate { scenario, load } => validate(&scenario, &load.overrides()),
         Command::Schema { results } => {
             let schema = if results {
@@ -229,7 +243,7 @@ pub fn run(cli: Cli) -> Exit {
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
-            Exit::Passed
+            Ok(Exit::Passed)
         }
         Command::Interact {
             scenario,
@@ -237,7 +251,7 @@ pub fn run(cli: Cli) -> Exit {
             settle,
             pairs,
             run,
-        } => interact(&scenario, &load.overrides(), settle, pairs, &run),
+        } => interact::interact(&scenario, &load.overrides(), settle, pairs, &run),
         Command::Compare {
             base,
             new,
@@ -256,113 +270,8 @@ pub fn run(cli: Cli) -> Exit {
             load,
             run,
         } => demo::run_demo(&scenario, &load.overrides(), run.options(), run.quiet),
-        Command::DemoTarget { listen, config } => {
-            crate::demo::serve_blocking(listen, config.into())
-        }
+        Command::DemoTarget { listen, config } => demo::serve(listen, config.into()),
     }
-}
-
-fn interact(path: &Path, ov: &Overrides, settle: Duration, pairs: bool, run: &RunArgs) -> Exit {
-    let out = run.out.as_deref();
-    use crate::analysis::interaction::{Phase, analyse, render};
-    let names: Vec<String> = match scenario::load(path, ov) {
-        Ok(plan) => plan.flows.iter().map(|f| f.name.clone()).collect(),
-        Err(e) => {
-            print_load_error(&e);
-            return Exit::InvalidInput;
-        }
-    };
-    if names.len() < 2 {
-        eprintln!(
-            "error: interaction needs at least two flows; the scenario has {}",
-            names.len()
-        );
-        return Exit::InvalidInput;
-    }
-    let mut phases: Vec<Vec<String>> = names.iter().map(|n| vec![n.clone()]).collect();
-    phases.push(names.clone());
-    if pairs && names.len() > 2 {
-        for i in 0..names.len() {
-            for j in i + 1..names.len() {
-                phases.push(vec![names[i].clone(), names[j].clone()]);
-            }
-        }
-    }
-    let mut done: Vec<Phase> = Vec::new();
-    for (i, flows) in phases.iter().enumerate() {
-        if i > 0 {
-            std::thread::sleep(settle);
-        }
-        let label = if flows.len() == names.len() {
-            "all".to_string()
-        } else {
-            flows.join("+")
-        };
-        eprintln!("interact: phase {}/{}: {label}", i + 1, phases.len());
-        let mut phase_ov = ov.clone();
-        phase_ov.only = Some(flows.clone());
-        let plan = match scenario::load(path, &phase_ov) {
-            Ok(p) => p,
-            Err(e) => {
-                print_load_error(&e);
-                return Exit::InvalidInput;
-            }
-        };
-        let dir = out.map(|d| d.join(format!("phase-{label}")));
-        let opts = RunOptions {
-            out: dir.clone(),
-            ..run.options()
-        };
-        let outcome = match run_plan(plan, &opts) {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::InvalidInput;
-            }
-        };
-        if let Some(dir) = &dir {
-            for e in report::write_all(&outcome.result, dir) {
-                eprintln!("warning: {e}");
-            }
-        }
-        if outcome.result.interrupted {
-            return Exit::Interrupted;
-        }
-        done.push(Phase {
-            flows: flows.clone(),
-            result: outcome.result,
-        });
-    }
-    let alone: Vec<Phase> = done.drain(..names.len()).collect();
-    let mixed = done.remove(0);
-    let rows = analyse(&alone, &mixed, &done);
-    print!("{}", render(&rows));
-    if let Some(dir) = out {
-        let labels: Vec<String> = phases
-            .iter()
-            .map(|f| {
-                if f.len() == names.len() {
-                    "all".to_string()
-                } else {
-                    f.join("+")
-                }
-            })
-            .collect();
-        let json = serde_json::to_string_pretty(&rows).unwrap_or_default();
-        for (file, text) in [
-            ("interaction.json", json),
-            (
-                "interaction.html",
-                crate::analysis::interaction::render_html(&rows, &labels),
-            ),
-        ] {
-            if let Err(e) = report::write_text(&dir.join(file), &text) {
-                eprintln!("error: {e}");
-                return Exit::InvalidInput;
-            }
-        }
-    }
-    Exit::Passed
 }
 
 /// What `compare --fail-if` does with a bound the data cannot decide.
@@ -382,15 +291,9 @@ fn compare(
     fail_if: &[crate::analysis::compare::FailIf],
     undecided: Undecided,
     json: bool,
-) -> Exit {
+) -> Result<Exit, CliError> {
     use crate::analysis::compare::{self, Gate};
-    let (b, n) = match (report::read_json(base), report::read_json(new)) {
-        (Ok(b), Ok(n)) => (b, n),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return Exit::InvalidInput;
-        }
-    };
+    let (b, n) = (report::read_json(base)?, report::read_json(new)?);
     let rows = compare::compare(&b, &n);
     let mut gates = Vec::new();
     for r in &rows {
@@ -408,23 +311,24 @@ fn compare(
     } else {
         print!("{}", compare::render(&rows, &gates));
     }
-    match (failed, open, undecided) {
+    Ok(match (failed, open, undecided) {
         (true, _, _) | (false, true, Undecided::Fail) => Exit::GateFailed,
         (false, true, Undecided::Exit) => Exit::Undecided,
         _ => Exit::Passed,
-    }
+    })
 }
 
 /// A function that renders results into one file format.
 type Renderer = fn(&report::RunResult) -> String;
 
-fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<&Path>) -> Exit {
+fn rerender(
+    path: &Path,
+    html: Option<&Path>,
+    junit: Option<&Path>,
+    csv: Option<&Path>,
+) -> Result<Exit, CliError> {
     // A killed run leaves no results.json, but its interval log holds every completed interval.
-    let hlog = if path.is_dir() {
-        Some(path.join("intervals.hlog"))
-    } else {
-        None
-    };
+    let hlog = path.is_dir().then(|| path.join("intervals.hlog"));
     let looks_like_log = path.extension().is_some_and(|e| e == "hlog");
     if looks_like_log
         || hlog
@@ -436,308 +340,55 @@ fn rerender(path: &Path, html: Option<&Path>, junit: Option<&Path>, csv: Option<
         } else {
             hlog.unwrap_or_default()
         };
-        return match report::hlog::recover(&log) {
-            Ok(rs) => {
-                print!("{}", report::hlog::render_recovered(&rs));
-                Exit::Passed
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                Exit::InvalidInput
-            }
-        };
+        let rs = report::hlog::recover(&log)?;
+        print!("{}", report::hlog::render_recovered(&rs));
+        return Ok(Exit::Passed);
     }
     let path = if path.is_dir() {
         path.join("results.json")
     } else {
         path.to_path_buf()
     };
-    let r = match report::read_json(&path) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::InvalidInput;
-        }
-    };
+    let r = report::read_json(&path)?;
     print!("{}", report::terminal::render(&r));
-    let mut exit = if !r.trustworthy() {
-        Exit::Untrustworthy
-    } else if r.passed() {
-        Exit::Passed
-    } else {
-        Exit::GateFailed
-    };
     let outputs: [(Option<&Path>, Renderer); 3] = [
         (html, report::html::render),
         (junit, report::junit::render),
         (csv, report::csv::render),
     ];
-    for (target, render) in outputs {
-        if let Some(p) = target
-            && let Err(e) = report::write_text(p, &render(&r))
-        {
-            eprintln!("error: {e}");
-            exit = Exit::InvalidInput;
-        }
-    }
-    exit
-}
-
-/// Refuses a plan that needs more sockets than the open-file limit allows, before any traffic.
-/// The plan's sockets and memory against this machine's limits; every problem is reported.
-fn check_socket_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
-    match (
-        check_descriptors(plan, path),
-        check_memory_budget(plan, path),
-    ) {
-        (Err(a), Err(b)) => Err(format!("{a}\nerror: {b}")),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-        _ => Ok(()),
-    }
-}
-
-fn check_descriptors(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
-    let Ok((soft, _hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
-        return Ok(());
-    };
-    let (sockets, timers) = (plan.sockets_needed(), plan.timers_needed());
-    let needed = sockets + timers + crate::run::SPARE_FILES;
-    if needed > soft {
-        let timers = if timers > 0 {
-            format!(" and {timers} timers (users that wait)")
-        } else {
-            String::new()
-        };
-        return Err(format!(
-            "{}: the plan can hold {sockets} connections open at once (virtual users at peak × origins){timers}, \
-             but this process may open only {soft} files (ulimit -n, raised to the hard limit)\n  \
-             hint: lower max_vus or VU counts, or raise the hard limit (ulimit -Hn) for this user",
-            path.display(),
-        ));
-    }
-    Ok(())
-}
-
-/// The run's estimated memory ([`crate::run::estimated_memory_bytes`]) against what this machine
-/// has free: over it is refused, over half of it is a warning.
-fn check_memory_budget(plan: &scenario::Plan, path: &Path) -> Result<(), String> {
-    let (needed, free) = memory_budget(plan);
-    let Some(free) = free else { return Ok(()) };
-    let hint = "hint: fewer flows or steps (every flow and request step keeps its own histograms), or a machine with more memory";
-    if needed > free {
-        return Err(format!(
-            "{}: the run would need about {} MiB of memory, but this machine has {} MiB available\n  {hint}",
-            path.display(),
-            needed >> 20,
-            free >> 20
-        ));
-    }
-    if needed > free / 2 {
-        eprintln!(
-            "warning: {}: the run will need about {} MiB of memory, more than half of the {} MiB available\n  {hint}",
-            path.display(),
-            needed >> 20,
-            free >> 20
-        );
-    }
-    Ok(())
-}
-
-/// (Estimated bytes the run needs, bytes available) for a plan run with a 1 s interval.
-fn memory_budget(plan: &scenario::Plan) -> (u64, Option<u64>) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    (
-        crate::run::estimated_memory_bytes(plan, threads, Duration::from_secs(1)),
-        crate::run::available_memory_bytes(),
-    )
-}
-
-fn print_load_error(e: &ScenarioError) {
-    eprintln!("{e}");
-}
-
-fn validate(path: &Path, ov: &Overrides) -> Exit {
-    match scenario::load(path, ov) {
-        Ok(plan) => {
-            if let Err(e) = check_socket_budget(&plan, path) {
-                eprintln!("error: {e}");
-                return Exit::InvalidInput;
-            }
-            println!(
-                "{}: ok — {} journeys, {} flows",
-                path.display(),
-                plan.journeys.len(),
-                plan.flows.len()
-            );
-            for f in &plan.flows {
-                println!("  {:<16} {}", f.name, f.describe());
-            }
-            println!("  load ends after {}", Span(plan.load_length()));
-            println!(
-                "  memory: about {} MiB (histograms per flow and step, virtual users at peak)",
-                memory_budget(&plan).0.div_ceil(1 << 20)
-            );
-            Exit::Passed
-        }
-        Err(e) => {
-            print_load_error(&e);
-            Exit::InvalidInput
-        }
-    }
-}
-
-/// Loads and runs a scenario, prints the summary and writes result files.
-pub fn run_scenario(path: &Path, ov: &Overrides, opts: RunOptions, quiet: bool) -> Exit {
-    run_scenario_with_result(path, ov, opts, quiet).0
-}
-
-/// As [`run_scenario`], also returning the run's result when there was a run.
-pub fn run_scenario_with_result(
-    path: &Path,
-    ov: &Overrides,
-    opts: RunOptions,
-    quiet: bool,
-) -> (Exit, Option<report::RunResult>) {
-    let loading = LoadingSignals::watch();
-    let plan = scenario::load(path, ov);
-    drop(loading);
-    let plan = match plan {
-        Ok(p) => p,
-        Err(e) => {
-            print_load_error(&e);
-            return (Exit::InvalidInput, None);
-        }
-    };
-    if let Err(e) = check_socket_budget(&plan, path) {
-        eprintln!("error: {e}");
-        return (Exit::InvalidInput, None);
-    }
-    run_loaded_with_result(plan, opts, quiet)
-}
-
-/// Ctrl-C or SIGTERM while a scenario loads (a large feeder file can take a while): nothing has
-/// been sent and no result exists, so the process says so and exits 130 at once.
-///
-/// The watcher is a thread with its own small runtime, and it is stopped and joined (its runtime
-/// dropped) when loading ends: tokio wakes one runtime's signal driver per signal, so a watcher
-/// left running would take the run's Ctrl-C for itself.
-#[derive(Debug)]
-struct LoadingSignals {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LoadingSignals {
-    fn watch() -> LoadingSignals {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("stampede-load-signals".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_io()
-                    .build()
-                else {
-                    let _ = ready_tx.send(());
-                    return;
-                };
-                rt.block_on(async move {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let (Ok(mut int), Ok(mut term)) = (
-                        signal(SignalKind::interrupt()),
-                        signal(SignalKind::terminate()),
-                    ) else {
-                        let _ = ready_tx.send(());
-                        return;
-                    };
-                    let _ = ready_tx.send(());
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                        _ = stopped => return,
-                    }
-                    eprintln!(
-                        "interrupted while loading the scenario: nothing was sent, no results were written"
-                    );
-                    std::process::exit(Exit::Interrupted as i32);
-                });
-            })
-            .ok();
-        if thread.is_some() {
-            let _ = ready.recv();
-        }
-        LoadingSignals {
-            stop: Some(stop),
-            thread,
-        }
-    }
-}
-
-impl Drop for LoadingSignals {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Runs a loaded plan, prints the summary and writes result files.
-pub fn run_loaded(plan: scenario::Plan, opts: RunOptions, quiet: bool) -> Exit {
-    run_loaded_with_result(plan, opts, quiet).0
-}
-
-fn run_loaded_with_result(
-    plan: scenario::Plan,
-    opts: RunOptions,
-    quiet: bool,
-) -> (Exit, Option<report::RunResult>) {
-    let out = opts.out.clone();
-    let outcome = match run_plan(plan, &opts) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return (Exit::InvalidInput, None);
-        }
-    };
-    // A file that failed during the run (the interval log on a full disk) is lost, so the run
-    // ends with exit 2 even though everything measured is still in the end-of-run files.
-    let mut write_failed = !outcome.write_errors.is_empty();
-    for e in &outcome.write_errors {
-        eprintln!("error: {e} (the run went on; the other result files hold everything measured)");
-    }
-    if let Some(dir) = &out {
-        let errors = report::write_all(&outcome.result, dir);
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-        if !errors.is_empty() {
-            // Nothing is lost: print the whole result to stdout instead.
-            println!(
-                "{}",
-                serde_json::to_string(&outcome.result).unwrap_or_default()
-            );
-            write_failed = true;
-        }
-    }
-    if !quiet {
-        print!("{}", report::terminal::render(&outcome.result));
-        if let Some(dir) = &out {
-            println!("\nresults: {}", dir.display());
-        }
-    }
-    let exit = if outcome.result.interrupted {
-        Exit::Interrupted
-    } else if write_failed {
-        Exit::InvalidInput
-    } else if !outcome.result.trustworthy() {
+    let errors = outputs
+        .into_iter()
+        .filter_map(|(target, render)| {
+            let p = target?;
+            report::write_text(p, &render(&r)).err().map(CliError::from)
+        })
+        .collect();
+    CliError::all(errors)?;
+    Ok(if !r.trustworthy() {
         Exit::Untrustworthy
-    } else if !outcome.result.passed() {
-        Exit::GateFailed
-    } else {
+    } else if r.passed() {
         Exit::Passed
-    };
-    (exit, Some(outcome.result))
+    } else {
+        Exit::GateFailed
+    })
+}
+
+fn validate(path: &Path, ov: &Overrides) -> Result<Exit, CliError> {
+    let plan = scenario::load(path, ov)?;
+    execute::check_budget(&plan, path)?;
+    println!(
+        "{}: ok — {} journeys, {} flows",
+        path.display(),
+        plan.journeys.len(),
+        plan.flows.len()
+    );
+    for f in &plan.flows {
+        println!("  {:<16} {}", f.name, f.describe());
+    }
+    println!("  load ends after {}", Span(plan.load_length()));
+    println!(
+        "  memory: about {} MiB (histograms per flow and step, virtual users at peak)",
+        execute::memory_budget(&plan).0.div_ceil(1 << 20)
+    );
+    Ok(Exit::Passed)
 }

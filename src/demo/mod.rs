@@ -31,7 +31,6 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::exit::Exit;
 use wallet::{Answer, DbTiming, Pool};
 
 /// Settings of the demo service.
@@ -384,28 +383,6 @@ impl Drop for DemoHandle {
             let _ = t.join();
         }
     }
-}
-
-/// `stampede demo-target`: serves until Ctrl-C.
-pub fn serve_blocking(addr: SocketAddr, cfg: DemoConfig) -> Exit {
-    eprintln!("demo wallet: seeding {} users…", wallet::USERS);
-    let (bound, handle) = match spawn(addr, cfg) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: cannot start the demo wallet on {addr}: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    eprintln!("demo wallet listening on http://{bound} (Ctrl-C to stop)");
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return Exit::InvalidInput;
-    };
-    let _ = rt.block_on(tokio::signal::ctrl_c());
-    drop(handle);
-    Exit::Interrupted
 }
 
 /// Files of the demo scenarios, embedded so `stampede demo` works from any folder.

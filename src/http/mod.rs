@@ -9,7 +9,6 @@
 //! Response bodies are streamed: counted and dropped unless the step extracts from them, in which
 //! case they are kept up to `max_body_bytes` and a larger body is a `BodyTooLarge` error.
 
-pub mod class;
 pub mod server_timing;
 
 use std::future::Future;
@@ -27,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-pub use class::ErrorClass;
+pub use crate::model::ErrorClass;
 
 use crate::scenario::plan::{HttpVersion, Origin};
 
@@ -387,7 +386,7 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Fail> {
                 return Ok(s);
             }
             Err(e) => {
-                if class::is_local_exhaustion(&e) {
+                if is_local_exhaustion(&e) {
                     // Trying the next address would fail the same way, and this is no
                     // statement about the target.
                     return Err((
@@ -675,4 +674,21 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// Whether a failed `connect` (or socket creation) says the generator's machine ran out of a local
+/// resource rather than the target refusing: EADDRNOTAVAIL (no free ephemeral port for this
+/// destination), EMFILE/ENFILE (file descriptors), ENOBUFS/ENOMEM (kernel buffers).
+pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
+    const EADDRNOTAVAIL: i32 = 99;
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || (cfg!(target_os = "linux")
+            && matches!(
+                e.raw_os_error(),
+                Some(EADDRNOTAVAIL | EMFILE | ENFILE | ENOBUFS | ENOMEM)
+            ))
 }

@@ -361,7 +361,7 @@ pub fn sample_think(t: &Think, rng: &mut impl Rng) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::units::SpanRange;
+    use crate::units::SpanRange;
     use rand::SeedableRng;
 
     fn mean_of(t: Think) -> f64 {

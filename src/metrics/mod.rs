@@ -7,29 +7,14 @@
 //! created on a key's first sample so idle keys cost nothing. Metric keys are dense indices fixed
 //! at plan time ([`KeyTable`]); no strings are touched while recording.
 
-pub mod codec;
-
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
-use crate::http::class::ErrorClass;
+use crate::model::ErrorClass;
+use crate::model::hist::{Hist, new_hist};
 use crate::scenario::Plan;
-
-/// Significant digits of every histogram.
-pub const SIGFIGS: u8 = 3;
-
-/// A latency histogram in microseconds.
-pub type Hist = Histogram<u64>;
-
-/// A new, empty, auto-resizing histogram.
-pub fn new_hist() -> Hist {
-    #[allow(clippy::expect_used)]
-    Histogram::new(SIGFIGS).expect("valid histogram bounds") // ok: 3 significant digits from 1 is always valid
-}
 
 fn record(h: &mut Option<Box<Hist>>, d: Duration) {
     let us = (d.as_micros() as u64).max(1);
@@ -527,8 +512,6 @@ pub struct Registry {
     shards: Mutex<Vec<Arc<Shard>>>,
     /// Per-flow gauges, by flow index.
     pub gauges: Vec<FlowGauges>,
-    /// Per open Poisson flow, the dispersion of its actual arrivals, set once when it ends.
-    pub poisson: Mutex<Vec<Option<crate::report::model::PoissonFit>>>,
     /// Background iterations in flight right now (read per live request to split its latency).
     pub background_in_flight: std::sync::atomic::AtomicI64,
     /// Background iterations started so far (with the in-flight count, tells whether any batch
@@ -573,7 +556,6 @@ impl Registry {
             .map(|_| FlowGauges::default())
             .collect();
         let n = keys.steps + keys.flows.len();
-        let n_flows = keys.flows.len();
         Registry {
             id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             keys,
@@ -581,7 +563,6 @@ impl Registry {
             gauges,
             background_in_flight: std::sync::atomic::AtomicI64::new(0),
             background_started: AtomicU64::new(0),
-            poisson: Mutex::new(vec![None; n_flows]),
             has_background: std::sync::atomic::AtomicBool::new(false),
             example_seen: (0..n)
                 .map(|_| std::sync::atomic::AtomicU32::new(0))

@@ -1,6 +1,6 @@
 //! `intervals.csv`: one row per interval per key, for spreadsheets and notebooks.
 
-use super::model::RunResult;
+use crate::model::RunResult;
 
 /// Renders the CSV (header row first; latencies in microseconds).
 pub fn render(r: &RunResult) -> String {

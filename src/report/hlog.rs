@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
-use crate::metrics::Hist;
+use crate::model::Hist;
 
 /// An open interval log.
 pub struct HlogWriter {
@@ -140,7 +140,7 @@ pub fn recover(path: &Path) -> Result<Vec<Recovered>, LogError> {
 /// A summary table of recovered histograms.
 pub fn render_recovered(rs: &[Recovered]) -> String {
     use std::fmt::Write as _;
-    let ms = |us: u64| crate::scenario::units::short_duration(Duration::from_micros(us));
+    let ms = |us: u64| crate::units::short_duration(Duration::from_micros(us));
     let end = rs.iter().map(|r| r.end_s).fold(0.0, f64::max);
     let mut out = format!(
         "recovered from the interval log: {} keys, {end:.0}s of intervals\n",

@@ -8,10 +8,10 @@
 
 use std::fmt::Write as _;
 
-use super::junit::{escape, iso8601};
-use super::model::{FlowResult, IntervalRow, Latency, RunResult};
-use crate::metrics::codec;
-use crate::scenario::units::short_duration;
+use super::text::{escape, iso8601, truncate};
+use crate::model::codec;
+use crate::model::{FlowResult, IntervalRow, Latency, RunResult};
+use crate::units::short_duration;
 
 /// Most points drawn per line.
 pub const MAX_POINTS: usize = 600;
@@ -217,14 +217,6 @@ fn chart(title: &str, lines: &[Line], x_unit: Unit, y_unit: Unit) -> String {
     }
     svg.push_str("</svg>");
     svg
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
 }
 
 /// Interval rows by key, built once per page (a long run has hundreds of thousands of rows).
@@ -614,8 +606,7 @@ pub fn render(r: &RunResult) -> String {
     for f in &r.flows {
         flow_section(r, &rows, f, &mut out);
     }
-    let creeping: Vec<&crate::analysis::trend::Trend> =
-        r.trends.iter().filter(|t| t.creeping).collect();
+    let creeping: Vec<&crate::model::Trend> = r.trends.iter().filter(|t| t.creeping).collect();
     if !creeping.is_empty() {
         out.push_str(r#"<section><h2>Creeping latency</h2><ul>"#);
         for t in creeping {

@@ -5,14 +5,16 @@
 pub mod csv;
 pub mod hlog;
 pub mod html;
+pub mod interaction;
 pub mod junit;
-pub mod model;
+
 pub mod progress;
 pub mod terminal;
+pub mod text;
 
 use std::path::Path;
 
-pub use model::RunResult;
+pub use crate::model::RunResult;
 
 /// A result file could not be written or read.
 #[derive(Debug, thiserror::Error)]

@@ -77,7 +77,7 @@ impl Progress {
             };
             let p95 = l.p95_us.map_or_else(
                 || "-".into(),
-                |us| crate::scenario::units::short_duration(std::time::Duration::from_micros(us)),
+                |us| crate::units::short_duration(std::time::Duration::from_micros(us)),
             );
             let dropped = if l.dropped > 0 {
                 format!("  dropped {}", l.dropped)

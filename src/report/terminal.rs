@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::model::{Latency, RunResult};
-use crate::scenario::units::short_duration;
+use crate::model::{Latency, RunResult};
+use crate::units::short_duration;
 
 fn ms(us: u64) -> String {
     short_duration(Duration::from_micros(us))

@@ -1,13 +1,14 @@
 //! The run's result assembled from what the collector merged: one [`RunResult`] per run, the
 //! analyses (thresholds, trends, self-checks) added by the caller.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::metrics::{FlowStats, KeyTable, Registry, Stats};
-use crate::report::model::{
+use crate::metrics::{FlowStats, KeyTable, Registry, Stats, StepStats};
+use crate::model::{
     Environment, ErrorExampleResult, FlowResult, IntervalRow, Latency, RunResult, SCHEMA_VERSION,
-    class_counts, step_result,
 };
+use crate::model::{ErrorClass, PoissonFit, StepResult, TimingResult, Work};
 use crate::scenario::Plan;
 use crate::scenario::plan::{Flow, FlowKind, LoadModel};
 
@@ -63,6 +64,7 @@ pub(super) fn assemble(
     registry: &Registry,
     total: Stats,
     rows: Vec<IntervalRow>,
+    poisson: &[Option<PoissonFit>],
     span: Span,
 ) -> RunResult {
     let Span {
@@ -124,12 +126,8 @@ pub(super) fn assemble(
                 },
                 dropped_cause: dropped_cause(f, fs),
                 errors: class_counts(&fs.errors),
-                work: crate::report::model::work(fs),
-                poisson: registry
-                    .poisson
-                    .lock()
-                    .ok()
-                    .and_then(|p| p.get(fi).cloned().flatten()),
+                work: work(fs),
+                poisson: poisson.get(fi).cloned().flatten(),
                 steps,
             }
         })
@@ -164,4 +162,108 @@ pub(super) fn assemble(
         db_load: Vec::new(),
         trends: Vec::new(),
     }
+}
+
+/// Error counts by class name, zeros left out.
+fn class_counts(errors: &[u64; ErrorClass::COUNT]) -> BTreeMap<String, u64> {
+    ErrorClass::ALL
+        .iter()
+        .zip(errors)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| (c.name().to_string(), *n))
+        .collect()
+}
+
+/// Builds a step result from merged stats.
+fn step_result(
+    key: String,
+    info: &crate::scenario::plan::RequestInfo,
+    s: &StepStats,
+    active_s: f64,
+) -> StepResult {
+    StepResult {
+        key,
+        name: info.name.clone(),
+        method: info.method.to_string(),
+        url: info.url.clone(),
+        requests: s.requests,
+        retries: s.retries,
+        amplification: if s.requests > s.retries {
+            s.requests as f64 / (s.requests - s.retries) as f64
+        } else {
+            1.0
+        },
+        failed: s.failed(),
+        errors: class_counts(&s.errors),
+        statuses: s
+            .statuses
+            .iter()
+            .map(|(c, n)| (c.to_string(), *n))
+            .collect(),
+        rate: if active_s > 0.0 {
+            s.requests as f64 / active_s
+        } else {
+            0.0
+        },
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        checks_passed: s.checks_passed,
+        checks_failed: s.checks_failed,
+        latency: Latency::from_hist(s.latency.as_deref()),
+        service_time: Latency::from_hist(s.service.as_deref()),
+        ttfb: Latency::from_hist(s.ttfb.as_deref()),
+        connect: Latency::from_hist(s.connect.as_deref()),
+        tls: Latency::from_hist(s.tls.as_deref()),
+        server_timing: timing_results(&s.timings),
+        cookies_dropped: s.cookies_dropped,
+        batch: match (
+            Latency::from_hist(s.during_batch.as_deref()),
+            Latency::from_hist(s.without_batch.as_deref()),
+        ) {
+            (Some(during), Some(without)) => crate::analysis::load::batch_split(during, without),
+            _ => None,
+        },
+    }
+}
+
+/// Converts aggregated `Server-Timing` metrics.
+/// Names past the cap are one row, `(other)`.
+fn timing_results(ts: &crate::metrics::Timings) -> Vec<TimingResult> {
+    ts.list
+        .iter()
+        .map(|t| TimingResult {
+            name: t.name.clone(),
+            reported: t.seen,
+            duration: Latency::from_hist(t.dur.as_deref()),
+            total_ms: t.dur_total_ms,
+            count_total: t.count,
+            count_mean: if t.seen > 0 {
+                t.count / t.seen as f64
+            } else {
+                0.0
+            },
+            ignored: t.ignored,
+        })
+        .collect()
+}
+
+/// Work per iteration of a flow, when any iteration completed.
+fn work(f: &FlowStats) -> Option<Work> {
+    let h = f
+        .requests_per_iteration
+        .as_deref()
+        .filter(|h| !h.is_empty())?;
+    Some(Work {
+        iterations: h.len(),
+        requests_mean: h.mean(),
+        requests_p50: h.value_at_quantile(0.5),
+        requests_max: h.max(),
+        steps_mean: f.steps_per_iteration.as_deref().map_or(0.0, |h| h.mean()),
+        bytes_mean: f.bytes_per_iteration.as_deref().map_or(0.0, |h| h.mean()),
+        bytes_p50: f
+            .bytes_per_iteration
+            .as_deref()
+            .map_or(0, |h| h.value_at_quantile(0.5)),
+        per_iteration: timing_results(&f.iteration_timings),
+    })
 }

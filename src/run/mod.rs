@@ -11,12 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
 
-use crate::analysis::threshold::{Threshold, verdicts};
+use crate::analysis::threshold::verdicts;
 use crate::http::Client;
 use crate::journey::FlowCtx;
-use crate::metrics::{KeyTable, Registry, Stats, new_hist};
+use crate::metrics::{KeyTable, Registry, Stats};
+use crate::model::new_hist;
+use crate::model::threshold::Threshold;
+use crate::model::{IntervalRow, RunResult};
 use crate::report::hlog::HlogWriter;
-use crate::report::model::{IntervalRow, RunResult};
 use crate::report::progress::{FlowLine, Progress};
 use crate::scenario::Plan;
 use crate::scenario::plan::{FlowKind, LoadModel};
@@ -229,6 +231,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let busy = WorkerBusy::start();
     let (handle, control) = ControlHandle::new();
     let mut flows = JoinSet::new();
+    let mut poisson = vec![None; plan.flows.len()];
     for (i, f) in plan.flows.iter().enumerate() {
         let ctx = FlowCtx {
             plan: plan.clone(),
@@ -237,7 +240,9 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             flow: i,
             key_base: keys.flows[i].base,
         };
-        flows.spawn(run_flow(ctx, t0 + f.start, control.clone()));
+        let start = t0 + f.start;
+        let control = control.clone();
+        flows.spawn(async move { (i, run_flow(ctx, start, control).await) });
     }
 
     let load_end = tokio::time::Instant::from_std(t0 + plan.load_length());
@@ -259,7 +264,12 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
                     cancel_at = Some(cancel_at.map_or(at, |c| c.min(at)));
                 }
             }
-            r = flows.join_next() => if r.is_none() { break },
+            r = flows.join_next() => match r {
+                None => break,
+                Some(Ok((i, fit))) => poisson[i] = fit,
+                // A flow task that panicked has lost its fit; its counts are in the registry.
+                Some(Err(_)) => {}
+            },
             _ = tokio::time::sleep_until(load_end), if !load_ended => {
                 load_ended = true;
                 handle.stop();
@@ -304,6 +314,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         &registry,
         collected.cumulative,
         collected.rows,
+        &poisson,
         Span {
             wall_t0,
             elapsed,
@@ -318,7 +329,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         g.local_ports = local_port_range();
         g
     });
-    result.db_load = crate::report::model::db_load(&result.flows);
+    result.db_load = crate::analysis::load::db_load(&result.flows);
     result.trends = crate::analysis::trend::trends(&result);
     result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
     result.self_checks = crate::analysis::selfcheck::checks(&result);
@@ -362,10 +373,10 @@ impl WorkerBusy {
             .sum()
     }
 
-    fn finish(&self) -> Option<crate::report::model::Generator> {
+    fn finish(&self) -> Option<crate::model::Generator> {
         let workers = self.metrics.num_workers();
         let wall = self.start.elapsed().as_secs_f64() * workers as f64;
-        (wall > 0.0).then(|| crate::report::model::Generator {
+        (wall > 0.0).then(|| crate::model::Generator {
             workers,
             busy_share: (Self::total(&self.metrics)
                 .saturating_sub(self.busy)
@@ -486,6 +497,7 @@ impl Collector {
                     registry,
                     cumulative.clone(),
                     Vec::new(),
+                    &[],
                     Span {
                         wall_t0,
                         elapsed: elapsed.as_secs_f64(),
@@ -643,7 +655,7 @@ fn collect_loop(
     }
 }
 
-fn row(t: f64, key: &str, h: &crate::metrics::Hist, count: u64, errors: u64) -> IntervalRow {
+fn row(t: f64, key: &str, h: &crate::model::Hist, count: u64, errors: u64) -> IntervalRow {
     IntervalRow {
         t,
         key: key.to_string(),

@@ -5,13 +5,13 @@
 //! journey and flow is deserialized on its own (so one bad flow does not hide another's problems)
 //! before [`validate`] builds the plan.
 
+pub mod curve;
 pub mod diagnostic;
 pub mod feeder;
 pub mod plan;
 pub mod raw;
 pub mod source;
 pub mod template;
-pub mod units;
 pub mod validate;
 
 use std::path::{Path, PathBuf};

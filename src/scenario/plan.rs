@@ -15,9 +15,9 @@ use serde_json_path::JsonPath;
 
 use super::feeder::Feeder;
 use super::template::Template;
-use super::units::{Span, SpanRange};
-use crate::schedule::curve::Curve;
+use crate::scenario::curve::Curve;
 use crate::script::{Scripts, Snippet};
+use crate::units::{Span, SpanRange};
 
 /// A runnable scenario.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ pub struct Plan {
     /// Flows.
     pub flows: Vec<Flow>,
     /// Thresholds (evaluated by `analysis::threshold`).
-    pub thresholds: Vec<crate::analysis::threshold::Threshold>,
+    pub thresholds: Vec<crate::model::threshold::Threshold>,
     /// What must never reach an output.
     pub secrets: crate::secret::Secrets,
 }

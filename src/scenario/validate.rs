@@ -21,10 +21,10 @@ use super::plan::*;
 use super::raw::*;
 use super::source::{LocationIndex, Pos, join_index, join_key};
 use super::template::{Escape, Template, VarRef, placeholders};
-use super::units::{Rate, Span, SpanRange};
-use crate::schedule::curve::{Curve, Piece, Shape};
+use crate::scenario::curve::{Curve, Piece, Shape};
 use crate::script::{Origin as ScriptOrigin, Scripts};
 use crate::secret::{CREDENTIAL_HEADERS, Secrets};
+use crate::units::{Rate, Span, SpanRange};
 
 /// Values from the command line or environment that change how a scenario loads.
 #[derive(Debug, Clone, Default)]
@@ -414,8 +414,8 @@ impl<'a> Validator<'a> {
         &mut self,
         raw: &IndexMap<String, Vec<RawThreshold>>,
         flows: &[(&str, &str, Vec<&str>)],
-    ) -> Vec<crate::analysis::threshold::Threshold> {
-        use crate::analysis::threshold::{Expr, Metric, Threshold, matching_keys};
+    ) -> Vec<crate::model::threshold::Threshold> {
+        use crate::model::threshold::{Expr, Metric, Threshold, matching_keys};
         let mut out = Vec::new();
         for (pattern, list) in raw {
             let kp = format!("thresholds.{pattern}");

@@ -6,9 +6,9 @@
 //! as interrupted.
 
 pub mod closed;
-pub mod curve;
 pub mod open;
 
+use crate::model::PoissonFit;
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -70,11 +70,14 @@ impl Control {
 }
 
 /// Runs one flow's executor from `flow_start` until its load ends and its iterations finish (or are
-/// cancelled).
-pub async fn run_flow(ctx: FlowCtx, flow_start: Instant, control: Control) {
+/// cancelled). An open flow returns how Poisson-like its arrivals were (when it measured them).
+pub async fn run_flow(ctx: FlowCtx, flow_start: Instant, control: Control) -> Option<PoissonFit> {
     let model = ctx.plan.flows[ctx.flow].model.clone();
     match model {
         LoadModel::Open(o) => open::run(ctx, o, flow_start, control).await,
-        LoadModel::Closed(c) => closed::run(ctx, c, flow_start, control).await,
+        LoadModel::Closed(c) => {
+            closed::run(ctx, c, flow_start, control).await;
+            None
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The open model: arrivals on a rate curve, independent of how fast the target answers.
 //!
-//! Arrival n is due at `flow_start + curve.time_of(x_n)` (see [`curve`](super::curve)), computed
+//! Arrival n is due at `flow_start + curve.time_of(x_n)` (see [`curve`](crate::scenario::curve)), computed
 //! from the run clock, so a late wake-up never shifts later arrivals. The executor sleeps on a
 //! [`PreciseTimer`] (a timerfd: tokio's own timer would add 0–1 ms of lag to every arrival) and each
 //! wake-up starts every arrival already due (a batch), so at high rates one wake-up serves several. An arrival that finds no idle virtual user and no room to create one (`max_vus`) is
@@ -19,11 +19,17 @@ use tokio::task::JoinSet;
 use super::Control;
 use crate::journey::{FlowCtx, VirtualUser, run_iteration};
 use crate::metrics::IterationOutcome;
+use crate::model::PoissonFit;
 use crate::scenario::plan::{Arrivals, Open};
 use crate::timer::PreciseTimer;
 
 /// Runs an open-model flow.
-pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Control) {
+pub async fn run(
+    ctx: FlowCtx,
+    open: Open,
+    flow_start: Instant,
+    mut control: Control,
+) -> Option<PoissonFit> {
     let pool: Arc<Mutex<Vec<VirtualUser>>> = Arc::new(Mutex::new(Vec::new()));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut created: u64 = 0;
@@ -130,17 +136,8 @@ pub async fn run(ctx: FlowCtx, open: Open, flow_start: Instant, mut control: Con
         );
     }
     gauges.set_target(0.0);
-    if let Some(fit) = fit.and_then(DispersionCounter::finish)
-        && let Some(slot) = ctx
-            .registry
-            .poisson
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(ctx.flow)
-    {
-        *slot = Some(fit);
-    }
     finish(&ctx, &mut tasks, &mut control).await;
+    fit.and_then(DispersionCounter::finish)
 }
 
 /// When to wake for the arrivals in `ahead` (due times, in order, the first not yet started): at
@@ -158,7 +155,7 @@ fn wake_at(ahead: &VecDeque<f64>, slack: f64) -> f64 {
 /// The flow's due times (seconds from its start), in order: the curve's integral inverted at
 /// unit steps (uniform) or at a running sum of unit exponentials (Poisson).
 struct DueTimes<'a> {
-    curve: &'a crate::schedule::curve::Curve,
+    curve: &'a crate::scenario::curve::Curve,
     arrivals: Arrivals,
     x: f64,
     rng: SmallRng,
@@ -201,7 +198,7 @@ impl DispersionCounter {
         }
     }
 
-    fn finish(mut self) -> Option<crate::report::model::PoissonFit> {
+    fn finish(mut self) -> Option<PoissonFit> {
         // The last bin is partial.
         self.bins.pop();
         let k = self.bins.len();
@@ -215,7 +212,7 @@ impl DispersionCounter {
             .map(|&c| (f64::from(c) - mean).powi(2))
             .sum::<f64>()
             / (k - 1) as f64;
-        (mean > 0.0).then(|| crate::report::model::PoissonFit {
+        (mean > 0.0).then(|| PoissonFit {
             dispersion_index: var / mean,
             bins: k as u64,
             tolerance: 3.0 * (2.0 / (k - 1) as f64).sqrt(),
@@ -272,7 +269,7 @@ mod tests {
 
     #[test]
     fn due_times_follow_the_curve() {
-        let curve = crate::schedule::curve::Curve::constant(1000.0, 1.0);
+        let curve = crate::scenario::curve::Curve::constant(1000.0, 1.0);
         let dues = DueTimes {
             curve: &curve,
             arrivals: Arrivals::Uniform,

@@ -477,7 +477,7 @@ pub fn run_bin(args: &[&str]) -> (i32, String, String) {
 }
 
 /// A flow's results by name.
-pub fn flow<'a>(r: &'a RunResult, name: &str) -> &'a stampede::report::model::FlowResult {
+pub fn flow<'a>(r: &'a RunResult, name: &str) -> &'a stampede::model::FlowResult {
     r.flows
         .iter()
         .find(|f| f.name == name)
@@ -485,7 +485,7 @@ pub fn flow<'a>(r: &'a RunResult, name: &str) -> &'a stampede::report::model::Fl
 }
 
 /// A step's results by `flow.step`.
-pub fn step<'a>(r: &'a RunResult, key: &str) -> &'a stampede::report::model::StepResult {
+pub fn step<'a>(r: &'a RunResult, key: &str) -> &'a stampede::model::StepResult {
     r.flows
         .iter()
         .flat_map(|f| &f.steps)
@@ -494,8 +494,8 @@ pub fn step<'a>(r: &'a RunResult, key: &str) -> &'a stampede::report::model::Ste
 }
 
 /// Decodes a stored histogram.
-pub fn hist(l: &stampede::report::model::Latency) -> hdrhistogram::Histogram<u64> {
-    stampede::metrics::codec::decode(&l.histogram).unwrap()
+pub fn hist(l: &stampede::model::Latency) -> hdrhistogram::Histogram<u64> {
+    stampede::model::codec::decode(&l.histogram).unwrap()
 }
 
 /// Runs the real binary, sampling its peak resident memory (`VmHWM`) while it runs; returns
@@ -611,7 +611,7 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 /// A run's self-check by name.
-pub fn self_check<'a>(r: &'a RunResult, name: &str) -> &'a stampede::report::model::SelfCheck {
+pub fn self_check<'a>(r: &'a RunResult, name: &str) -> &'a stampede::model::SelfCheck {
     r.self_checks
         .iter()
         .find(|c| c.check == name)

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
-use super::Hist;
+use super::hist::Hist;
 
 /// Why a serialized histogram could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ mod tests {
 
     #[test]
     fn round_trips_exactly() {
-        let mut h = super::super::new_hist();
+        let mut h = super::super::hist::new_hist();
         for v in [1u64, 5, 900, 12_345, 1_000_000] {
             h.record_n(v, v % 7 + 1).unwrap();
         }

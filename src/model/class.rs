@@ -86,23 +86,6 @@ impl ErrorClass {
     }
 }
 
-/// Whether a failed `connect` (or socket creation) says the generator's machine ran out of a local
-/// resource rather than the target refusing: EADDRNOTAVAIL (no free ephemeral port for this
-/// destination), EMFILE/ENFILE (file descriptors), ENOBUFS/ENOMEM (kernel buffers).
-pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
-    const EADDRNOTAVAIL: i32 = 99;
-    const EMFILE: i32 = 24;
-    const ENFILE: i32 = 23;
-    const ENOBUFS: i32 = 105;
-    const ENOMEM: i32 = 12;
-    e.kind() == std::io::ErrorKind::AddrNotAvailable
-        || (cfg!(target_os = "linux")
-            && matches!(
-                e.raw_os_error(),
-                Some(EADDRNOTAVAIL | EMFILE | ENFILE | ENOBUFS | ENOMEM)
-            ))
-}
-
 impl fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

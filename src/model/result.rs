@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::http::ErrorClass;
-use crate::metrics::{FlowStats, Hist, StepStats, codec};
+use super::codec;
+use super::hist::{Hist, quantile_ci};
 
 /// Version of the results format; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -50,7 +50,7 @@ pub struct RunResult {
     pub generator: Option<Generator>,
     /// Latency trends per key (creeping latency at flat throughput).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trends: Vec<crate::analysis::trend::Trend>,
+    pub trends: Vec<Trend>,
     /// Steps ranked by their share of the server-reported `db` time (`Server-Timing`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub db_load: Vec<DbShare>,
@@ -260,30 +260,6 @@ pub struct BatchSplit {
     pub interferes: bool,
 }
 
-/// The batch split of a step's stats, when both sides have samples.
-pub fn batch_split(s: &StepStats) -> Option<BatchSplit> {
-    let (d, w) = (s.during_batch.as_deref()?, s.without_batch.as_deref()?);
-    let (during, without) = (Latency::from_hist(Some(d))?, Latency::from_hist(Some(w))?);
-    let p_value = crate::analysis::stats::mann_whitney_hist(d, w);
-    // Judged on the median, the location Mann–Whitney tests, and only in the slower direction:
-    // a p99 of a few dozen samples moves with machine noise.
-    let interferes = p_value < 0.01
-        && during.p50_us as f64 > without.p50_us as f64 * 1.1
-        && during.p50_us.saturating_sub(without.p50_us) > 1000;
-    let p99_ratio = if without.p99_us > 0 {
-        during.p99_us as f64 / without.p99_us as f64
-    } else {
-        1.0
-    };
-    Some(BatchSplit {
-        during,
-        without,
-        p_value,
-        p99_ratio,
-        interferes,
-    })
-}
-
 /// A `Server-Timing` metric aggregated over a step's responses (or a flow's iterations).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TimingResult {
@@ -393,42 +369,6 @@ impl Latency {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentile_intervals_narrow_with_samples() {
-        let mut many = crate::metrics::new_hist();
-        for v in 1..=10_000u64 {
-            many.record(v).unwrap();
-        }
-        let [lo, hi] = quantile_ci(&many, 0.99);
-        assert!(lo <= 9_900 && hi >= 9_900 && hi - lo < 100, "{lo}..{hi}");
-        let mut few = crate::metrics::new_hist();
-        for v in 1..=20u64 {
-            few.record(v * 100).unwrap();
-        }
-        let [lo, hi] = quantile_ci(&few, 0.5);
-        assert!(
-            lo <= 1000 && hi >= 1100 && hi - lo >= 400,
-            "{lo}..{hi}: wide with 20 samples"
-        );
-    }
-}
-
-/// The 95% confidence interval of quantile `q` of a histogram, by order statistics.
-pub fn quantile_ci(h: &Hist, q: f64) -> [u64; 2] {
-    let n = h.len() as f64;
-    if n < 1.0 {
-        return [0, 0];
-    }
-    let half = 1.96 * (n * q * (1.0 - q)).sqrt();
-    let lo = ((n * q - half).floor() / n).clamp(0.0, 1.0);
-    let hi = ((n * q + half).ceil() / n).clamp(0.0, 1.0);
-    [h.value_at_quantile(lo), h.value_at_quantile(hi)]
-}
-
 /// How Poisson-like an open flow's actual arrivals were.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PoissonFit {
@@ -515,127 +455,25 @@ impl Environment {
     }
 }
 
-/// Error counts by class name, zeros left out.
-pub fn class_counts(errors: &[u64; ErrorClass::COUNT]) -> BTreeMap<String, u64> {
-    ErrorClass::ALL
-        .iter()
-        .zip(errors)
-        .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| (c.name().to_string(), *n))
-        .collect()
-}
-
-/// Builds a step result from merged stats.
-pub fn step_result(
-    key: String,
-    info: &crate::scenario::plan::RequestInfo,
-    s: &StepStats,
-    active_s: f64,
-) -> StepResult {
-    StepResult {
-        key,
-        name: info.name.clone(),
-        method: info.method.to_string(),
-        url: info.url.clone(),
-        requests: s.requests,
-        retries: s.retries,
-        amplification: if s.requests > s.retries {
-            s.requests as f64 / (s.requests - s.retries) as f64
-        } else {
-            1.0
-        },
-        failed: s.failed(),
-        errors: class_counts(&s.errors),
-        statuses: s
-            .statuses
-            .iter()
-            .map(|(c, n)| (c.to_string(), *n))
-            .collect(),
-        rate: if active_s > 0.0 {
-            s.requests as f64 / active_s
-        } else {
-            0.0
-        },
-        bytes_in: s.bytes_in,
-        bytes_out: s.bytes_out,
-        checks_passed: s.checks_passed,
-        checks_failed: s.checks_failed,
-        latency: Latency::from_hist(s.latency.as_deref()),
-        service_time: Latency::from_hist(s.service.as_deref()),
-        ttfb: Latency::from_hist(s.ttfb.as_deref()),
-        connect: Latency::from_hist(s.connect.as_deref()),
-        tls: Latency::from_hist(s.tls.as_deref()),
-        server_timing: timing_results(&s.timings),
-        cookies_dropped: s.cookies_dropped,
-        batch: batch_split(s),
-    }
-}
-
-/// Converts aggregated `Server-Timing` metrics.
-/// Names past the cap are one row, `(other)`.
-pub fn timing_results(ts: &crate::metrics::Timings) -> Vec<TimingResult> {
-    ts.list
-        .iter()
-        .map(|t| TimingResult {
-            name: t.name.clone(),
-            reported: t.seen,
-            duration: Latency::from_hist(t.dur.as_deref()),
-            total_ms: t.dur_total_ms,
-            count_total: t.count,
-            count_mean: if t.seen > 0 {
-                t.count / t.seen as f64
-            } else {
-                0.0
-            },
-            ignored: t.ignored,
-        })
-        .collect()
-}
-
-/// Work per iteration of a flow, when any iteration completed.
-pub fn work(f: &FlowStats) -> Option<Work> {
-    let h = f
-        .requests_per_iteration
-        .as_deref()
-        .filter(|h| !h.is_empty())?;
-    Some(Work {
-        iterations: h.len(),
-        requests_mean: h.mean(),
-        requests_p50: h.value_at_quantile(0.5),
-        requests_max: h.max(),
-        steps_mean: f.steps_per_iteration.as_deref().map_or(0.0, |h| h.mean()),
-        bytes_mean: f.bytes_per_iteration.as_deref().map_or(0.0, |h| h.mean()),
-        bytes_p50: f
-            .bytes_per_iteration
-            .as_deref()
-            .map_or(0, |h| h.value_at_quantile(0.5)),
-        per_iteration: timing_results(&f.iteration_timings),
-    })
-}
-
-/// Ranks steps by their total server-reported `db` time.
-pub fn db_load(flows: &[FlowResult]) -> Vec<DbShare> {
-    let mut rows: Vec<DbShare> = flows
-        .iter()
-        .flat_map(|f| &f.steps)
-        .filter_map(|s| {
-            let t = s
-                .server_timing
-                .iter()
-                .find(|t| t.name == "db" && t.total_ms > 0.0)?;
-            Some(DbShare {
-                key: s.key.clone(),
-                calls: t.reported,
-                total_ms: t.total_ms,
-                per_call_ms: t.total_ms / t.reported.max(1) as f64,
-                share: 0.0,
-            })
-        })
-        .collect();
-    let total: f64 = rows.iter().map(|r| r.total_ms).sum();
-    for r in &mut rows {
-        r.share = if total > 0.0 { r.total_ms / total } else { 0.0 };
-    }
-    rows.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
-    rows
+/// The trend of one key.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Trend {
+    /// `flow.step` or `flow.iteration`.
+    pub key: String,
+    /// Intervals used.
+    pub points: usize,
+    /// p50 slope, relative per minute (0.041 = +4.1%/min), with its 95% interval.
+    pub p50_per_min: [f64; 3],
+    /// p95 slope, relative per minute, with its 95% interval.
+    pub p95_per_min: [f64; 3],
+    /// The key's own throughput slope, relative per minute, with its 95% interval.
+    pub throughput_per_min: [f64; 3],
+    /// The system's load slope (requests of every flow per interval), relative per minute, with
+    /// its 95% interval: what "flat" is judged on.
+    #[serde(default)]
+    pub load_per_min: [f64; 3],
+    /// Latency rising significantly while throughput is flat.
+    pub creeping: bool,
+    /// One sentence for people.
+    pub verdict: String,
 }

@@ -1,0 +1,59 @@
+//! Where the load went: whether background work slows the live steps beside it (the batch
+//! split), and which steps the server's database time goes to. Both read assembled results.
+
+use crate::model::codec;
+use crate::model::{BatchSplit, DbShare, FlowResult, Latency};
+
+use super::stats::mann_whitney_hist;
+
+/// Whether background work slows a live step: its latency while batch iterations were in flight
+/// against while none was, each side a stored histogram. `None` when either side cannot be read.
+pub fn batch_split(during: Latency, without: Latency) -> Option<BatchSplit> {
+    let d = codec::decode(&during.histogram).ok()?;
+    let w = codec::decode(&without.histogram).ok()?;
+    let p_value = mann_whitney_hist(&d, &w);
+    // Judged on the median, the location Mann–Whitney tests, and only in the slower direction:
+    // a p99 of a few dozen samples moves with machine noise.
+    let interferes = p_value < 0.01
+        && during.p50_us as f64 > without.p50_us as f64 * 1.1
+        && during.p50_us.saturating_sub(without.p50_us) > 1000;
+    let p99_ratio = if without.p99_us > 0 {
+        during.p99_us as f64 / without.p99_us as f64
+    } else {
+        1.0
+    };
+    Some(BatchSplit {
+        during,
+        without,
+        p_value,
+        p99_ratio,
+        interferes,
+    })
+}
+
+/// Ranks steps by their total server-reported `db` time.
+pub fn db_load(flows: &[FlowResult]) -> Vec<DbShare> {
+    let mut rows: Vec<DbShare> = flows
+        .iter()
+        .flat_map(|f| &f.steps)
+        .filter_map(|s| {
+            let t = s
+                .server_timing
+                .iter()
+                .find(|t| t.name == "db" && t.total_ms > 0.0)?;
+            Some(DbShare {
+                key: s.key.clone(),
+                calls: t.reported,
+                total_ms: t.total_ms,
+                per_call_ms: t.total_ms / t.reported.max(1) as f64,
+                share: 0.0,
+            })
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.total_ms).sum();
+    for r in &mut rows {
+        r.share = if total > 0.0 { r.total_ms / total } else { 0.0 };
+    }
+    rows.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
+    rows
+}
