@@ -179,3 +179,78 @@ flows: { f: { journey: j, vus: 1, iterations: 1 } }
         }
     }
 }
+
+/// A user whose creation fails (the script library's set-up throws) quotes a secret feeder
+/// column and a secret variable in its error; neither reaches any output. The user was never
+/// made, so the message must be masked against what it held when it failed.
+#[test]
+fn a_secret_in_a_failed_user_creation_reaches_no_output() {
+    const TOKEN: &str = "tok-row-93c1d7";
+    const KEY: &str = "var-key-51e8aa";
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    std::fs::write(d.path().join("creds.csv"), format!("token\n{TOKEN}\n")).unwrap();
+    std::fs::write(
+        d.path().join("setup.rhai"),
+        "throw \"cannot set up \" + creds.token + \" with \" + key;\n",
+    )
+    .unwrap();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        &format!(
+            r#"
+vars:
+  key: {{ value: "{KEY}", secret: true }}
+data:
+  creds: {{ csv: creds.csv, pick: unique }}
+scripts: [setup.rhai]
+journeys:
+  j:
+    - name: me
+      get: /
+      headers: {{ Authorization: "Bearer {{{{creds.token}}}}" }}
+flows:
+  f: {{ journey: j, vus: 1, iterations: 1 }}
+"#
+        ),
+    );
+    let out = d.path().join("out");
+    // The cap only bounds the test: the flow must end by itself once its one user failed (it
+    // waited for its iteration budget forever).
+    let run = Command::new(bin())
+        .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--duration", "120s"])
+        .output()
+        .unwrap();
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert!(
+        r.duration_s < 60.0,
+        "the flow ran to the cap ({} s) instead of ending when its user failed",
+        r.duration_s
+    );
+    // The creation really failed with the message that quotes both values.
+    let example = r
+        .error_examples
+        .iter()
+        .find(|e| e.class == "script")
+        .unwrap_or_else(|| panic!("no script error: {:?}", r.error_examples));
+    assert!(example.message.contains("cannot set up"), "{example:?}");
+    let mut outputs = vec![
+        ("stdout".to_string(), run.stdout.clone()),
+        ("stderr".to_string(), run.stderr.clone()),
+    ];
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let p = entry.unwrap().path();
+        outputs.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+    }
+    for secret in [TOKEN, KEY] {
+        for (name, bytes) in &outputs {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains(secret),
+                "{secret} appears in {name}:\n{text}"
+            );
+        }
+    }
+}

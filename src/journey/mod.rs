@@ -6,6 +6,7 @@
 //! instead of disappearing. Failures are counted (an [`ErrorClass`] per step) and never propagate as
 //! `Err`: the iteration ends (`on_error: abort`) or continues, and the run goes on.
 
+mod failure;
 mod request;
 mod vu;
 
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand_distr::{Distribution, Exp, Normal};
 
+pub use failure::{Place, fail};
 pub use vu::{VirtualUser, VuError};
 
 use crate::http::{Client, ErrorClass};
@@ -71,14 +73,9 @@ pub async fn run_iteration(
         Ok(outcome) => outcome,
         Err(what) => {
             vu.conns.close_all();
-            ctx.registry.flow_error(ctx.flow, ErrorClass::Internal);
-            ctx.registry
-                .example(ctx.flow_key(), ErrorClass::Internal, || {
-                    vu.redact(
-                        &ctx.plan.secrets,
-                        format!("stampede failed inside this iteration (please report it): {what}"),
-                    )
-                });
+            fail(ctx, Some(vu), Place::Flow, ErrorClass::Internal, || {
+                format!("stampede failed inside this iteration (please report it): {what}")
+            });
             ctx.registry.iteration(
                 ctx.flow,
                 Instant::now().saturating_duration_since(due_at),
@@ -119,9 +116,8 @@ async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> Iterat
     let _batch = (!ctx.is_live()).then(|| BackgroundGuard::enter(&ctx.registry));
     let mut failed = false;
     if let Err(e) = vu.draw_rows(plan, &journey.feeders) {
-        ctx.registry.flow_error(ctx.flow, ErrorClass::Feed);
-        ctx.registry.example(ctx.flow_key(), ErrorClass::Feed, || {
-            vu.redact(&plan.secrets, e.to_string())
+        fail(ctx, Some(vu), Place::Flow, ErrorClass::Feed, || {
+            e.to_string()
         });
         failed = true;
     }
@@ -193,11 +189,9 @@ fn script_outcome(
     match outcome {
         Ok(()) => true,
         Err(e) => {
-            ctx.registry.flow_error(ctx.flow, ErrorClass::Script);
-            ctx.registry
-                .example(ctx.flow_key(), ErrorClass::Script, || {
-                    vu.redact(&ctx.plan.secrets, e.to_string())
-                });
+            fail(ctx, Some(vu), Place::Flow, ErrorClass::Script, || {
+                e.to_string()
+            });
             false
         }
     }

@@ -9,6 +9,7 @@ use http_body_util::Full;
 use rand::Rng;
 use rhai::{Dynamic, ImmutableString};
 
+use super::failure::{Place, fail};
 use super::{FlowCtx, VirtualUser};
 use crate::http::{BodyPolicy, ErrorClass, Exchange};
 use crate::metrics::RequestSample;
@@ -35,9 +36,13 @@ pub(super) async fn execute(
                     &failed_sample(due, ErrorClass::Template, attempt > 0),
                     None,
                 );
-                ctx.registry.example(key, ErrorClass::Template, || {
-                    vu.redact(&ctx.plan.secrets, msg)
-                });
+                fail(
+                    ctx,
+                    Some(vu),
+                    Place::Step(key),
+                    ErrorClass::Template,
+                    || msg,
+                );
                 return false;
             }
         };
@@ -111,8 +116,7 @@ pub(super) async fn execute(
             (Some((_, m)), _) | (None, Some((_, m))) => m.clone(),
             _ => String::new(),
         };
-        ctx.registry
-            .example(key, class, || vu.redact(&ctx.plan.secrets, message()));
+        fail(ctx, Some(vu), Place::Step(key), class, message);
         match &r.retry {
             Some(policy) if attempt < policy.max && should_retry(policy, class, ex.status) => {
                 let pause = backoff(policy, attempt, &mut vu.rng);

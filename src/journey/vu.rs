@@ -7,9 +7,10 @@ use rhai::{Dynamic, ImmutableString, Scope};
 
 use crate::http::Connections;
 use crate::metrics::capped_timing_name;
+use crate::model::ErrorClass;
 use crate::scenario::Plan;
 use crate::scenario::feeder::{Exhausted, Pick, Row};
-use crate::script::{ScriptError, from_json};
+use crate::script::from_json;
 use crate::secret::Secrets;
 
 /// Longest cookie (name and value) kept, in bytes: what browsers keep (RFC 6265 §6.1's minimum).
@@ -79,21 +80,13 @@ impl VirtualUser {
         for (name, value) in &plan.vars {
             scope.push_dynamic(name.clone(), from_json(value));
         }
-        let mut rows = vec![None; plan.feeders.len()];
-        for (i, f) in plan.feeders.iter().enumerate() {
-            if f.pick == Pick::Unique && !unique_per_arrival {
-                let row = f.draw()?;
-                push_row(&mut scope, &f.name, &f.columns, &row);
-                rows[i] = Some(row);
-            }
-        }
         let mut vu = VirtualUser {
             id,
             iteration: 0,
             scope,
             conns: Connections::default(),
             cookies: Vec::new(),
-            rows,
+            rows: vec![None; plan.feeders.len()],
             rng: SmallRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             buf: Vec::new(),
             scratch: Vec::with_capacity(256),
@@ -103,8 +96,28 @@ impl VirtualUser {
             timer: None,
             unique_per_arrival,
         };
-        plan.scripts.init_vu(&mut vu.scope)?;
+        // Errors are masked here, against whatever the half-made user holds (its rows, its
+        // variables): nothing else will know those values once it is gone.
+        for (i, f) in plan.feeders.iter().enumerate() {
+            if f.pick == Pick::Unique && !unique_per_arrival {
+                let row = f
+                    .draw()
+                    .map_err(|e| vu.creation_error(plan, ErrorClass::Feed, &e))?;
+                push_row(&mut vu.scope, &f.name, &f.columns, &row);
+                vu.rows[i] = Some(row);
+            }
+        }
+        if let Err(e) = plan.scripts.init_vu(&mut vu.scope) {
+            return Err(vu.creation_error(plan, ErrorClass::Script, &e));
+        }
         Ok(vu)
+    }
+
+    fn creation_error(&self, plan: &Plan, class: ErrorClass, e: &dyn std::fmt::Display) -> VuError {
+        VuError {
+            class,
+            message: self.redact(&plan.secrets, e.to_string()),
+        }
     }
 
     /// Waits until `due` on this user's precise timer; returns how late it woke (the generator's
@@ -238,13 +251,13 @@ fn push_row(scope: &mut Scope<'static>, name: &str, columns: &[String], row: &Ro
     scope.set_or_push(name, Dynamic::from_map(map));
 }
 
-/// Why a virtual user could not be created.
+/// Why a virtual user could not be created: a `unique` feeder had no row left for it (`feed`),
+/// or the script library's set-up failed (`script`). The message is already masked against every
+/// secret the half-made user held.
 #[derive(Debug, thiserror::Error)]
-pub enum VuError {
-    /// A `unique` feeder has no row left for it.
-    #[error(transparent)]
-    Feed(#[from] Exhausted),
-    /// The script library's set-up failed.
-    #[error(transparent)]
-    Script(#[from] ScriptError),
+#[error("{message}")]
+pub struct VuError {
+    /// `feed` or `script`.
+    pub class: ErrorClass,
+    message: String,
 }

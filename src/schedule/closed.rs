@@ -79,10 +79,10 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
         if tasks.is_empty() && spawned > 0 && remaining.load(Ordering::Relaxed) == 0 {
             break;
         }
-        if tasks.is_empty()
-            && closed.per_vu_iterations.is_some()
-            && spawned >= closed.curve.peak().floor() as u64
-        {
+        // Every user the curve will ever have has been made (or failed to be made) and none is
+        // left running: nothing more can happen. Without this, a flow whose users all fail at
+        // creation (a script library that throws) waited for an iteration budget forever.
+        if tasks.is_empty() && spawned >= closed.curve.peak().floor() as u64 {
             break;
         }
         let next = now + TICK;

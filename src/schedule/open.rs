@@ -17,7 +17,7 @@ use rand_distr::{Distribution, Exp1};
 use tokio::task::JoinSet;
 
 use super::Control;
-use crate::journey::{FlowCtx, VirtualUser, run_iteration};
+use crate::journey::{FlowCtx, Place, VirtualUser, fail, run_iteration};
 use crate::metrics::IterationOutcome;
 use crate::model::PoissonFit;
 use crate::scenario::plan::{Arrivals, Open};
@@ -240,17 +240,9 @@ pub(super) async fn finish(ctx: &FlowCtx, tasks: &mut JoinSet<()>, control: &mut
     g.busy_vus.store(0, Ordering::Relaxed);
 }
 
+/// Counts a user that could not be made (its error is masked already) as a failure of the flow.
 pub(super) fn report_vu_error(ctx: &FlowCtx, e: &crate::journey::VuError) {
-    let class = match e {
-        crate::journey::VuError::Feed(_) => crate::http::ErrorClass::Feed,
-        crate::journey::VuError::Script(_) => crate::http::ErrorClass::Script,
-    };
-    ctx.registry.flow_error(ctx.flow, class);
-    ctx.registry
-        .example(ctx.registry.keys().steps + ctx.flow, class, || {
-            // The user was never made, so only the plan's fixed secrets can be known here.
-            ctx.plan.secrets.redact(std::iter::empty(), e.to_string())
-        });
+    fail(ctx, None, Place::Flow, e.class, || e.to_string());
 }
 
 #[cfg(test)]
