@@ -6,6 +6,7 @@
 //! instead of disappearing. Failures are counted (an [`ErrorClass`] per step) and never propagate as
 //! `Err`: the iteration ends (`on_error: abort`) or continues, and the run goes on.
 
+mod check;
 mod failure;
 mod request;
 mod vu;

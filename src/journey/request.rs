@@ -7,8 +7,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Uri};
 use http_body_util::Full;
 use rand::Rng;
-use rhai::{Dynamic, ImmutableString};
+use rhai::Dynamic;
 
+use super::check::Response;
 use super::failure::{Place, fail};
 use super::{FlowCtx, VirtualUser};
 use crate::http::{BodyPolicy, ErrorClass, Exchange};
@@ -296,156 +297,50 @@ fn evaluate(
     } else {
         (None, None)
     };
-    let unparsed = |what: String| match &not_json {
-        Some(why) => format!("{what}: {why}"),
-        None => what,
+    let resp = Response {
+        status,
+        json: json.as_ref(),
+        not_json: not_json.as_deref(),
+        body: &vu.buf,
+        headers: &ex.headers,
+        latency,
     };
     let mut passed = 0u32;
     let mut failure: Option<(ErrorClass, String)> = None;
     let mut fail = |class: ErrorClass, msg: String| {
-        if failure.is_none() {
-            failure = Some((class, msg));
-        }
+        failure.get_or_insert((class, msg));
     };
     let has_status_check = r.checks.iter().any(|c| matches!(c, Check::Status(_)));
     if !has_status_check && status >= 400 {
         fail(ErrorClass::Status, format!("status {status}"));
     }
     for check in &r.checks {
-        let ok = match check {
-            Check::Status(codes) => {
-                let ok = codes.contains(&status);
-                if !ok {
-                    fail(
-                        ErrorClass::Check,
-                        format!("status {status}, expected {codes:?}"),
-                    );
-                }
-                ok
-            }
-            Check::JsonEq(path, text, expected) => {
-                let got = json.as_ref().and_then(|j| path.query(j).first().cloned());
-                let ok = got.as_ref().is_some_and(|g| json_equal(g, expected));
-                if !ok {
-                    let msg = match (&got, &not_json) {
-                        (None, Some(why)) => format!("{text} cannot be read: {why}"),
-                        _ => {
-                            let got = got.map_or_else(|| "nothing".to_string(), |g| g.to_string());
-                            format!("{text} is {got}, expected {expected}")
-                        }
-                    };
-                    fail(ErrorClass::Check, msg);
-                }
-                ok
-            }
-            Check::Exists(path, text) => {
-                let ok = json.as_ref().is_some_and(|j| !path.query(j).is_empty());
-                if !ok {
-                    fail(
-                        ErrorClass::Check,
-                        unparsed(format!("{text} matched nothing")),
-                    );
-                }
-                ok
-            }
-            Check::BodyContains(needle) => {
-                let ok = memchr_find(&vu.buf, needle.as_bytes());
-                if !ok {
-                    fail(
-                        ErrorClass::Check,
-                        format!("body does not contain {needle:?}"),
-                    );
-                }
-                ok
-            }
-            Check::Header(name, expected) => {
-                let got = ex.headers.get(name);
-                let ok = match (got, expected) {
-                    (Some(v), Some(e)) => v.as_bytes() == e.as_bytes(),
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                };
-                if !ok {
-                    fail(
-                        ErrorClass::Check,
-                        format!("header {name} missing or different"),
-                    );
-                }
-                ok
-            }
-            Check::MaxLatency(budget) => {
-                let ok = latency <= *budget;
-                if !ok {
-                    fail(
-                        ErrorClass::Check,
-                        format!("latency {latency:?} over budget {budget:?}"),
-                    );
-                }
-                ok
-            }
-        };
-        passed += ok as u32;
+        match check.judge(&resp) {
+            Ok(()) => passed += 1,
+            Err(msg) => fail(ErrorClass::Check, msg),
+        }
     }
+    let mut found = Vec::with_capacity(r.extract.len());
     for e in &r.extract {
-        let value: Option<Dynamic> = match &e.source {
-            ExtractSource::Json(path, _) => json
-                .as_ref()
-                .and_then(|j| path.query(j).first().map(crate::script::from_json)),
-            // An invalid byte in the body must not hide the text around it: match over the
-            // body with invalid sequences replaced (no copy when it is valid UTF-8).
-            ExtractSource::Regex(re) => re
-                .captures(&String::from_utf8_lossy(&vu.buf))
-                .and_then(|c| c.get(1).or_else(|| c.get(0)))
-                .map(|m| Dynamic::from(ImmutableString::from(m.as_str()))),
-            ExtractSource::Header(h) => ex
-                .headers
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| Dynamic::from(ImmutableString::from(s))),
-            ExtractSource::Cookie(name) => vu
-                .cookies
-                .iter()
-                .find(|(o, k, _)| *o == r.origin && k == name)
-                .map(|(_, _, v)| Dynamic::from(ImmutableString::from(v.as_str()))),
-        };
-        match value {
-            Some(v) if !v.is_unit() => {
-                vu.scope.set_or_push(e.var.clone(), v);
-            }
-            _ => {
-                vu.scope.set_or_push(e.var.clone(), Dynamic::UNIT);
-                let what = match &e.source {
-                    ExtractSource::Json(_, text) => text.clone(),
-                    ExtractSource::Regex(re) => format!("regex {}", re.as_str()),
-                    ExtractSource::Header(h) => format!("header {h}"),
-                    ExtractSource::Cookie(c) => format!("cookie {c}"),
-                };
-                let msg = format!("extract `{}`: {what} found nothing", e.var);
-                fail(
-                    ErrorClass::Check,
-                    if matches!(e.source, ExtractSource::Json(..)) {
-                        unparsed(msg)
-                    } else {
-                        msg
-                    },
-                );
+        let cookie = vu
+            .cookies
+            .iter()
+            .find(|(o, k, _)| {
+                *o == r.origin && matches!(&e.source, ExtractSource::Cookie(c) if c == k)
+            })
+            .map(|(_, _, v)| v.as_str());
+        match e.find(&resp, cookie) {
+            Ok(v) => found.push((e.var.clone(), v)),
+            Err(msg) => {
+                found.push((e.var.clone(), Dynamic::UNIT));
+                fail(ErrorClass::Check, msg);
             }
         }
+    }
+    // Stored after the response is no longer borrowed: an extraction that found nothing unsets
+    // its variable, so a later step cannot send a stale value.
+    for (var, v) in found {
+        vu.scope.set_or_push(var, v);
     }
     (passed, failure)
-}
-
-fn json_equal(got: &serde_json::Value, expected: &serde_json::Value) -> bool {
-    match (got, expected) {
-        (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
-        // YAML `filled` and JSON "filled" are the same; so are a number and its text form.
-        (serde_json::Value::Number(a), serde_json::Value::String(b)) => {
-            b.parse::<f64>().ok() == a.as_f64()
-        }
-        _ => got == expected,
-    }
-}
-
-fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }

@@ -9,6 +9,7 @@ pub mod interaction;
 pub mod junit;
 
 pub mod progress;
+mod svg;
 pub mod terminal;
 pub mod text;
 
