@@ -13,8 +13,12 @@
 //! - [`timer`]: a precise one-shot timer (timerfd) for every wait the generator makes.
 //! - [`http`]: the hyper client: per-VU connections, TLS, phase timings, error classes.
 //! - [`metrics`]: per-thread HDR recorders merged by a collector each interval.
-//! - [`report`]: the result model (`results.json`), terminal summary, interval log, progress.
-//! - [`run`]: orchestration of one run: clock, flows, graceful stop, signals.
+//! - [`model`]: the results vocabulary every layer reads: `RunResult` (`results.json`), error
+//!   classes, histograms and their codec, threshold expressions.
+//! - [`units`]: typed durations, rates and percentages, and how they are written.
+//! - [`report`]: renderers of results: terminal summary, interval log, progress, JUnit, CSV, HTML.
+//! - [`run`]: orchestration of one run: clock, flows, graceful stop, signals, assembly of the
+//!   result.
 //! - [`demo`]: the built-in wallet service used by `stampede demo` and the tests.
 //! - [`analysis`]: thresholds (the gate) and comparisons, on results only.
 //! - [`cli`]: argument parsing and the commands; [`exit`]: exit codes.

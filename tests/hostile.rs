@@ -28,7 +28,7 @@ fn hostile(srv: &FaultServer, path: &str, opts: &str, iterations: u32) -> RunRes
     r
 }
 
-fn errors(r: &RunResult) -> std::collections::BTreeMap<String, u64> {
+fn errors(r: &RunResult) -> std::collections::BTreeMap<stampede::model::ErrorClass, u64> {
     step(r, "bad.step").errors.clone()
 }
 

@@ -109,10 +109,10 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
     let flows: Vec<FlowResult> = (0..10)
         .map(|f| FlowResult {
             name: format!("flow{f}"),
-            kind: "live".into(),
+            kind: stampede::model::FlowKind::Live,
             journey: "j".into(),
             model: "open".into(),
-            model_kind: "open".into(),
+            model_kind: stampede::model::ModelKind::Open,
             tags: BTreeMap::new(),
             iterations_ok: 1,
             iterations_failed: 0,

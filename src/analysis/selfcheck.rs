@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use crate::model::{RunResult, SelfCheck};
+use crate::model::{ErrorClass, RunResult, SelfCheck, SelfCheckName};
 
 /// Schedule lag p99 below this always passes.
 pub const LAG_FLOOR: Duration = Duration::from_millis(25);
@@ -87,7 +87,7 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
                 ));
             }
             out.push(SelfCheck {
-                check: "schedule_lag".into(),
+                check: SelfCheckName::ScheduleLag,
                 flow: Some(f.name.clone()),
                 passed,
                 detail,
@@ -98,7 +98,7 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
         if let Some(p) = &f.poisson {
             let passed = (p.dispersion_index - 1.0).abs() <= p.tolerance;
             out.push(SelfCheck {
-                check: "poisson_fit".into(),
+                check: SelfCheckName::PoissonFit,
                 flow: Some(f.name.clone()),
                 passed,
                 detail: format!(
@@ -115,11 +115,11 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
     let internal: u64 = r
         .flows
         .iter()
-        .filter_map(|f| f.errors.get("internal"))
+        .filter_map(|f| f.errors.get(&ErrorClass::Internal))
         .sum();
     if internal > 0 {
         out.push(SelfCheck {
-            check: "internal".into(),
+            check: SelfCheckName::Internal,
             flow: None,
             passed: false,
             detail: format!(
@@ -130,7 +130,7 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
     }
     if let Some(g) = &r.generator {
         out.push(SelfCheck {
-            check: "saturation".into(),
+            check: SelfCheckName::Saturation,
             flow: None,
             passed: g.busy_share <= MAX_BUSY,
             detail: format!(
@@ -178,7 +178,7 @@ fn churn(g: &crate::model::Generator) -> SelfCheck {
         detail.push_str(" (keep connections alive, spread the load over more generator machines, or widen net.ipv4.ip_local_port_range)");
     }
     SelfCheck {
-        check: "connection_churn".into(),
+        check: SelfCheckName::ConnectionChurn,
         flow: None,
         passed,
         detail,
@@ -209,10 +209,10 @@ mod tests {
     fn run(dropped: u64, lag_p99_us: u64, iteration_p50_us: u64, busy: f64) -> RunResult {
         let flow = FlowResult {
             name: "f".into(),
-            kind: "live".into(),
+            kind: crate::model::FlowKind::Live,
             journey: "j".into(),
             model: String::new(),
-            model_kind: "open".into(),
+            model_kind: crate::model::ModelKind::Open,
             tags: Default::default(),
             iterations_ok: 1000 - dropped,
             iterations_failed: 0,
@@ -260,11 +260,11 @@ mod tests {
         }
     }
 
-    fn failed(r: &RunResult) -> Vec<String> {
+    fn failed(r: &RunResult) -> Vec<&'static str> {
         checks(r)
             .into_iter()
             .filter(|c| !c.passed)
-            .map(|c| c.check)
+            .map(|c| c.check.name())
             .collect()
     }
 

@@ -5,13 +5,10 @@ use std::time::Duration;
 
 use crate::model::codec;
 use crate::model::threshold::*;
-use crate::model::{FlowResult, Hist, Latency, RunResult, StepResult, Verdict, new_hist};
+use crate::model::{
+    ErrorClass, FlowResult, Hist, Latency, RunResult, StepResult, Verdict, new_hist,
+};
 use crate::units::short_duration;
-
-/// The error class of requests that failed on the generator's own machine.
-const GENERATOR: &str = "generator";
-/// Failures of stampede itself (a caught panic): the `internal` self-check reports them.
-const INTERNAL: &str = "internal";
 
 enum Subject<'a> {
     Step(&'a StepResult),
@@ -113,7 +110,7 @@ fn evaluate_one(
     };
     // A request that never left this machine (no free local port) says nothing about the target:
     // the `connection_churn` self-check reports it instead.
-    let local = |s: &StepResult| s.errors.get(GENERATOR).copied().unwrap_or(0);
+    let local = |s: &StepResult| s.errors.get(&ErrorClass::Generator).copied().unwrap_or(0);
     let (requests, failed, passed_checks, failed_checks) = match subject {
         Subject::Step(s) => (
             s.requests,
@@ -135,7 +132,7 @@ fn evaluate_one(
                 .sum::<u64>()
                 + f.errors
                     .iter()
-                    .filter(|(class, _)| class.as_str() != INTERNAL)
+                    .filter(|(class, _)| **class != ErrorClass::Internal)
                     .map(|(_, n)| n)
                     .sum::<u64>(),
             f.steps.iter().map(|s| s.checks_passed).sum(),

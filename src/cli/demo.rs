@@ -70,7 +70,11 @@ pub(super) fn serve(addr: SocketAddr, cfg: DemoConfig) -> Result<Exit, CliError>
 pub(super) fn closing_words(r: &crate::report::RunResult) -> String {
     use std::fmt::Write as _;
     let mut out = String::from("What this run showed:\n");
-    for f in r.flows.iter().filter(|f| f.kind == "live") {
+    for f in r
+        .flows
+        .iter()
+        .filter(|f| f.kind == crate::model::FlowKind::Live)
+    {
         if let Some(it) = &f.iteration {
             let _ = writeln!(
                 out,
@@ -142,7 +146,7 @@ mod tests {
         let r = crate::report::RunResult {
             flows: vec![FlowResult {
                 name: "traders".into(),
-                kind: "live".into(),
+                kind: crate::model::FlowKind::Live,
                 iterations_ok: 3,
                 iteration: Latency::from_hist(Some(&h)),
                 steps: vec![step],

@@ -1,10 +1,20 @@
 //! The classification of failed requests: a small `Copy` enum counted per metric key, so a failure
 //! costs an array increment, not a formatted string.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-/// Why a request (or the step around it) failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+use serde::{Deserialize, Serialize};
+
+/// Why a request (or the step around it) failed. Results files carry it as its [`name`]; it is
+/// ordered, hashed and compared as that name, so a map keyed by classes lists them as results
+/// files always did and can be looked up by the name (`errors.get("timeout")`).
+///
+/// [`name`]: ErrorClass::name
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// The server refused the TCP connection.
     ConnectRefused,
@@ -86,6 +96,36 @@ impl ErrorClass {
     }
 }
 
+impl Ord for ErrorClass {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for ErrorClass {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Hash for ErrorClass {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl Borrow<str> for ErrorClass {
+    fn borrow(&self) -> &str {
+        self.name()
+    }
+}
+
+impl PartialEq<&str> for ErrorClass {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 impl fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -95,6 +135,16 @@ impl fmt::Display for ErrorClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_names_are_the_results_names() {
+        for c in ErrorClass::ALL {
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.name())
+            );
+        }
+    }
 
     #[test]
     fn indices_match_the_all_table() {

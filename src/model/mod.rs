@@ -6,9 +6,11 @@
 pub mod class;
 pub mod codec;
 pub mod hist;
+pub mod names;
 pub mod result;
 pub mod threshold;
 
 pub use class::ErrorClass;
 pub use hist::{Hist, new_hist};
+pub use names::{FlowKind, ModelKind, SelfCheckName};
 pub use result::*;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec;
 use super::hist::{Hist, quantile_ci};
+use super::{ErrorClass, FlowKind, ModelKind, SelfCheckName};
 
 /// Version of the results format; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -98,8 +99,9 @@ pub struct Generator {
 /// One self-check's outcome.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SelfCheck {
-    /// `dropped`, `schedule_lag` or `saturation`.
-    pub check: String,
+    /// `schedule_lag`, `poisson_fit`, `internal`, `saturation` or `connection_churn`.
+    #[schemars(with = "String")]
+    pub check: SelfCheckName,
     /// The flow it is about, if any.
     pub flow: Option<String>,
     /// Whether it passed.
@@ -136,13 +138,15 @@ pub struct FlowResult {
     /// Flow name.
     pub name: String,
     /// `live` or `background`.
-    pub kind: String,
+    #[schemars(with = "String")]
+    pub kind: FlowKind,
     /// Journey name.
     pub journey: String,
     /// The load model, in words.
     pub model: String,
     /// `open` or `closed`.
-    pub model_kind: String,
+    #[schemars(with = "String")]
+    pub model_kind: ModelKind,
     /// Tags.
     pub tags: BTreeMap<String, String>,
     /// Iterations that completed without failure.
@@ -177,7 +181,8 @@ pub struct FlowResult {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub arrival_slack_us: u64,
     /// Failures outside requests (script, feed) by class.
-    pub errors: BTreeMap<String, u64>,
+    #[schemars(with = "BTreeMap<String, u64>")]
+    pub errors: BTreeMap<ErrorClass, u64>,
     /// Poisson flows: dispersion of the actual arrivals (the goodness-of-fit self-check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poisson: Option<PoissonFit>,
@@ -208,7 +213,8 @@ pub struct StepResult {
     /// Failed requests.
     pub failed: u64,
     /// Failures by class.
-    pub errors: BTreeMap<String, u64>,
+    #[schemars(with = "BTreeMap<String, u64>")]
+    pub errors: BTreeMap<ErrorClass, u64>,
     /// Responses by status code.
     pub statuses: BTreeMap<String, u64>,
     /// Requests per second over the flow's active time.
@@ -386,7 +392,8 @@ pub struct ErrorExampleResult {
     /// `flow.step` or `flow`.
     pub key: String,
     /// Error class.
-    pub class: String,
+    #[schemars(with = "String")]
+    pub class: ErrorClass,
     /// Message.
     pub message: String,
 }

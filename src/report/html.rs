@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::svg::{Line, Unit, chart};
 use super::text::{escape, iso8601};
 use crate::model::codec;
-use crate::model::{FlowResult, IntervalRow, Latency, RunResult};
+use crate::model::{FlowResult, IntervalRow, Latency, ModelKind, RunResult};
 use crate::units::short_duration;
 
 /// Interval rows by key, built once per page (a long run has hundreds of thousands of rows).
@@ -67,7 +67,7 @@ fn flow_charts(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String)
             dashed: true,
         },
     ];
-    let open = f.model_kind == "open";
+    let open = f.model_kind == ModelKind::Open;
     let load = [
         Line::series(
             if open {
@@ -150,7 +150,7 @@ fn flow_facts(f: &FlowResult, out: &mut String) {
         id = escape(&f.name),
         name = escape(&f.name),
         j = escape(&f.journey),
-        kind = escape(&f.kind),
+        kind = f.kind,
         model = escape(&f.model)
     );
     let _ = write!(
@@ -159,7 +159,7 @@ fn flow_facts(f: &FlowResult, out: &mut String) {
         f.iterations_ok + f.iterations_failed,
         f.iterations_failed,
         f.interrupted,
-        if f.model_kind == "open" {
+        if f.model_kind == ModelKind::Open {
             format!(", {} planned, {} dropped", f.planned, f.dropped)
         } else {
             String::new()
@@ -323,7 +323,7 @@ pub fn render(r: &RunResult) -> String {
             r##"<tr><td><a href="#flow-{0}"><code>{0}</code></a></td><td>{1}</td><td>{2}</td><td>{3}</td></tr>"##,
             escape(&f.name),
             escape(&f.journey),
-            escape(&f.kind),
+            f.kind,
             escape(&f.model)
         );
     }
@@ -405,7 +405,7 @@ pub fn render(r: &RunResult) -> String {
                 out,
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
                 escape(&e.key),
-                escape(&e.class),
+                e.class,
                 escape(&e.message)
             );
         }

@@ -84,7 +84,7 @@ pub fn render(r: &RunResult) -> String {
         for (k, v) in [
             ("journey", f.journey.as_str()),
             ("model", f.model.as_str()),
-            ("kind", f.kind.as_str()),
+            ("kind", f.kind.name()),
         ] {
             let _ = writeln!(
                 suites,

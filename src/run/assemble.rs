@@ -8,9 +8,9 @@ use crate::metrics::{FlowStats, KeyTable, Registry, Stats, StepStats};
 use crate::model::{
     Environment, ErrorExampleResult, FlowResult, IntervalRow, Latency, RunResult, SCHEMA_VERSION,
 };
-use crate::model::{ErrorClass, PoissonFit, StepResult, TimingResult, Work};
+use crate::model::{ErrorClass, ModelKind, PoissonFit, StepResult, TimingResult, Work};
 use crate::scenario::Plan;
-use crate::scenario::plan::{Flow, FlowKind, LoadModel};
+use crate::scenario::plan::{Flow, LoadModel};
 
 /// When the run happened: its wall-clock start, its length so far (s), whether a signal stopped
 /// it, and its interval.
@@ -99,15 +99,12 @@ pub(super) fn assemble(
                 .collect();
             FlowResult {
                 name: f.name.clone(),
-                kind: match f.kind {
-                    FlowKind::Live => "live".into(),
-                    FlowKind::Background => "background".into(),
-                },
+                kind: f.kind,
                 journey: journey.name.clone(),
                 model: f.describe(),
                 model_kind: match f.model {
-                    LoadModel::Open(_) => "open".into(),
-                    LoadModel::Closed(_) => "closed".into(),
+                    LoadModel::Open(_) => ModelKind::Open,
+                    LoadModel::Closed(_) => ModelKind::Closed,
                 },
                 tags: f.tags.iter().cloned().collect(),
                 iterations_ok: fs.iterations_ok,
@@ -149,7 +146,7 @@ pub(super) fn assemble(
             .into_iter()
             .map(|e| ErrorExampleResult {
                 key: e.key,
-                class: e.class.name().to_string(),
+                class: e.class,
                 message: e.message,
             })
             .collect(),
@@ -165,12 +162,11 @@ pub(super) fn assemble(
 }
 
 /// Error counts by class name, zeros left out.
-fn class_counts(errors: &[u64; ErrorClass::COUNT]) -> BTreeMap<String, u64> {
+fn class_counts(errors: &[u64; ErrorClass::COUNT]) -> BTreeMap<ErrorClass, u64> {
     ErrorClass::ALL
-        .iter()
-        .zip(errors)
-        .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| (c.name().to_string(), *n))
+        .into_iter()
+        .zip(errors.iter().copied())
+        .filter(|(_, n)| *n > 0)
         .collect()
 }
 

@@ -312,14 +312,7 @@ pub struct If {
     pub otherwise: Vec<Step>,
 }
 
-/// Live traffic or batch work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowKind {
-    /// User-facing traffic.
-    Live,
-    /// Batch work competing with live traffic.
-    Background,
-}
+pub use crate::model::FlowKind;
 
 /// A flow: a journey under a load model.
 #[derive(Debug)]
