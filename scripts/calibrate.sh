@@ -1,43 +1,66 @@
 #!/usr/bin/env bash
 # Measures how often stampede's verdicts are wrong, on real runs against a local server (Python,
 # 127.0.0.1 only), and prints the table docs/verdicts.md quotes:
-#   compare, same load twice (A/A)          -> false alarms (exit 1) and undecided (exit 4)
-#   compare, +30 ms / +10% / +2 ms (A/B)     -> detections (exit 1)
-#   self-checks on a healthy run, through a target stall, and with the generator starved of CPU
+#   compare, same load twice (A/A)              -> false alarms (exit 1) and undecided (exit 4)
+#   compare, +30 ms / +10% / +2 ms (A/B)         -> detections (exit 1)
+#   self-checks: a healthy run, paced users behind a slow target, a generator starved of CPU
+#   trend: a flat server, a ramp of load on a flat server, a server that degrades with time
+#   interact: two flows on independent resources, and two flows sharing a pool of two
+#   batch split: a background job on its own resource, and one holding the live step's lock
 # Usage: scripts/calibrate.sh [pairs per case, default 20] [seconds per run, default 5]
+#        [runs per trend/interact/batch case, default 10]
+# STAMPEDE_BIN measures another build. Takes about 40 minutes with the defaults on 2 CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-20}
 secs=${2:-5}
-cargo build --release --quiet
-bin=$PWD/target/release/stampede
+runs=${3:-10}
+if [[ -z ${STAMPEDE_BIN:-} ]]; then
+  cargo build --release --quiet
+fi
+bin=${STAMPEDE_BIN:-$PWD/target/release/stampede}
 work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; kill $hog 2>/dev/null || true; rm -rf "$work"' EXIT
+hogs=()
+trap 'kill $server 2>/dev/null || true; for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
+# /slow?ms=N sleeps N ms; /lock?ms=N and /pool?ms=N hold one of 1 or 2 slots for N ms (a
+# database pool); /creep?id=X sleeps 2 ms plus 0.5 ms for every second since X was first seen.
 cat > "$work/server.py" <<'PY'
-import http.server, socketserver, sys, time, urllib.parse
+import http.server, socketserver, threading, time, urllib.parse
+locks = {"/lock": threading.Semaphore(1), "/pool": threading.Semaphore(2)}
+first = {}
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        u = urllib.parse.urlparse(self.path)
+        q = urllib.parse.parse_qs(u.query)
         ms = float(q.get("ms", ["0"])[0])
-        if ms > 0:
+        if u.path == "/creep":
+            t0 = first.setdefault(q.get("id", [""])[0], time.monotonic())
+            ms = 2 + 0.5 * (time.monotonic() - t0)
+        lock = locks.get(u.path)
+        if lock:
+            with lock:
+                time.sleep(ms / 1000.0)
+        elif ms > 0:
             time.sleep(ms / 1000.0)
         self.send_response(200); self.send_header("content-length", "2"); self.end_headers()
         self.wfile.write(b"{}")
     def log_message(self, *a): pass
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
 s = S(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 PY
-python3 "$work/server.py" > "$work/port" &
+taskset -c 1 python3 "$work/server.py" > "$work/port" &
 server=$!
 for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
 url="http://127.0.0.1:$(cat "$work/port")"
+row() { printf '%-44s %6s %6s %6s   %s\n' "$@"; }
 
-# One run of `rate` against /slow?ms=$1 for $secs seconds; prints the results.json path.
+# One run of a 100/s flow against /slow?ms=$1 for $secs seconds; prints the results.json path.
 run() {
   local ms=$1 name=$2
   cat > "$work/$name.yaml" <<YAML
@@ -65,20 +88,22 @@ compare_case() {
   echo "$pass $fail $undecided"
 }
 
-printf '%-34s %6s %6s %6s %9s\n' "case ($pairs pairs of ${secs}s runs)" pass fail undec "rate"
+echo "stampede $("$bin" --version | awk '{print $2}'), $(nproc) CPUs, $(date -u +%F)"
+echo
+row "compare ($pairs pairs of ${secs}s runs at 100/s)" pass fail undec "reading"
 read -r p f u < <(compare_case 1 1)
-printf '%-34s %6s %6s %6s %9s\n' "compare A/A (1 ms, same load)" "$p" "$f" "$u" "false alarms $((100*f/pairs))%"
-for c in "0 30 +30 ms" "20 22 +10% (20 -> 22 ms)" "5 7 +2 ms (5 -> 7 ms)"; do
+row "A/A (1 ms, same load)" "$p" "$f" "$u" "false alarms $f of $pairs"
+for c in "0 30 +30 ms (0 -> 30 ms)" "20 22 +10% (20 -> 22 ms)" "5 7 +2 ms (5 -> 7 ms)"; do
   set -- $c
   read -r p f u < <(compare_case "$1" "$2")
   shift 2
-  printf '%-34s %6s %6s %6s %9s\n' "compare A/B $*" "$p" "$f" "$u" "detected $((100*f/pairs))%"
+  row "A/B $*" "$p" "$f" "$u" "detected $f of $pairs"
 done
 
-# Self-checks: exit 3 counts over `pairs` runs each.
+# Self-checks: how many of `pairs` runs exit 3, each run with `prefix` before the binary.
 selfcheck_case() {
   local yaml=$1 prefix=$2 three=0
-  for i in $(seq "$pairs"); do
+  for _ in $(seq "$pairs"); do
     local code=0
     $prefix "$bin" run "$yaml" --quiet >/dev/null 2>&1 || code=$?
     [[ $code == 3 ]] && three=$((three+1))
@@ -100,10 +125,100 @@ journeys:
 flows:
   f: { journey: j, vus: 10, pace: 100ms, duration: ${secs}s }
 YAML
-printf '%-34s %22s\n' "self-check case" "exit 3 (untrustworthy)"
-printf '%-34s %22s\n' "healthy run" "$(selfcheck_case "$work/healthy.yaml" "") of $pairs"
-printf '%-34s %22s\n' "paced users behind a slow target" "$(selfcheck_case "$work/paced.yaml" "") of $pairs"
-# The generator pinned to one CPU beside a busy loop on the same CPU.
-taskset -c 0 sh -c 'while :; do :; done' & hog=$!
-printf '%-34s %22s\n' "generator starved (CPU hog)" "$(selfcheck_case "$work/healthy.yaml" "taskset -c 0") of $pairs"
-kill $hog 2>/dev/null || true
+cat > "$work/busy.yaml" <<YAML
+target: $url
+journeys:
+  j: [ { name: a, get: "/slow?ms=0" } ]
+flows:
+  f: { journey: j, rate: 1000/s, duration: ${secs}s, max_vus: 500 }
+YAML
+echo
+printf '%-44s %s\n' "self-check case ($pairs runs of ${secs}s)" "exit 3 (untrustworthy)"
+printf '%-44s %s\n' "healthy run (100/s, 1 ms)" "$(selfcheck_case "$work/healthy.yaml" "") of $pairs"
+printf '%-44s %s\n' "paced users behind a 300 ms target" "$(selfcheck_case "$work/paced.yaml" "") of $pairs"
+# The generator pinned to CPU 0 beside three busy loops on the same CPU (a third of a CPU).
+for _ in 1 2 3; do taskset -c 0 sh -c 'while :; do :; done' & hogs+=($!); done
+printf '%-44s %s\n' "starved: 1000/s on a third of a CPU" "$(selfcheck_case "$work/busy.yaml" "taskset -c 0") of $pairs"
+printf '%-44s %s\n' "starved: 100/s on a third of a CPU" "$(selfcheck_case "$work/healthy.yaml" "taskset -c 0") of $pairs"
+for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done
+hogs=()
+
+# Trend: how many of `runs` 30-second runs flag creeping latency. The ramp raises the load from
+# 20/s to 200/s on a flat server; the degrading server adds 0.5 ms per second.
+trend_case() {
+  local flow=$1 path=$2 flagged=0
+  for i in $(seq "$runs"); do
+    cat > "$work/trend.yaml" <<YAML
+target: $url
+journeys:
+  j: [ { name: a, get: "${path//ID/$RANDOM$i}" } ]
+flows:
+  f: $flow
+YAML
+    rm -rf "$work/trend"
+    "$bin" run "$work/trend.yaml" --out "$work/trend" --quiet >/dev/null 2>&1 || true
+    if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if any(t['creeping'] for t in r.get('trends', [])) else 1)" "$work/trend/results.json"; then
+      flagged=$((flagged+1))
+    fi
+  done
+  echo "$flagged"
+}
+echo
+printf '%-44s %s\n' "trend case ($runs runs of 30s)" "flagged as creeping"
+printf '%-44s %s\n' "flat server, flat load (100/s, 2 ms)" "$(trend_case "{ journey: j, rate: 100/s, duration: 30s }" "/slow?ms=2") of $runs"
+printf '%-44s %s\n' "flat server, load ramping 20 -> 200/s" "$(trend_case "{ journey: j, rate: [ { at: 20/s, hold: 1s }, { to: 200/s, over: 29s } ], max_vus: 200 }" "/slow?ms=2") of $runs"
+printf '%-44s %s\n' "degrading server (+0.5 ms/s), flat load" "$(trend_case "{ journey: j, rate: 100/s, duration: 30s }" "/creep?id=ID") of $runs"
+
+# Interaction: two flows at 80/s each, 10 ms per request, on independent resources or sharing a
+# pool of two slots (80% busy together, 40% alone); counts the runs whose verdict names a flow.
+interact_case() {
+  local a=$1 b=$2 flagged=0
+  cat > "$work/pair.yaml" <<YAML
+target: $url
+journeys:
+  ja: [ { name: a, get: "$a" } ]
+  jb: [ { name: b, get: "$b" } ]
+flows:
+  fa: { journey: ja, rate: 80/s, duration: ${secs}s, max_vus: 200 }
+  fb: { journey: jb, rate: 80/s, duration: ${secs}s, max_vus: 200 }
+YAML
+  for _ in $(seq "$runs"); do
+    rm -rf "$work/pair"
+    "$bin" interact "$work/pair.yaml" --settle 0s --out "$work/pair" --quiet >/dev/null 2>&1 || true
+    if python3 -c "import json,sys; rows=json.load(open(sys.argv[1])); sys.exit(0 if any(r['hurt_by'] for r in rows) else 1)" "$work/pair/interaction.json"; then
+      flagged=$((flagged+1))
+    fi
+  done
+  echo "$flagged"
+}
+echo
+printf '%-44s %s\n' "interact case ($runs runs, ${secs}s phases)" "a flow blamed"
+printf '%-44s %s\n' "independent resources (10 ms each)" "$(interact_case "/slow?ms=10" "/slow?ms=10") of $runs"
+printf '%-44s %s\n' "one pool of two slots (10 ms each)" "$(interact_case "/pool?ms=10" "/pool?ms=10") of $runs"
+
+# Batch split: a live flow (50/s, 2 ms under a one-slot lock) beside a background job (1/s,
+# 200 ms) that takes the same lock or sleeps on its own; counts runs that report interference.
+batch_case() {
+  local bg=$1 flagged=0
+  cat > "$work/batch.yaml" <<YAML
+target: $url
+journeys:
+  live: [ { name: a, get: "/lock?ms=2" } ]
+  job: [ { name: b, get: "$bg" } ]
+flows:
+  users: { journey: live, rate: 50/s, duration: 10s }
+  nightly: { journey: job, kind: background, rate: 1/s, duration: 10s }
+YAML
+  for _ in $(seq "$runs"); do
+    rm -rf "$work/batch"
+    "$bin" run "$work/batch.yaml" --out "$work/batch" --quiet >/dev/null 2>&1 || true
+    if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if any((s.get('batch') or {}).get('interferes') for f in r['flows'] for s in f['steps']) else 1)" "$work/batch/results.json"; then
+      flagged=$((flagged+1))
+    fi
+  done
+  echo "$flagged"
+}
+echo
+printf '%-44s %s\n' "batch case ($runs runs of 10s)" "interference reported"
+printf '%-44s %s\n' "job on its own resource" "$(batch_case "/slow?ms=200") of $runs"
+printf '%-44s %s\n' "job holding the live step's lock 200 ms" "$(batch_case "/lock?ms=200") of $runs"

@@ -27,29 +27,34 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The text with `#[cfg(test)]` items blanked (their lines kept, so line numbers still hold).
+/// The text with its `#[cfg(test)] mod …` blocks blanked (their lines kept, so line numbers
+/// still hold). Only an attribute that starts a line and is followed by a `mod` item counts, so
+/// the words in a comment or a string hide nothing.
 fn without_tests(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find("#[cfg(test)]") {
+    loop {
+        let found = rest.match_indices("#[cfg(test)]").find(|&(at, _)| {
+            let line_start = rest[..at].rfind('\n').map_or(0, |i| i + 1);
+            let after = rest[at + "#[cfg(test)]".len()..].trim_start();
+            rest[line_start..at].trim().is_empty()
+                && (after.starts_with("mod ") || after.starts_with("pub mod "))
+        });
+        let Some((at, _)) = found else { break };
         out.push_str(&rest[..at]);
         let item = &rest[at..];
-        // The item ends at the brace that closes its first `{`, or at its `;`.
+        // The block ends at the brace that closes its first `{`.
         let mut depth = 0usize;
         let mut end = item.len();
         for (i, c) in item.char_indices() {
             match c {
                 '{' => depth += 1,
                 '}' => {
-                    depth -= 1;
+                    depth = depth.saturating_sub(1);
                     if depth == 0 {
                         end = i + 1;
                         break;
                     }
-                }
-                ';' if depth == 0 => {
-                    end = i + 1;
-                    break;
                 }
                 _ => {}
             }
@@ -100,27 +105,33 @@ fn group_names(text: &str, open: usize) -> Vec<String> {
     names
 }
 
+/// Every reference from a file to another top-level module: `crate::x`, `crate::{x, y}`, and a
+/// `super::` chain that climbs to the crate root. A glob of the crate root (`crate::*`) is
+/// reported as an edge to `*`, since it would hide every later path.
 fn edges(src: &Path, modules: &BTreeSet<String>) -> Vec<Edge> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     let mut out = Vec::new();
     for file in files {
         let rel = file.strip_prefix(src).unwrap();
-        let first = rel
+        // The file's module path: `x/y.rs` is x::y, `x/y/mod.rs` is x::y.
+        let mut path: Vec<String> = rel
             .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
-        let from = first.trim_end_matches(".rs").to_string();
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if path.last().is_some_and(|l| l == "mod.rs") {
+            path.pop();
+        } else if let Some(l) = path.last_mut() {
+            *l = l.trim_end_matches(".rs").to_string();
+        }
+        let from = path[0].clone();
         if !modules.contains(&from) {
             continue; // lib.rs, main.rs
         }
         let text = without_tests(&std::fs::read_to_string(&file).unwrap());
-        let at_root = rel.components().count() == 1 || rel.ends_with("mod.rs");
         let line_of = |i: usize| text[..i].matches('\n').count() + 1;
         let mut push = |to: String, i: usize| {
-            if to != from && modules.contains(&to) {
+            if to != from && (to == "*" || modules.contains(&to)) {
                 out.push(Edge {
                     from: from.clone(),
                     to,
@@ -128,25 +139,36 @@ fn edges(src: &Path, modules: &BTreeSet<String>) -> Vec<Edge> {
                 });
             }
         };
-        let prefixes: &[&str] = if at_root {
-            &["crate::", "super::"]
-        } else {
-            &["crate::"]
-        };
-        for prefix in prefixes {
-            for (i, _) in text.match_indices(prefix) {
-                let after = &text[i + prefix.len()..];
-                if after.starts_with('{') {
-                    for name in group_names(&text, i + prefix.len()) {
-                        push(name, i);
-                    }
-                } else {
-                    let name: String = after
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
+        let named = |after: &str, i: usize, push: &mut dyn FnMut(String, usize)| {
+            if after.starts_with('{') {
+                for name in group_names(after, 0) {
                     push(name, i);
                 }
+            } else if after.starts_with('*') {
+                push("*".into(), i);
+            } else {
+                let name: String = after
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                push(name, i);
+            }
+        };
+        for (i, _) in text.match_indices("crate::") {
+            named(&text[i + "crate::".len()..], i, &mut push);
+        }
+        for (i, _) in text.match_indices("super::") {
+            if text[..i].ends_with("::") {
+                continue; // inside a chain already counted
+            }
+            let mut k = 0;
+            let mut rest = &text[i..];
+            while let Some(r) = rest.strip_prefix("super::") {
+                k += 1;
+                rest = r;
+            }
+            if k == path.len() {
+                named(rest, i, &mut push);
             }
         }
     }
@@ -252,7 +274,13 @@ fn module_imports_follow_the_architecture_table() {
     );
     let all = edges(&src, &mods);
     let mut broken = Vec::new();
-    for e in &all {
+    for e in all.iter().filter(|e| e.to == "*") {
+        broken.push(format!(
+            "{}: a glob import of the crate root hides which modules `{}` uses; name them",
+            e.at, e.from
+        ));
+    }
+    for e in all.iter().filter(|e| e.to != "*") {
         let forbidden = match rules.get(&e.from) {
             Some(Some(Rule::Forbid(f))) => f.contains(&e.to),
             Some(Some(Rule::OnlyAllow(a))) => !a.contains(&e.to),
@@ -266,7 +294,7 @@ fn module_imports_follow_the_architecture_table() {
         }
     }
     let mut graph: BTreeMap<String, Vec<Edge>> = BTreeMap::new();
-    for e in &all {
+    for e in all.iter().filter(|e| e.to != "*") {
         let out = graph.entry(e.from.clone()).or_default();
         if !out.iter().any(|o| o.to == e.to) {
             out.push(e.clone());
@@ -290,6 +318,9 @@ fn the_reader_sees_grouped_and_inline_paths_and_skips_tests() {
     let text = "use crate::{a, b::{c, d}};\nfn f() { crate::e::g(); }\n#[cfg(test)]\nmod tests { use crate::h; }\n";
     let stripped = without_tests(text);
     assert!(!stripped.contains("crate::h"));
+    // The words in a comment hide nothing.
+    let commented = "// see #[cfg(test)] below\nuse crate::k;\n";
+    assert!(without_tests(commented).contains("crate::k"));
     assert_eq!(stripped.lines().count(), text.lines().count());
     let open = text.find('{').unwrap();
     assert_eq!(group_names(text, open), ["a", "b"]);
@@ -299,4 +330,26 @@ fn the_reader_sees_grouped_and_inline_paths_and_skips_tests() {
     assert!(matches!(&t["w"], Some(Rule::OnlyAllow(a)) if a.contains("x")));
     assert!(matches!(&t["v"], Some(Rule::OnlyAllow(a)) if a.is_empty()));
     assert!(t["u"].is_none());
+}
+
+#[test]
+fn super_chains_that_reach_the_root_are_edges() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path();
+    std::fs::create_dir_all(src.join("a/deep")).unwrap();
+    std::fs::write(src.join("a/mod.rs"), "use super::c::X;\nuse super::*;\n").unwrap();
+    std::fs::write(
+        src.join("a/deep/mod.rs"),
+        "use super::super::b::Y;\nuse super::Z;\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("b.rs"), "use crate::{\n    c,\n    a::Q,\n};\n").unwrap();
+    std::fs::write(src.join("c.rs"), "").unwrap();
+    let mods = modules(src);
+    let mut found: Vec<String> = edges(src, &mods)
+        .iter()
+        .map(|e| format!("{}->{}", e.from, e.to))
+        .collect();
+    found.sort();
+    assert_eq!(found, ["a->*", "a->b", "a->c", "b->a", "b->c"]);
 }

@@ -158,3 +158,23 @@ fn a_paced_flow_runs_exactly_its_planned_iterations() {
     assert_eq!(f.iterations_ok + f.iterations_failed + f.interrupted, 200);
     assert_eq!(srv.seen.arrivals("/ok").len(), 200);
 }
+
+/// Users whose next paced iteration would start after the end leave early; the flow still lasts
+/// its whole length (an early exit once no user was left shortened the run and inflated rates).
+#[test]
+fn a_paced_flow_keeps_its_length_after_its_users_leave() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: a, get: /ok } ]\nflows:\n  f: { journey: j, vus: 2, pace: 1s, duration: 3s }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(flow(&r, "f").iterations_ok, 6, "{:?}", flow(&r, "f"));
+    assert!(
+        r.duration_s >= 2.9,
+        "the run ended at {:.2} s of its 3 s",
+        r.duration_s
+    );
+}

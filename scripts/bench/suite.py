@@ -25,7 +25,8 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-STAMPEDE = os.path.join(ROOT, "target", "release", "stampede")
+# STAMPEDE_BIN measures another build (a baseline copy) with the same workloads.
+STAMPEDE = os.environ.get("STAMPEDE_BIN") or os.path.join(ROOT, "target", "release", "stampede")
 # Goose is a library: its workloads are a small crate, built by run.sh (scripts/bench/goose).
 GOOSE = os.path.join(ROOT, "target", "bench-goose", "release", "stampede-bench-goose")
 GEN_CPU = "0"

@@ -147,6 +147,15 @@ mod tests {
     }
 
     #[test]
+    fn names_are_unique() {
+        // Equality is by variant but order, hash and `Borrow<str>` are by name: they agree only
+        // while no two classes share a name.
+        let names: std::collections::BTreeSet<&str> =
+            ErrorClass::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), ErrorClass::COUNT);
+    }
+
+    #[test]
     fn indices_match_the_all_table() {
         for (i, c) in ErrorClass::ALL.iter().enumerate() {
             assert_eq!(c.index(), i);

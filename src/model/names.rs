@@ -77,6 +77,10 @@ named! {
         Saturation = "saturation",
         /// Local ports or descriptors ran out.
         ConnectionChurn = "connection_churn",
+        /// A check this version does not know (an older file's `dropped`, a newer file's new
+        /// check): read, so the file still loads, and written back as `other`.
+        #[serde(other)]
+        Other = "other",
     }
 }
 
@@ -94,5 +98,8 @@ mod tests {
         assert_eq!(k, ModelKind::Closed);
         assert!(SelfCheckName::PoissonFit == "poisson_fit");
         assert!(serde_json::from_str::<FlowKind>("\"\"").is_err());
+        // Results written before `dropped` stopped being a self-check still load.
+        let old: SelfCheckName = serde_json::from_str("\"dropped\"").unwrap();
+        assert_eq!(old, SelfCheckName::Other);
     }
 }

@@ -29,6 +29,7 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
     let remaining = Arc::new(AtomicU64::new(closed.iterations.unwrap_or(u64::MAX)));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut spawned = 0u64;
+    let mut made = 0u64;
     let len = closed.curve.len();
     let gauges = &ctx.registry.gauges[ctx.flow];
     let closed = Arc::new(closed);
@@ -55,7 +56,10 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
         while spawned < target {
             spawned += 1;
             let vu = match VirtualUser::new(&ctx.plan, spawned, ctx.plan.flows[ctx.flow].seed) {
-                Ok(vu) => vu,
+                Ok(vu) => {
+                    made += 1;
+                    vu
+                }
                 Err(e) => {
                     report_vu_error(&ctx, &e);
                     continue;
@@ -79,10 +83,15 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
         if tasks.is_empty() && spawned > 0 && remaining.load(Ordering::Relaxed) == 0 {
             break;
         }
-        // Every user the curve will ever have has been made (or failed to be made) and none is
-        // left running: nothing more can happen. Without this, a flow whose users all fail at
-        // creation (a script library that throws) waited for an iteration budget forever.
-        if tasks.is_empty() && spawned >= closed.curve.peak().floor() as u64 {
+        // Every user the curve will ever have is spawned and none is left running: with
+        // per-user iteration limits they are all done; when none could even be made (a script
+        // library that throws), nothing will ever run, and the flow used to wait for its
+        // iteration budget forever. (Users that left because their next iteration fell past
+        // the end are not a reason to stop: the flow keeps its length.)
+        if tasks.is_empty()
+            && spawned >= (closed.curve.peak() + 1e-9).floor() as u64
+            && (closed.per_vu_iterations.is_some() || (made == 0 && spawned > 0))
+        {
             break;
         }
         let next = now + TICK;
