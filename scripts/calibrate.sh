@@ -9,7 +9,7 @@
 #   batch split: a background job on its own resource, and one holding the live step's lock
 # Usage: scripts/calibrate.sh [pairs per case, default 20] [seconds per run, default 5]
 #        [runs per trend/interact/batch case, default 10]
-# STAMPEDE_BIN measures another build. Takes about 40 minutes with the defaults on 2 CPUs.
+# STAMPEDE_BIN measures another build. Takes about 45 minutes with the defaults on 2 CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-20}
@@ -21,7 +21,7 @@ fi
 bin=${STAMPEDE_BIN:-$PWD/target/release/stampede}
 work=$(mktemp -d)
 hogs=()
-trap 'kill $server 2>/dev/null || true; for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+trap 'kill $server ${fast:-} 2>/dev/null || true; for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 # /slow?ms=N sleeps N ms; /lock?ms=N and /pool?ms=N hold one of 1 or 2 slots for N ms (a
 # database pool); /creep?id=X sleeps 2 ms plus 0.5 ms for every second since X was first seen.
@@ -125,23 +125,31 @@ journeys:
 flows:
   f: { journey: j, vus: 10, pace: 100ms, duration: ${secs}s }
 YAML
+# A target fast enough that only the generator can be short of CPU: the demo wallet's /health
+# (no database work), on CPU 1.
+taskset -c 1 "$bin" demo-target --listen 127.0.0.1:0 2> "$work/fast.log" &
+fast=$!
+for _ in $(seq 100); do grep -q 'listening on' "$work/fast.log" 2>/dev/null && break; sleep 0.2; done
 cat > "$work/busy.yaml" <<YAML
-target: $url
+target: $(grep -o 'http://[0-9.:]*' "$work/fast.log" | tail -1)
+defaults: { traceparent: false }
 journeys:
-  j: [ { name: a, get: "/slow?ms=0" } ]
+  j: [ { name: a, get: /health } ]
 flows:
-  f: { journey: j, rate: 1000/s, duration: ${secs}s, max_vus: 500 }
+  f: { journey: j, rate: 3000/s, duration: ${secs}s, max_vus: 500 }
 YAML
 echo
 printf '%-44s %s\n' "self-check case ($pairs runs of ${secs}s)" "exit 3 (untrustworthy)"
 printf '%-44s %s\n' "healthy run (100/s, 1 ms)" "$(selfcheck_case "$work/healthy.yaml" "") of $pairs"
 printf '%-44s %s\n' "paced users behind a 300 ms target" "$(selfcheck_case "$work/paced.yaml" "") of $pairs"
-# The generator pinned to CPU 0 beside three busy loops on the same CPU (a third of a CPU).
-for _ in 1 2 3; do taskset -c 0 sh -c 'while :; do :; done' & hogs+=($!); done
-printf '%-44s %s\n' "starved: 1000/s on a third of a CPU" "$(selfcheck_case "$work/busy.yaml" "taskset -c 0") of $pairs"
-printf '%-44s %s\n' "starved: 100/s on a third of a CPU" "$(selfcheck_case "$work/healthy.yaml" "taskset -c 0") of $pairs"
+# The generator pinned to CPU 0 beside seven busy loops on the same CPU (an eighth of it).
+for _ in 1 2 3 4 5 6 7; do taskset -c 0 sh -c 'while :; do :; done' & hogs+=($!); done
+printf '%-44s %s\n' "starved: 3000/s on an eighth of a CPU" "$(selfcheck_case "$work/busy.yaml" "taskset -c 0") of $pairs"
+printf '%-44s %s\n' "starved: 100/s on an eighth of a CPU" "$(selfcheck_case "$work/healthy.yaml" "taskset -c 0") of $pairs"
 for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done
 hogs=()
+printf '%-44s %s\n' "not starved: 3000/s on a whole CPU" "$(selfcheck_case "$work/busy.yaml" "taskset -c 0") of $pairs"
+kill "$fast" 2>/dev/null || true
 
 # Trend: how many of `runs` 30-second runs flag creeping latency. The ramp raises the load from
 # 20/s to 200/s on a flat server; the degrading server adds 0.5 ms per second.
@@ -222,3 +230,34 @@ echo
 printf '%-44s %s\n' "batch case ($runs runs of 10s)" "interference reported"
 printf '%-44s %s\n' "job on its own resource" "$(batch_case "/slow?ms=200") of $runs"
 printf '%-44s %s\n' "job holding the live step's lock 200 ms" "$(batch_case "/lock?ms=200") of $runs"
+
+# The launch demo's interaction (release build, the wallet as shipped): each flow alone, all
+# together and each pair, 10 s phases at 3× the scenario's rates; counts the runs whose verdicts
+# name traders for signups' login and signups for every traders step.
+demo_case() {
+  local named=0
+  "$bin" demo-target --listen 127.0.0.1:0 2> "$work/wallet.log" &
+  local wallet=$!
+  for _ in $(seq 100); do grep -q 'listening on' "$work/wallet.log" 2>/dev/null && break; sleep 0.2; done
+  local addr
+  addr=$(grep -o 'http://[0-9.:]*' "$work/wallet.log" | tail -1)
+  for _ in $(seq "$1"); do
+    rm -rf "$work/demo"
+    "$bin" interact scenarios/usdt-launch.yaml --target "$addr" --pairs --duration 10s --scale 3 \
+      --settle 1s --out "$work/demo" --quiet >/dev/null 2>&1 || true
+    if python3 - "$work/demo/interaction.json" <<'PY'
+import json, sys
+rows = {r["key"]: r for r in json.load(open(sys.argv[1]))}
+login = "traders" in rows.get("signups.login", {}).get("hurt_by", [])
+traders = [r for k, r in rows.items() if k.startswith("traders.") and r["hurt_by"]]
+sys.exit(0 if login and traders and all("signups" in r["hurt_by"] for r in traders) else 1)
+PY
+    then named=$((named+1)); fi
+  done
+  kill "$wallet" 2>/dev/null || true
+  echo "$named"
+}
+demo_runs=$(( runs < 3 ? runs : 3 ))
+echo
+printf '%-44s %s\n' "launch demo, interact --pairs ($demo_runs runs)" "traders named for signups and signups for traders"
+printf '%-44s %s\n' "10 s phases at 3x rates" "$(demo_case "$demo_runs") of $demo_runs"
