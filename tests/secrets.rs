@@ -11,6 +11,19 @@ const PIN: &str = "pin-4711-xyz";
 /// The session cookie the test server sets on `/setcookie`.
 const SESSION: &str = "abc123";
 
+/// Everything a run showed: its stdout, its stderr and every file it wrote to `out`.
+fn outputs(run: &std::process::Output, out: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut all = vec![
+        ("stdout".to_string(), run.stdout.clone()),
+        ("stderr".to_string(), run.stderr.clone()),
+    ];
+    for entry in std::fs::read_dir(out).unwrap() {
+        let p = entry.unwrap().path();
+        all.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+    }
+    all
+}
+
 #[test]
 fn secret_values_are_masked_in_every_output() {
     let srv = start_server(ServerConfig::default());
@@ -58,14 +71,7 @@ flows:
         .output()
         .unwrap();
     assert!(out.exists(), "{}", String::from_utf8_lossy(&run.stderr));
-    let mut outputs = vec![
-        ("stdout".to_string(), run.stdout.clone()),
-        ("stderr".to_string(), run.stderr.clone()),
-    ];
-    for entry in std::fs::read_dir(&out).unwrap() {
-        let p = entry.unwrap().path();
-        outputs.push((p.display().to_string(), std::fs::read(&p).unwrap()));
-    }
+    let outputs = outputs(&run, &out);
     assert!(
         outputs.len() >= 6,
         "expected every result file: {outputs:?}"
@@ -236,14 +242,7 @@ flows:
         .find(|e| e.class == "script")
         .unwrap_or_else(|| panic!("no script error: {:?}", r.error_examples));
     assert!(example.message.contains("cannot set up"), "{example:?}");
-    let mut outputs = vec![
-        ("stdout".to_string(), run.stdout.clone()),
-        ("stderr".to_string(), run.stderr.clone()),
-    ];
-    for entry in std::fs::read_dir(&out).unwrap() {
-        let p = entry.unwrap().path();
-        outputs.push((p.display().to_string(), std::fs::read(&p).unwrap()));
-    }
+    let outputs = outputs(&run, &out);
     for secret in [TOKEN, KEY] {
         for (name, bytes) in &outputs {
             let text = String::from_utf8_lossy(bytes);

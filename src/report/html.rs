@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::svg::{Line, Unit, chart};
-use super::text::{escape, iso8601};
+use super::text::{escape, iso8601, per_iteration_timings};
 use crate::model::codec;
 use crate::model::{FlowResult, IntervalRow, Latency, ModelKind, RunResult};
 use crate::units::short_duration;
@@ -171,23 +171,7 @@ fn flow_facts(f: &FlowResult, out: &mut String) {
     );
     if let Some(w) = &f.work {
         let mut line = format!("Work per iteration: {:.1} requests", w.requests_mean);
-        for t in &w.per_iteration {
-            match &t.duration {
-                Some(d) => {
-                    let _ = write!(
-                        line,
-                        "; {} {} p50, {} p99",
-                        t.name,
-                        ms(d.p50_us),
-                        ms(d.p99_us)
-                    );
-                }
-                None if t.count_total > 0.0 => {
-                    let _ = write!(line, "; {} {:.1}", t.name, t.count_mean);
-                }
-                None => {}
-            }
-        }
+        line.push_str(&per_iteration_timings(w));
         let _ = write!(out, r#"<p class="facts">{}</p>"#, escape(&line));
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::text::per_iteration_timings;
 use crate::model::{Latency, RunResult};
 use crate::units::short_duration;
 
@@ -83,23 +84,7 @@ pub fn render(r: &RunResult) -> String {
                 w.steps_mean,
                 w.bytes_mean / 1024.0
             );
-            for t in &w.per_iteration {
-                match &t.duration {
-                    Some(d) => {
-                        let _ = write!(
-                            line,
-                            "; {} {} p50, {} p99",
-                            t.name,
-                            ms(d.p50_us),
-                            ms(d.p99_us)
-                        );
-                    }
-                    None if t.count_total > 0.0 => {
-                        let _ = write!(line, "; {} {:.1}", t.name, t.count_mean);
-                    }
-                    None => {}
-                }
-            }
+            line.push_str(&per_iteration_timings(w));
             let _ = writeln!(out, "{line}");
         }
         for s in &f.steps {

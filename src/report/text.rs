@@ -1,4 +1,10 @@
-//! Text helpers every renderer shares: XML/HTML escaping, timestamps, shortening labels.
+//! Text helpers every renderer shares: XML/HTML escaping, timestamps, shortening labels, the
+//! server's per-iteration totals.
+
+use std::fmt::Write as _;
+
+use crate::model::Work;
+use crate::units::short_duration;
 
 /// Escapes text for XML attributes and content.
 pub fn escape(s: &str) -> String {
@@ -46,4 +52,29 @@ pub fn truncate(s: &str, n: usize) -> String {
     } else {
         format!("{}…", s.chars().take(n - 1).collect::<String>())
     }
+}
+
+/// The server's per-iteration totals of a flow (`Server-Timing` summed over each iteration), as
+/// `; db 4ms p50, 12ms p99; db-queries 3.0`: durations by percentile, counts by mean.
+pub fn per_iteration_timings(w: &Work) -> String {
+    let ms = |us: u64| short_duration(std::time::Duration::from_micros(us));
+    let mut line = String::new();
+    for t in &w.per_iteration {
+        match &t.duration {
+            Some(d) => {
+                let _ = write!(
+                    line,
+                    "; {} {} p50, {} p99",
+                    t.name,
+                    ms(d.p50_us),
+                    ms(d.p99_us)
+                );
+            }
+            None if t.count_total > 0.0 => {
+                let _ = write!(line, "; {} {:.1}", t.name, t.count_mean);
+            }
+            None => {}
+        }
+    }
+    line
 }
