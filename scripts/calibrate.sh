@@ -158,25 +158,39 @@ printf '%-44s %s\n' "not starved: 3000/s on a whole CPU" "$(selfcheck_case "$wor
 kill "$fast" 2>/dev/null || true
 fi
 
+# Runs `cmd args…` `runs` times, each with `--out $work/out --quiet` appended, and prints how many
+# times the Python expression `pred` holds for the JSON file `file` it wrote (read as `d`).
+count_runs() {
+  local file=$1 pred=$2 n=0
+  shift 2
+  for _ in $(seq "$runs"); do
+    rm -rf "$work/out"
+    "$@" --out "$work/out" --quiet >/dev/null 2>&1 || true
+    if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($pred) else 1)" \
+      "$work/out/$file" 2>/dev/null; then
+      n=$((n+1))
+    fi
+  done
+  echo "$n"
+}
+
 # Trend: how many of `runs` 30-second runs flag creeping latency. The ramp raises the load from
-# 20/s to 200/s on a flat server; the degrading server adds 0.5 ms per second.
-trend_case() {
-  local flow=$1 path=$2 flagged=0
-  for i in $(seq "$runs"); do
-    cat > "$work/trend.yaml" <<YAML
+# 20/s to 200/s on a flat server; the degrading server adds 0.5 ms per second (from each run's
+# first request: every run gets its own id).
+trend_run() {
+  local flow=$1 path=$2
+  shift 2
+  cat > "$work/trend.yaml" <<YAML
 target: $url
 journeys:
-  j: [ { name: a, get: "${path//ID/$RANDOM$i}" } ]
+  j: [ { name: a, get: "${path//ID/$RANDOM$RANDOM}" } ]
 flows:
   f: $flow
 YAML
-    rm -rf "$work/trend"
-    "$bin" run "$work/trend.yaml" --out "$work/trend" --quiet >/dev/null 2>&1 || true
-    if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if any(t['creeping'] for t in r.get('trends', [])) else 1)" "$work/trend/results.json"; then
-      flagged=$((flagged+1))
-    fi
-  done
-  echo "$flagged"
+  "$bin" run "$work/trend.yaml" "$@"
+}
+trend_case() {
+  count_runs results.json "any(t['creeping'] for t in d.get('trends', []))" trend_run "$1" "$2"
 }
 if want trend; then
 echo
@@ -191,24 +205,17 @@ fi
 # runs whose verdict names a flow. (At 80/s each with uniform arrivals the shared pool is 80% busy
 # but never queues — deterministic arrivals and service — and "no harm" is the right verdict.)
 interact_case() {
-  local a=$1 b=$2 flagged=0
   cat > "$work/pair.yaml" <<YAML
 target: $url
 journeys:
-  ja: [ { name: a, get: "$a" } ]
-  jb: [ { name: b, get: "$b" } ]
+  ja: [ { name: a, get: "$1" } ]
+  jb: [ { name: b, get: "$2" } ]
 flows:
   fa: { journey: ja, rate: 110/s, arrivals: poisson, duration: ${secs}s, max_vus: 300 }
   fb: { journey: jb, rate: 110/s, arrivals: poisson, duration: ${secs}s, max_vus: 300 }
 YAML
-  for _ in $(seq "$runs"); do
-    rm -rf "$work/pair"
-    "$bin" interact "$work/pair.yaml" --settle 0s --out "$work/pair" --quiet >/dev/null 2>&1 || true
-    if python3 -c "import json,sys; rows=json.load(open(sys.argv[1])); sys.exit(0 if any(r['hurt_by'] for r in rows) else 1)" "$work/pair/interaction.json"; then
-      flagged=$((flagged+1))
-    fi
-  done
-  echo "$flagged"
+  count_runs interaction.json "any(r['hurt_by'] for r in d)" \
+    "$bin" interact "$work/pair.yaml" --settle 0s
 }
 if want interact; then
 echo
@@ -220,24 +227,18 @@ fi
 # Batch split: a live flow (50/s, 2 ms under a one-slot lock) beside a background job (1/s,
 # 200 ms) that takes the same lock or sleeps on its own; counts runs that report interference.
 batch_case() {
-  local bg=$1 flagged=0
   cat > "$work/batch.yaml" <<YAML
 target: $url
 journeys:
   live: [ { name: a, get: "/lock?ms=2" } ]
-  job: [ { name: b, get: "$bg" } ]
+  job: [ { name: b, get: "$1" } ]
 flows:
   users: { journey: live, rate: 50/s, duration: 10s }
   nightly: { journey: job, kind: background, rate: 1/s, duration: 10s }
 YAML
-  for _ in $(seq "$runs"); do
-    rm -rf "$work/batch"
-    "$bin" run "$work/batch.yaml" --out "$work/batch" --quiet >/dev/null 2>&1 || true
-    if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if any((s.get('batch') or {}).get('interferes') for f in r['flows'] for s in f['steps']) else 1)" "$work/batch/results.json"; then
-      flagged=$((flagged+1))
-    fi
-  done
-  echo "$flagged"
+  count_runs results.json \
+    "any((s.get('batch') or {}).get('interferes') for f in d['flows'] for s in f['steps'])" \
+    "$bin" run "$work/batch.yaml"
 }
 if want batch; then
 echo

@@ -70,13 +70,13 @@ fn without_tests(text: &str) -> String {
     out
 }
 
-/// The top-level names a `crate::{…}` group starting at `open` (its `{`) names.
-fn group_names(text: &str, open: usize) -> Vec<String> {
+/// The top-level names a `crate::{…}` group names; `group` starts at its `{`.
+fn group_names(group: &str) -> Vec<String> {
     let mut depth = 0usize;
     let mut names = Vec::new();
     let mut word = String::new();
     let mut expect_name = true;
-    for c in text[open..].chars() {
+    for c in group.chars() {
         if c.is_alphanumeric() || c == '_' {
             if depth == 1 && expect_name {
                 word.push(c);
@@ -141,7 +141,7 @@ fn edges(src: &Path, modules: &BTreeSet<String>) -> Vec<Edge> {
         };
         let named = |after: &str, i: usize, push: &mut dyn FnMut(String, usize)| {
             if after.starts_with('{') {
-                for name in group_names(after, 0) {
+                for name in group_names(after) {
                     push(name, i);
                 }
             } else if after.starts_with('*') {
@@ -323,7 +323,7 @@ fn the_reader_sees_grouped_and_inline_paths_and_skips_tests() {
     assert!(without_tests(commented).contains("crate::k"));
     assert_eq!(stripped.lines().count(), text.lines().count());
     let open = text.find('{').unwrap();
-    assert_eq!(group_names(text, open), ["a", "b"]);
+    assert_eq!(group_names(&text[open..]), ["a", "b"]);
     let doc = "## Modules\n\n| module | owns | must not |\n|---|---|---|\n| `x`, `y` | things | import `z`; hold state |\n| `w` | w | import anything but `x` |\n| `v` | v | import any other module |\n| `u` | u | — |\n";
     let t = table(doc);
     assert!(matches!(&t["y"], Some(Rule::Forbid(f)) if f.contains("z") && f.len() == 1));

@@ -1,17 +1,16 @@
 //! Where the load went: whether background work slows the live steps beside it (the batch
-//! split), and which steps the server's database time goes to. Both read assembled results.
+//! split), and which steps the server's database time goes to.
 
-use crate::model::codec;
-use crate::model::{BatchSplit, DbShare, FlowResult, Latency};
+use crate::model::{BatchSplit, DbShare, FlowResult, Hist, Latency};
 
 use super::stats::mann_whitney_hist;
 
 /// Whether background work slows a live step: its latency while batch iterations were in flight
-/// against while none was, each side a stored histogram. `None` when either side cannot be read.
-pub fn batch_split(during: Latency, without: Latency) -> Option<BatchSplit> {
-    let d = codec::decode(&during.histogram).ok()?;
-    let w = codec::decode(&without.histogram).ok()?;
-    let p_value = mann_whitney_hist(&d, &w);
+/// against while none was. `None` when either side has no samples.
+pub fn batch_split(d: Option<&Hist>, w: Option<&Hist>) -> Option<BatchSplit> {
+    let (d, w) = (d?, w?);
+    let (during, without) = (Latency::from_hist(Some(d))?, Latency::from_hist(Some(w))?);
+    let p_value = mann_whitney_hist(d, w);
     // Judged on the median, the location Mann–Whitney tests, and only in the slower direction:
     // a p99 of a few dozen samples moves with machine noise.
     let interferes = p_value < 0.01

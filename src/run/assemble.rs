@@ -212,13 +212,10 @@ fn step_result(
         tls: Latency::from_hist(s.tls.as_deref()),
         server_timing: timing_results(&s.timings),
         cookies_dropped: s.cookies_dropped,
-        batch: match (
-            Latency::from_hist(s.during_batch.as_deref()),
-            Latency::from_hist(s.without_batch.as_deref()),
-        ) {
-            (Some(during), Some(without)) => crate::analysis::load::batch_split(during, without),
-            _ => None,
-        },
+        batch: crate::analysis::load::batch_split(
+            s.during_batch.as_deref(),
+            s.without_batch.as_deref(),
+        ),
     }
 }
 
