@@ -3,10 +3,11 @@
 
 use crate::util::*;
 
-/// The flat flow waits 20 ms per request, so the scheduling noise of a busy test machine (a
-/// millisecond or two) is small beside it and cannot pass for a trend. The threshold (20%/min) is
-/// far below the creep's rise (hundreds of %/min) and far above what a machine's load building up
-/// over 10 s can add to a 20 ms median.
+/// The flat flow waits 20 ms per request. A test machine growing busier over the 10 s did once add
+/// a significant ~1.5% to it (+22%/min): the creep verdict asks for a 5% rise over the run, which
+/// the creep (hundreds of %/min) passes and that drift does not. The flat key's trend threshold
+/// threshold allows 60%/min (10% over this run): a gate for a ten-second run has to allow what such
+/// a machine does in ten seconds, and the creep's threshold (20%/min) still fails.
 #[test]
 fn creeping_latency_is_flagged_and_flat_latency_is_not() {
     let creep = start_server(ServerConfig::default());
@@ -16,7 +17,7 @@ fn creeping_latency_is_flagged_and_flat_latency_is_not() {
         d.path(),
         "s.yaml",
         &format!(
-            "targets: {{ creep: \"{}\", flat: \"{}\" }}\njourneys:\n  c: [ {{ name: creep, get: /creep, target: creep }} ]\n  f: [ {{ name: steady, get: '/slow?ms=20', target: flat }} ]\nflows:\n  c: {{ journey: c, rate: 40/s, duration: 10s }}\n  f: {{ journey: f, rate: 40/s, duration: 10s }}\nthresholds:\n  c.creep: [ \"p95 trend < 20%/1m\" ]\n  f.steady: [ \"p95 trend < 20%/1m\" ]\n",
+            "targets: {{ creep: \"{}\", flat: \"{}\" }}\njourneys:\n  c: [ {{ name: creep, get: /creep, target: creep }} ]\n  f: [ {{ name: steady, get: '/slow?ms=20', target: flat }} ]\nflows:\n  c: {{ journey: c, rate: 40/s, duration: 10s }}\n  f: {{ journey: f, rate: 40/s, duration: 10s }}\nthresholds:\n  c.creep: [ \"p95 trend < 20%/1m\" ]\n  f.steady: [ \"p95 trend < 60%/1m\" ]\n",
             creep.url(),
             flat.url()
         ),

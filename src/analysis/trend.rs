@@ -5,7 +5,10 @@
 //! **Theil–Sen** slope (the median of all pairwise slopes: robust to outliers and to a few bad
 //! intervals) with **Sen's confidence interval** (95%, from the variance of Kendall's S). Slopes
 //! are relative to the series' median and given in percent per minute. A key is flagged as
-//! creeping when the lower bounds of both its p95 and p50 slopes are above [`MIN_CREEP`] per minute while
+//! creeping when the lower bounds of both its p95 and p50 slopes are above [`MIN_CREEP`] per minute,
+//! the lower bounds carried over the analysed span add up to at least [`MIN_RISE`] of the median
+//! (a slope can be significant and still too small to matter: a test machine growing busier adds a
+//! millisecond to 20 over ten seconds), and
 //! the *system's load* slope interval lies within ±[`FLAT`] per minute — latency climbing at a
 //! steady load, the signature of a leak, an unindexed table or a filling queue. The load is every
 //! flow's, not the key's own: a background job's rate can be flat while the traffic around it
@@ -17,6 +20,9 @@ use crate::model::{IntervalRow, RunResult, Trend};
 
 /// Least rise (per minute, relative) of a CI's lower bound that counts as creeping.
 pub const MIN_CREEP: f64 = 0.01;
+/// Least rise over the analysed span (relative to the median, at the lower bound) that counts as
+/// creeping.
+pub const MIN_RISE: f64 = 0.05;
 /// Throughput within ±this per minute (relative, whole CI) counts as flat.
 pub const FLAT: f64 = 0.02;
 /// Fewest intervals for a trend.
@@ -160,9 +166,12 @@ pub fn trends(r: &RunResult) -> Vec<Trend> {
             continue;
         };
         let flat = l.lo > -FLAT && l.hi < FLAT;
+        let minutes = (pts[pts.len() - 1].0 - pts[0].0) / 60.0;
         // Creep moves the whole distribution; a rise of the median or of the tail alone is what a
         // busy machine's scheduling noise looks like over a short run.
-        let creeping = flat && b.lo > MIN_CREEP && a.lo > MIN_CREEP;
+        let significant = b.lo > MIN_CREEP && a.lo > MIN_CREEP;
+        let rise = b.lo.min(a.lo) * minutes;
+        let creeping = flat && significant && rise >= MIN_RISE;
         let verdict = if creeping {
             format!(
                 "{key}: p95 rising {:.1}%/min (95% CI {:.1} to {:.1}) while the load is flat ({:+.1}%/min)",
@@ -170,6 +179,14 @@ pub fn trends(r: &RunResult) -> Vec<Trend> {
                 b.lo * 100.0,
                 b.hi * 100.0,
                 l.slope * 100.0
+            )
+        } else if flat && significant {
+            format!(
+                "{key}: p95 {:+.1}%/min at a flat load, but at least {:+.1}% over the run's {:.0} s, under {:.0}%: no creep",
+                b.slope * 100.0,
+                rise * 100.0,
+                minutes * 60.0,
+                MIN_RISE * 100.0
             )
         } else {
             format!(
@@ -216,11 +233,22 @@ mod tests {
     }
 
     fn run_of(count: impl Fn(u64) -> u64) -> crate::model::RunResult {
-        let rows = (0..60)
+        series(60, 1.0, 10_000, 100, count)
+    }
+
+    /// `n` intervals of `secs`, latency starting at `start_us` and rising `step_us` per interval.
+    fn series(
+        n: u64,
+        secs: f64,
+        start_us: u64,
+        step_us: u64,
+        count: impl Fn(u64) -> u64,
+    ) -> crate::model::RunResult {
+        let rows = (0..n)
             .map(|i| {
-                let p = 10_000 + 100 * i;
+                let p = start_us + step_us * i;
                 crate::model::IntervalRow {
-                    t: i as f64 + 1.0,
+                    t: (i + 1) as f64 * secs,
                     key: "f.a".into(),
                     count: count(i),
                     errors: 0,
@@ -250,6 +278,23 @@ mod tests {
         let ramp = trends(&run_of(|i| 100 + 2 * i));
         assert!(!ramp[0].creeping, "{}", ramp[0].verdict);
         assert!(ramp[0].throughput_per_min[1] > 0.0);
+    }
+
+    #[test]
+    fn a_rise_too_small_to_matter_over_the_run_is_not_a_creep() {
+        // 10 s in 250 ms intervals, latency rising 5 µs per interval from 23 ms: a steady,
+        // significant slope (5%/min), but under 1% over the whole run — what a test machine
+        // growing busier adds, not a leak. The same slope held for ten minutes is a creep.
+        let short = trends(&series(40, 0.25, 23_000, 5, |_| 10));
+        assert!(short[0].p95_per_min[1] > MIN_CREEP, "{:?}", short[0]);
+        assert!(!short[0].creeping, "{}", short[0].verdict);
+        assert!(
+            short[0].verdict.contains("over the run"),
+            "{}",
+            short[0].verdict
+        );
+        let soak = trends(&series(600, 1.0, 23_000, 20, |_| 10));
+        assert!(soak[0].creeping, "{}", soak[0].verdict);
     }
 
     #[test]
