@@ -1,5 +1,7 @@
 //! Open model: arrival counts, Poisson spacing, ramps, dropped arrivals.
 
+use std::time::Duration;
+
 use crate::util::*;
 
 #[test]
@@ -301,5 +303,57 @@ fn arrival_slack_bounds_how_late_an_arrival_starts() {
         lag_check.detail.contains("limit 45.0 ms"),
         "{}",
         lag_check.detail
+    );
+}
+
+#[test]
+fn the_warm_up_is_left_out_of_totals_but_kept_in_intervals() {
+    // The server holds every request for the first 600 ms: those requests end in the second
+    // 500 ms interval, which the 1 s warm-up leaves out of the totals.
+    let srv = start_server(ServerConfig {
+        stall: Some((Duration::ZERO, Duration::from_millis(600))),
+        ..Default::default()
+    });
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: a, get: /stall } ]\nflows:\n  f: { journey: j, rate: 50/s, duration: 3s }\n",
+    );
+    let run = |name: &str, warmup: &str| {
+        let out = d.path().join(name);
+        let exit = run_cli(&[
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--interval",
+            "500ms",
+            "--warmup",
+            warmup,
+        ]);
+        assert_eq!(exit, stampede::exit::Exit::Passed);
+        stampede::report::read_json(&out.join("results.json")).unwrap()
+    };
+    let cold = run("cold", "0s");
+    assert!(
+        step(&cold, "f.a").latency.as_ref().unwrap().max_us >= 500_000,
+        "the stall shows without a warm-up"
+    );
+    let warm = run("warm", "1s");
+    assert_eq!(warm.warmup_s, 1.0);
+    let a = step(&warm, "f.a");
+    assert!(
+        a.latency.as_ref().unwrap().max_us < 300_000,
+        "{:?}",
+        a.latency
+    );
+    // About 2 s of 50/s are counted, and the rate is over those 2 s.
+    assert!((80..=120).contains(&a.requests), "{}", a.requests);
+    assert!((40.0..60.0).contains(&a.rate), "{}", a.rate);
+    assert!(
+        warm.intervals.iter().any(|r| r.key == "f.a" && r.t <= 1.0),
+        "interval rows keep the warm-up"
     );
 }

@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// Length of one measurement interval (at least 100ms).
     #[arg(long, value_parser = parse_interval, default_value = "1s")]
     pub interval: Duration,
+    /// Leave the intervals that end within this long after the start out of every total and
+    /// verdict (connections opening, caches filling); charts and the interval log keep them.
+    #[arg(long, value_parser = parse_span, default_value = "0s")]
+    pub warmup: Duration,
 }
 
 impl RunArgs {
@@ -83,6 +87,7 @@ impl RunArgs {
             out: self.out.clone(),
             progress: !self.no_progress && !self.quiet && std::io::stderr().is_terminal(),
             interval: self.interval,
+            warmup: self.warmup,
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct RunResult {
     pub interrupted: bool,
     /// Length of one interval in seconds.
     pub interval_s: f64,
+    /// Seconds at the start left out of every total (whole intervals of warm-up); the interval
+    /// rows still cover them.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub warmup_s: f64,
     /// Per-flow results.
     pub flows: Vec<FlowResult>,
     /// One example message per (key, error class).
@@ -61,6 +65,10 @@ pub struct RunResult {
     /// Why the run stopped early, when a threshold with `abort_on_fail` failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl RunResult {

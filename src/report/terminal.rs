@@ -48,10 +48,18 @@ pub fn render(r: &RunResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nstampede: {} — {:.1}s{}",
+        "\nstampede: {} — {:.1}s{}{}",
         r.scenario,
         r.duration_s,
-        if r.interrupted { " (interrupted)" } else { "" }
+        if r.interrupted { " (interrupted)" } else { "" },
+        if r.warmup_s > 0.0 {
+            format!(
+                " (the first {:.1}s of warm-up left out of the totals)",
+                r.warmup_s
+            )
+        } else {
+            String::new()
+        }
     );
     for f in &r.flows {
         let total = f.iterations_ok + f.iterations_failed;

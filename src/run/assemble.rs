@@ -20,6 +20,8 @@ pub(super) struct Span {
     pub(super) elapsed: f64,
     pub(super) interrupted: bool,
     pub(super) interval: Duration,
+    /// Seconds at the start left out of the totals.
+    pub(super) warmup: f64,
 }
 
 /// Why an open flow dropped arrivals, and what would have avoided it. An arrival is dropped
@@ -72,6 +74,7 @@ pub(super) fn assemble(
         elapsed,
         interrupted,
         interval,
+        warmup,
     } = span;
     let flows = plan
         .flows
@@ -80,9 +83,11 @@ pub(super) fn assemble(
         .map(|(fi, f)| {
             let fk = &keys.flows[fi];
             let journey = &plan.journeys[f.journey];
-            let active = (elapsed - f.start.as_secs_f64())
-                .min(f.length().as_secs_f64())
-                .max(1e-3);
+            // The span the totals cover: from the later of the flow's start and the warm-up's end
+            // to the earlier of its end and now.
+            let start = f.start.as_secs_f64();
+            let active =
+                (elapsed.min(start + f.length().as_secs_f64()) - start.max(warmup)).max(1e-3);
             let fs = &total.flows[fi];
             let steps = journey
                 .requests
@@ -140,6 +145,7 @@ pub(super) fn assemble(
         duration_s: elapsed,
         interrupted,
         interval_s: interval.as_secs_f64(),
+        warmup_s: warmup,
         flows,
         error_examples: registry
             .examples()

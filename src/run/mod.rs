@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Collector interval (raised to [`MIN_INTERVAL`] if shorter).
     pub interval: Duration,
+    /// Leave the intervals that end within this long after the start out of every total (a
+    /// steady level's warm-up: connections, caches, JIT). Their interval rows are kept.
+    pub warmup: Duration,
 }
 
 impl Default for RunOptions {
@@ -54,6 +57,7 @@ impl Default for RunOptions {
             out: None,
             progress: false,
             interval: Duration::from_secs(1),
+            warmup: Duration::ZERO,
         }
     }
 }
@@ -173,6 +177,8 @@ struct CollectorOut {
     error: Option<String>,
     /// Highest rate of new connections in any interval.
     peak_connects_per_s: f64,
+    /// The warm-up left out of `cumulative` (whole intervals).
+    warmup: Duration,
 }
 
 /// Runs a plan on the current runtime.
@@ -218,6 +224,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             t0,
             wall_t0,
             interval: opts.interval,
+            warmup: opts.warmup,
             hlog,
             progress,
             stop: stop_rx,
@@ -302,6 +309,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         rows: Vec::new(),
         error: None,
         peak_connects_per_s: 0.0,
+        warmup: Duration::ZERO,
     });
     if let Some(e) = collected.error {
         write_errors.push(e);
@@ -320,6 +328,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             elapsed,
             interrupted,
             interval: opts.interval,
+            warmup: collected.warmup.as_secs_f64(),
         },
     );
     result.generator = busy.finish().map(|mut g| {
@@ -442,6 +451,7 @@ struct Collector {
     t0: Instant,
     wall_t0: SystemTime,
     interval: Duration,
+    warmup: Duration,
     hlog: Option<HlogWriter>,
     progress: Option<Progress>,
     stop: mpsc::Receiver<()>,
@@ -464,6 +474,7 @@ impl Collector {
             t0,
             wall_t0,
             interval,
+            warmup,
             mut hlog,
             progress,
             stop,
@@ -475,11 +486,11 @@ impl Collector {
             registry,
             plan,
             t0,
-            interval,
+            (interval, warmup),
             &mut hlog,
             progress.as_ref(),
             &stop,
-            |cumulative, elapsed| {
+            |cumulative, elapsed, warmup_done| {
                 if aborted || live.is_empty() {
                     return;
                 }
@@ -503,6 +514,7 @@ impl Collector {
                         elapsed: elapsed.as_secs_f64(),
                         interrupted: false,
                         interval,
+                        warmup: warmup_done.as_secs_f64(),
                     },
                 );
                 // A threshold with no data yet (a flow that has not started, a step not yet
@@ -531,11 +543,11 @@ fn collect_loop(
     registry: &Registry,
     plan: &Plan,
     t0: Instant,
-    interval: Duration,
+    (interval, warmup): (Duration, Duration),
     hlog: &mut Option<HlogWriter>,
     progress: Option<&Progress>,
     stop: &mpsc::Receiver<()>,
-    mut on_interval: impl FnMut(&Stats, Duration),
+    mut on_interval: impl FnMut(&Stats, Duration, Duration),
 ) -> CollectorOut {
     let keys = registry.keys();
     let mut cumulative = Stats::new(keys);
@@ -543,6 +555,7 @@ fn collect_loop(
     let mut error = None;
     let mut dropped_total = vec![0u64; plan.flows.len()];
     let mut peak_connects_per_s = 0.0f64;
+    let mut warmup_done = Duration::ZERO;
     let total_s = plan.load_length().as_secs_f64();
     let mut n = 1u32;
     loop {
@@ -640,8 +653,14 @@ fn collect_loop(
             let opened = st.connections().0 as f64;
             peak_connects_per_s = peak_connects_per_s.max(opened / len.as_secs_f64().max(1e-3));
         }
-        cumulative.absorb(st);
-        on_interval(&cumulative, end_off);
+        // Only whole intervals are left out, so the totals cover a known span; a run that ends
+        // inside its warm-up keeps what it has rather than nothing.
+        if end_off <= warmup && !last {
+            warmup_done = end_off;
+        } else {
+            cumulative.absorb(st);
+        }
+        on_interval(&cumulative, end_off, warmup_done);
         if last {
             break;
         }
@@ -652,6 +671,7 @@ fn collect_loop(
         rows,
         error,
         peak_connects_per_s,
+        warmup: warmup_done,
     }
 }
 
