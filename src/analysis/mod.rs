@@ -1,6 +1,7 @@
 //! Analyses of results: they read [`RunResult`](crate::model::RunResult) values only, never
 //! the engine.
 
+pub mod capacity;
 pub mod compare;
 pub mod interaction;
 pub mod load;

@@ -238,6 +238,7 @@ mod tests {
             source: String::new(),
             started_at_unix_ms: 0,
             duration_s: 10.0,
+            warmup_s: 0.0,
             interrupted: false,
             interval_s: 1.0,
             flows: vec![flow],

@@ -46,26 +46,46 @@ fn latency_of(subject: &Subject<'_>, series: Series) -> Option<Hist> {
     }
 }
 
+/// (requests, failed requests, passed checks, failed checks) of a subject.
+fn counts(subject: &Subject<'_>) -> (u64, u64, u64, u64) {
+    // A request that never left this machine (no free local port) says nothing about the target:
+    // the `connection_churn` self-check reports it instead.
+    let local = |s: &StepResult| s.errors.get(&ErrorClass::Generator).copied().unwrap_or(0);
+    match subject {
+        Subject::Step(s) => (
+            s.requests,
+            s.failed - local(s).min(s.failed),
+            s.checks_passed,
+            s.checks_failed,
+        ),
+        Subject::Iteration(f) => (
+            f.iterations_ok + f.iterations_failed,
+            f.iterations_failed,
+            0,
+            0,
+        ),
+        Subject::Flow(f) => (
+            f.steps.iter().map(|s| s.requests).sum(),
+            f.steps
+                .iter()
+                .map(|s| s.failed - local(s).min(s.failed))
+                .sum::<u64>()
+                + f.errors
+                    .iter()
+                    .filter(|(class, _)| **class != ErrorClass::Internal)
+                    .map(|(_, n)| n)
+                    .sum::<u64>(),
+            f.steps.iter().map(|s| s.checks_passed).sum(),
+            f.steps.iter().map(|s| s.checks_failed).sum(),
+        ),
+    }
+}
+
 /// Evaluates `t` on every key of `r` its pattern matches.
 pub fn evaluate(t: &Threshold, r: &RunResult) -> Vec<Verdict> {
     let mut out = Vec::new();
     for f in &r.flows {
-        let mut subjects: Vec<(String, Subject<'_>)> = Vec::new();
-        if t.pattern.contains('.') {
-            for s in &f.steps {
-                if glob(&t.pattern, &s.key)
-                    || glob(&t.pattern, &format!("{}.{}", f.journey, s.name))
-                {
-                    subjects.push((s.key.clone(), Subject::Step(s)));
-                }
-            }
-            let ik = format!("{}.iteration", f.name);
-            if glob(&t.pattern, &ik) || glob(&t.pattern, &format!("{}.iteration", f.journey)) {
-                subjects.push((ik, Subject::Iteration(f)));
-            }
-        } else if glob(&t.pattern, &f.name) || glob(&t.pattern, &f.journey) {
-            subjects.push((f.name.clone(), Subject::Flow(f)));
-        }
+        let subjects = subjects_of(t, f);
         for (key, subject) in subjects {
             if let Some(v) = evaluate_one(t, &key, &subject, f, &r.trends) {
                 out.push(v);
@@ -73,6 +93,63 @@ pub fn evaluate(t: &Threshold, r: &RunResult) -> Vec<Verdict> {
         }
     }
     out
+}
+
+fn subjects_of<'a>(t: &Threshold, f: &'a FlowResult) -> Vec<(String, Subject<'a>)> {
+    let mut subjects = Vec::new();
+    if t.pattern.contains('.') {
+        for s in &f.steps {
+            if glob(&t.pattern, &s.key) || glob(&t.pattern, &format!("{}.{}", f.journey, s.name)) {
+                subjects.push((s.key.clone(), Subject::Step(s)));
+            }
+        }
+        let ik = format!("{}.iteration", f.name);
+        if glob(&t.pattern, &ik) || glob(&t.pattern, &format!("{}.iteration", f.journey)) {
+            subjects.push((ik, Subject::Iteration(f)));
+        }
+    } else if glob(&t.pattern, &f.name) || glob(&t.pattern, &f.journey) {
+        subjects.push((f.name.clone(), Subject::Flow(f)));
+    }
+    subjects
+}
+
+/// The 95% confidence interval of what `t` observes on `key`, in the units of
+/// [`Verdict::observed_value`], for the measures that have one: a latency percentile (order
+/// statistics of its histogram) and an error share (Wilson score interval). `None` for the
+/// others (mean, max, counts, rates, trends carry their own).
+pub fn interval(t: &Threshold, r: &RunResult, key: &str) -> Option<[f64; 2]> {
+    let subject = r
+        .flows
+        .iter()
+        .flat_map(|f| subjects_of(t, f))
+        .find(|(k, _)| k == key)?
+        .1;
+    match (t.expr.metric, t.expr.limit) {
+        (Metric::Latency(series, Stat::Percentile(p)), _) => {
+            let h = latency_of(&subject, series)?;
+            let [lo, hi] = crate::model::hist::quantile_ci(&h, p / 100.0);
+            Some([lo as f64 / 1e6, hi as f64 / 1e6])
+        }
+        (Metric::Errors, Limit::Share(_)) => {
+            let (requests, failed, _, _) = counts(&subject);
+            wilson(failed, requests)
+        }
+        _ => None,
+    }
+}
+
+/// The Wilson score interval (95%) of `k` successes in `n` trials; `None` when `n` is 0.
+pub fn wilson(k: u64, n: u64) -> Option<[f64; 2]> {
+    if n == 0 {
+        return None;
+    }
+    let (k, n) = (k as f64, n as f64);
+    let z = 1.96f64;
+    let p = k / n;
+    let den = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / den;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
+    Some([(centre - half).max(0.0), (centre + half).min(1.0)])
 }
 
 fn evaluate_one(
@@ -108,37 +185,7 @@ fn evaluate_one(
             (v, format!("{}% ({num} of {den})", fmt_num(v * 100.0)))
         })
     };
-    // A request that never left this machine (no free local port) says nothing about the target:
-    // the `connection_churn` self-check reports it instead.
-    let local = |s: &StepResult| s.errors.get(&ErrorClass::Generator).copied().unwrap_or(0);
-    let (requests, failed, passed_checks, failed_checks) = match subject {
-        Subject::Step(s) => (
-            s.requests,
-            s.failed - local(s).min(s.failed),
-            s.checks_passed,
-            s.checks_failed,
-        ),
-        Subject::Iteration(f) => (
-            f.iterations_ok + f.iterations_failed,
-            f.iterations_failed,
-            0,
-            0,
-        ),
-        Subject::Flow(f) => (
-            f.steps.iter().map(|s| s.requests).sum(),
-            f.steps
-                .iter()
-                .map(|s| s.failed - local(s).min(s.failed))
-                .sum::<u64>()
-                + f.errors
-                    .iter()
-                    .filter(|(class, _)| **class != ErrorClass::Internal)
-                    .map(|(_, n)| n)
-                    .sum::<u64>(),
-            f.steps.iter().map(|s| s.checks_passed).sum(),
-            f.steps.iter().map(|s| s.checks_failed).sum(),
-        ),
-    };
+    let (requests, failed, passed_checks, failed_checks) = counts(subject);
     let flow_only = |name: &str| {
         if exact {
             Some(row(

@@ -3,6 +3,7 @@
 //! [`units`](crate::units), so the engine, the analyses and the reports can all read it without
 //! reading each other.
 
+pub mod capacity;
 pub mod class;
 pub mod codec;
 pub mod hist;

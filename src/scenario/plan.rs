@@ -342,6 +342,25 @@ pub enum LoadModel {
     Closed(Closed),
 }
 
+/// A flow's load level: arrivals per second or virtual users.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Level {
+    /// Arrivals per second (open flows).
+    Rate(f64),
+    /// Virtual users (closed flows).
+    Vus(u64),
+}
+
+impl Level {
+    /// The level `k` times higher (VUs rounded, at least one).
+    pub fn times(self, k: f64) -> Level {
+        match self {
+            Level::Rate(r) => Level::Rate(r * k),
+            Level::Vus(n) => Level::Vus(((n as f64) * k).round().max(1.0) as u64),
+        }
+    }
+}
+
 /// Open-model settings.
 #[derive(Debug, Clone)]
 pub struct Open {
@@ -526,6 +545,44 @@ impl Plan {
                     o.max_vus = ((o.max_vus as f64) * k).ceil().max(1.0) as u64;
                 }
                 LoadModel::Closed(c) => c.curve = c.curve.scaled(k),
+            }
+        }
+    }
+
+    /// Every flow's level as written: its peak rate (open) or peak VU count (closed).
+    pub fn levels(&self) -> Vec<Level> {
+        self.flows
+            .iter()
+            .map(|f| match &f.model {
+                LoadModel::Open(o) => Level::Rate(o.curve.peak()),
+                LoadModel::Closed(c) => Level::Vus(c.curve.peak().round().max(1.0) as u64),
+            })
+            .collect()
+    }
+
+    /// Turns every flow into one steady level of `len`, all starting at once: `k` times its peak
+    /// rate (and `max_vus`) or VU count, background flows at their own peak when `hold_background`.
+    /// Closed flows lose their iteration limits, so every level lasts the whole `len`.
+    pub fn steady(&mut self, k: f64, len: Duration, hold_background: bool) {
+        let secs = len.as_secs_f64();
+        for f in &mut self.flows {
+            let k = if hold_background && f.kind == FlowKind::Background {
+                1.0
+            } else {
+                k
+            };
+            f.start = Duration::ZERO;
+            match &mut f.model {
+                LoadModel::Open(o) => {
+                    o.curve = Curve::constant(o.curve.peak() * k, secs);
+                    o.max_vus = ((o.max_vus as f64) * k).ceil().max(1.0) as u64;
+                }
+                LoadModel::Closed(c) => {
+                    let vus = (c.curve.peak() * k).round().max(1.0);
+                    c.curve = Curve::constant(vus, secs);
+                    c.iterations = None;
+                    c.per_vu_iterations = None;
+                }
             }
         }
     }

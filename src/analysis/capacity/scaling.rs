@@ -1,0 +1,443 @@
+//! What the steps say together: the knee and its levels, what broke first, the Universal
+//! Scalability Law for closed flows, the linear range of open flows, and the `Server-Timing`
+//! shift between the lowest level and the knee.
+
+use std::collections::BTreeMap;
+
+use super::{Slo, break_kind};
+use crate::model::RunResult;
+use crate::model::capacity::{
+    Break, BreakKind, FlowLevel, Knee, OpenScaling, Outcome, SloOutcome, Step, StepVerdict,
+    TimingShift, UslFit,
+};
+
+/// Achieved within this share of offered counts as keeping up.
+const KEEPS_UP: f64 = 0.01;
+/// A p99 whose lower bound exceeds the lowest level's upper bound by this factor has left its
+/// low-load level.
+const P99_RISE: f64 = 1.5;
+/// Throughput below this share of linear (λN) is where scaling stops being linear.
+const LINEAR: f64 = 0.9;
+
+/// The findings of a finished search.
+#[derive(Debug, Clone, Default)]
+pub struct Conclusion {
+    /// The highest passing factor and its levels.
+    pub knee: Option<Knee>,
+    /// The lowest failing factor.
+    pub first_failure: Option<f64>,
+    /// What broke first there.
+    pub first_break: Option<Break>,
+    /// USL fits of closed flows.
+    pub usl: Vec<UslFit>,
+    /// Linear ranges of open flows.
+    pub open: Vec<OpenScaling>,
+    /// `Server-Timing` of the first key to break, lowest level against the knee.
+    pub server_timing: Vec<TimingShift>,
+    /// One paragraph on the outcome.
+    pub summary: String,
+}
+
+fn levels_text(flows: &BTreeMap<String, FlowLevel>) -> String {
+    flows
+        .iter()
+        .map(|(name, l)| match l {
+            FlowLevel::Rate { rate_per_s } => format!("{name} {rate_per_s:.1}/s"),
+            FlowLevel::Vus { vus } => format!("{name} {vus} VUs"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Concludes a search from its steps (and each step's result, in the same order).
+pub fn conclude(slos: &[Slo], steps: &[Step], results: &[RunResult], outcome: Outcome) -> Conclusion {
+    let passing = steps
+        .iter()
+        .filter(|s| s.verdict == StepVerdict::Pass)
+        .max_by(|a, b| a.factor.total_cmp(&b.factor));
+    let failing = steps
+        .iter()
+        .filter(|s| s.verdict == StepVerdict::Fail)
+        .min_by(|a, b| a.factor.total_cmp(&b.factor));
+    let knee = passing.map(|s| Knee {
+        factor: s.factor,
+        flows: s.flows.iter().map(|(n, f)| (n.clone(), f.offered)).collect(),
+    });
+    let first_break = failing.and_then(|s| {
+        let c = s
+            .checks
+            .iter()
+            .filter(|c| c.outcome == SloOutcome::Fail)
+            .max_by(|a, b| a.severity.total_cmp(&b.severity))?;
+        let kind = slos
+            .iter()
+            .find(|slo| slo.text == c.slo)
+            .map_or(BreakKind::Drops, break_kind);
+        let interval = c
+            .interval
+            .as_ref()
+            .map_or_else(String::new, |i| format!(" (95% CI {i})"));
+        Some(Break {
+            key: c.key.clone(),
+            kind,
+            reason: format!(
+                "{} observed {}{interval} at ×{}, against `{}`",
+                match kind {
+                    BreakKind::Latency => "latency:",
+                    BreakKind::Errors => "errors:",
+                    BreakKind::Drops => "drops: every user busy waiting on the target;",
+                    BreakKind::Other => "",
+                },
+                c.observed,
+                factor_text(s.factor),
+                c.slo
+            ),
+        })
+    });
+    let trusted: Vec<(&Step, &RunResult)> = steps
+        .iter()
+        .zip(results)
+        .filter(|(s, _)| s.verdict != StepVerdict::Untrustworthy)
+        .collect();
+    let usl = usl_fits(&trusted);
+    let open = open_scaling(&trusted);
+    let server_timing = match (&first_break, trusted.iter().min_by(|a, b| a.0.factor.total_cmp(&b.0.factor))) {
+        (Some(b), Some(low)) => {
+            let at = passing.or(failing).map(|s| s.factor);
+            let top = trusted.iter().find(|(s, _)| Some(s.factor) == at);
+            top.map_or_else(Vec::new, |top| timing_shift(&b.key, low.1, top.1))
+        }
+        _ => Vec::new(),
+    };
+    let summary = summary(outcome, knee.as_ref(), failing, first_break.as_ref(), steps);
+    Conclusion {
+        knee,
+        first_failure: failing.map(|s| s.factor),
+        first_break,
+        usl,
+        open,
+        server_timing,
+        summary,
+    }
+}
+
+/// A factor as people read it: `×3.4`, `×0.25`.
+pub fn factor_text(f: f64) -> String {
+    if f >= 10.0 {
+        format!("{f:.1}")
+    } else {
+        let s = format!("{f:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+fn summary(
+    outcome: Outcome,
+    knee: Option<&Knee>,
+    failing: Option<&Step>,
+    first: Option<&Break>,
+    steps: &[Step],
+) -> String {
+    let broke = match (failing, first) {
+        (Some(s), Some(b)) => format!(
+            "×{} broke `{}` ({})",
+            factor_text(s.factor),
+            b.key,
+            b.reason
+        ),
+        _ => String::new(),
+    };
+    let held = knee.map_or_else(
+        || "no level passed".to_string(),
+        |k| format!("×{} held every SLO ({})", factor_text(k.factor), levels_text(&k.flows)),
+    );
+    let last = steps.last();
+    match outcome {
+        Outcome::Found => match (knee, first) {
+            (Some(k), Some(b)) => format!(
+                "headroom ×{} before `{}` breaks: {held}; {broke}",
+                factor_text(k.factor),
+                b.key
+            ),
+            _ => format!("{held}; {broke}"),
+        },
+        Outcome::BrokenAsWritten => format!(
+            "the scenario as written already breaks its SLO: {broke}; {held}"
+        ),
+        Outcome::GeneratorLimited => format!(
+            "at ×{} the generator itself was the limit ({}): no verdict on the target there. {held}; \
+             the knee lies beyond what this machine can offer: run the load from more machines, or give this one more CPU",
+            last.map_or_else(String::new, |s| factor_text(s.factor)),
+            last.and_then(|s| s.untrustworthy.clone()).unwrap_or_default()
+        ),
+        Outcome::BeyondMaxFactor => format!(
+            "every level up to ×{} passed: the knee lies beyond (raise --max-factor). {held}",
+            last.map_or_else(String::new, |s| factor_text(s.factor))
+        ),
+        Outcome::Undecided => format!(
+            "×{} stayed undecided after {} runs, each twice as long (an interval straddled its limit): \
+             the knee is not bracketed to the resolution. {held}{}",
+            last.map_or_else(String::new, |s| factor_text(s.factor)),
+            steps
+                .iter()
+                .filter(|s| last.is_some_and(|l| l.factor == s.factor))
+                .count(),
+            if broke.is_empty() { String::new() } else { format!("; {broke}") }
+        ),
+        Outcome::Interrupted => format!("interrupted. {held}"),
+    }
+}
+
+/// The USL fitted to each closed flow whose users changed between steps.
+fn usl_fits(steps: &[(&Step, &RunResult)]) -> Vec<UslFit> {
+    let mut by_flow: BTreeMap<&str, BTreeMap<u64, f64>> = BTreeMap::new();
+    for (s, _) in steps {
+        for (name, f) in &s.flows {
+            if let FlowLevel::Vus { vus } = f.offered {
+                by_flow
+                    .entry(name)
+                    .or_default()
+                    .insert(vus, f.achieved_per_s);
+            }
+        }
+    }
+    by_flow
+        .into_iter()
+        .filter_map(|(flow, points)| {
+            let pts: Vec<(f64, f64)> = points
+                .into_iter()
+                .filter(|p| p.1 > 0.0)
+                .map(|(n, x)| (n as f64, x))
+                .collect();
+            fit_usl(&pts).map(|mut u| {
+                u.flow = flow.to_string();
+                u
+            })
+        })
+        .collect()
+}
+
+/// Fits X(N) = λN / (1 + σ(N−1) + κN(N−1)) to (N, X) points by least squares on its linear
+/// form N/X = 1/λ + (σ/λ)(N−1) + (κ/λ)N(N−1), with σ and κ kept at or above zero. Needs three
+/// distinct N.
+pub fn fit_usl(points: &[(f64, f64)]) -> Option<UslFit> {
+    if points.len() < 3 {
+        return None;
+    }
+    let rows: Vec<([f64; 3], f64)> = points
+        .iter()
+        .map(|&(n, x)| ([1.0, n - 1.0, n * (n - 1.0)], n / x))
+        .collect();
+    // Try the full model, then with the negative coefficient dropped.
+    let mut best = None;
+    for mask in [[true, true, true], [true, true, false], [true, false, true], [true, false, false]] {
+        if let Some(c) = least_squares(&rows, mask)
+            && c[0] > 0.0
+            && c[1] >= 0.0
+            && c[2] >= 0.0
+        {
+            best = Some(c);
+            break;
+        }
+    }
+    let [a, b, c] = best?;
+    let (lambda, sigma, kappa) = (1.0 / a, b / a, c / a);
+    let predict = |n: f64| lambda * n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0));
+    let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
+    let ss_tot: f64 = points.iter().map(|p| (p.1 - mean).powi(2)).sum();
+    let ss_res: f64 = points.iter().map(|p| (p.1 - predict(p.0)).powi(2)).sum();
+    let r_squared = if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 0.0 };
+    let peak_users = (kappa > 0.0).then(|| ((1.0 - sigma).max(0.0) / kappa).sqrt());
+    // Where throughput falls to LINEAR of λN: σ(N−1) + κN(N−1) = 1/LINEAR − 1.
+    let d = 1.0 / LINEAR - 1.0;
+    let linear_to = if kappa > 0.0 {
+        let (qb, qc) = (sigma - kappa, -(sigma + d));
+        Some((-qb + (qb * qb - 4.0 * kappa * qc).sqrt()) / (2.0 * kappa))
+    } else if sigma > 0.0 {
+        Some(1.0 + d / sigma)
+    } else {
+        None
+    };
+    let max_n = points.iter().map(|p| p.0).fold(0.0, f64::max);
+    let reading = match (linear_to, peak_users) {
+        (None, _) => format!(
+            "throughput grew in proportion to users over every level measured (up to {max_n:.0}): no contention seen"
+        ),
+        (Some(l), Some(p)) => format!(
+            "scales linearly to about {l:.0} users (throughput within {:.0}% of λN); contention σ = {sigma:.3}, \
+             coherency κ = {kappa:.5}: throughput peaks at about {p:.0} users ({:.1}/s) and falls beyond",
+            LINEAR * 100.0,
+            predict(p)
+        ),
+        (Some(l), None) => format!(
+            "scales linearly to about {l:.0} users (throughput within {:.0}% of λN); contention σ = {sigma:.3} \
+             and no coherency cost: throughput flattens towards {:.1}/s rather than falling",
+            LINEAR * 100.0,
+            lambda / sigma.max(1e-12)
+        ),
+    };
+    Some(UslFit {
+        flow: String::new(),
+        lambda,
+        sigma,
+        kappa,
+        peak_users,
+        r_squared,
+        points: points.len(),
+        reading,
+    })
+}
+
+/// Least squares over the columns `mask` keeps (normal equations, Gaussian elimination).
+fn least_squares(rows: &[([f64; 3], f64)], mask: [bool; 3]) -> Option<[f64; 3]> {
+    let cols: Vec<usize> = (0..3).filter(|&i| mask[i]).collect();
+    let k = cols.len();
+    let mut m = vec![vec![0.0; k + 1]; k];
+    for (x, y) in rows {
+        for (i, &ci) in cols.iter().enumerate() {
+            for (j, &cj) in cols.iter().enumerate() {
+                m[i][j] += x[ci] * x[cj];
+            }
+            m[i][k] += x[ci] * y;
+        }
+    }
+    for i in 0..k {
+        let p = (i..k).max_by(|&a, &b| m[a][i].abs().total_cmp(&m[b][i].abs()))?;
+        m.swap(i, p);
+        if m[i][i].abs() < 1e-12 {
+            return None;
+        }
+        for r in 0..k {
+            if r != i {
+                let f = m[r][i] / m[i][i];
+                for c in i..=k {
+                    m[r][c] -= f * m[i][c];
+                }
+            }
+        }
+    }
+    let mut out = [0.0; 3];
+    for (i, &ci) in cols.iter().enumerate() {
+        out[ci] = m[i][k] / m[i][i];
+    }
+    Some(out)
+}
+
+/// Each open flow's linear range over the trusted steps, lowest factor first.
+fn open_scaling(steps: &[(&Step, &RunResult)]) -> Vec<OpenScaling> {
+    let mut sorted: Vec<&(&Step, &RunResult)> = steps.iter().collect();
+    sorted.sort_by(|a, b| a.0.factor.total_cmp(&b.0.factor));
+    let Some(low) = sorted.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, f) in &low.0.flows {
+        let FlowLevel::Rate { .. } = f.offered else {
+            continue;
+        };
+        let rate_at = |s: &Step| match s.flows.get(name).map(|f| (f.offered, f.achieved_per_s)) {
+            Some((FlowLevel::Rate { rate_per_s }, achieved)) => Some((rate_per_s, achieved)),
+            _ => None,
+        };
+        let mut linear = None;
+        for (s, _) in &sorted {
+            match rate_at(s) {
+                Some((offered, achieved)) if achieved >= offered * (1.0 - KEEPS_UP) => {
+                    linear = Some(offered);
+                }
+                _ => break,
+            }
+        }
+        let prefix = format!("{name}.");
+        let base: BTreeMap<&str, u64> = low
+            .0
+            .keys
+            .iter()
+            .filter(|k| k.key.starts_with(&prefix) && k.requests > 0)
+            .map(|k| (k.key.as_str(), k.p99_us[2]))
+            .collect();
+        let rise = sorted.iter().find_map(|(s, _)| {
+            s.keys.iter().find_map(|k| {
+                let hi = base.get(k.key.as_str())?;
+                (k.p99_us[1] as f64 > P99_RISE * *hi as f64)
+                    .then(|| (rate_at(s).map(|r| r.0), k.key.clone()))
+            })
+        });
+        let (rises_at, key) = match rise {
+            Some((r, k)) => (r, Some(k)),
+            None => (None, None),
+        };
+        let reading = match (linear, rises_at, &key) {
+            (Some(l), Some(r), Some(k)) => format!(
+                "achieved kept up with offered to {l:.1}/s; `{k}` p99 left its low-load level at {r:.1}/s"
+            ),
+            (Some(l), None, _) => format!(
+                "achieved kept up with offered to {l:.1}/s; no p99 left its low-load level"
+            ),
+            (None, _, _) => "achieved fell short of offered from the lowest level run".to_string(),
+            (Some(l), _, _) => format!("achieved kept up with offered to {l:.1}/s"),
+        };
+        out.push(OpenScaling {
+            flow: name.clone(),
+            linear_up_to_per_s: linear,
+            p99_rises_at_per_s: rises_at,
+            p99_key: key,
+            reading,
+        });
+    }
+    out
+}
+
+/// The `Server-Timing` durations of `key` per call, at the lowest level and at the knee.
+fn timing_shift(key: &str, low: &RunResult, top: &RunResult) -> Vec<TimingShift> {
+    let per_call = |r: &RunResult| -> BTreeMap<String, f64> {
+        r.flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .filter(|s| s.key == key)
+            .flat_map(|s| &s.server_timing)
+            .filter(|t| t.duration.is_some() && t.reported > 0)
+            .map(|t| (t.name.clone(), t.total_ms / t.reported as f64))
+            .collect()
+    };
+    let (a, b) = (per_call(low), per_call(top));
+    a.into_iter()
+        .filter_map(|(name, base_ms)| {
+            Some(TimingShift {
+                key: key.to_string(),
+                knee_ms: *b.get(&name)?,
+                name,
+                base_ms,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usl_fit_recovers_its_parameters() {
+        let (l, s, k) = (100.0, 0.05, 0.002);
+        let pts: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+            .iter()
+            .map(|&n| (n, l * n / (1.0 + s * (n - 1.0) + k * n * (n - 1.0))))
+            .collect();
+        let u = fit_usl(&pts).unwrap();
+        assert!((u.lambda - l).abs() < 1e-6 && (u.sigma - s).abs() < 1e-9, "{u:?}");
+        assert!((u.kappa - k).abs() < 1e-9 && u.r_squared > 0.999, "{u:?}");
+        let peak = ((1.0 - s) / k).sqrt();
+        assert!((u.peak_users.unwrap() - peak).abs() < 1e-6);
+        assert!(u.reading.contains("peaks at about 22 users"), "{}", u.reading);
+    }
+
+    #[test]
+    fn linear_scaling_has_no_contention_and_no_peak() {
+        let pts: Vec<(f64, f64)> = [2.0, 4.0, 8.0].iter().map(|&n| (n, 10.0 * n)).collect();
+        let u = fit_usl(&pts).unwrap();
+        assert!(u.sigma.abs() < 1e-9 && u.kappa.abs() < 1e-12 && u.peak_users.is_none());
+        assert!(u.reading.contains("no contention"), "{}", u.reading);
+        assert!(fit_usl(&pts[..2]).is_none(), "two points cannot fit three parameters");
+    }
+}
