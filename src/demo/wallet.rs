@@ -64,7 +64,7 @@ fn answer(status: u16, body: Value, timing: DbTiming) -> Answer {
 /// connection — as a transaction waiting for a row lock does on a server database.
 #[derive(Debug)]
 pub struct Pool {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     conns: Mutex<Vec<Connection>>,
     writer: Arc<Mutex<()>>,
     /// Requests waiting for a connection right now.
@@ -138,7 +138,7 @@ impl Pool {
             conns.push(c);
         }
         Ok(Pool {
-            permits: Semaphore::new(conns.len()),
+            permits: Arc::new(Semaphore::new(conns.len())),
             size: conns.len(),
             conns: Mutex::new(conns),
             writer: Arc::new(Mutex::new(())),
@@ -154,51 +154,54 @@ impl Pool {
     ) -> (Result<T, DbError>, DbTiming) {
         let asked = Instant::now();
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = self.permits.acquire().await;
+        let permit = self.permits.clone().acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let pool_wait = asked.elapsed();
         let failed = DbTiming {
             pool_wait,
             ..DbTiming::default()
         };
-        let Ok(_permit) = permit else {
+        let Ok(permit) = permit else {
             return (Err(DbError::Worker), failed);
         };
         let Some(mut conn) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
             return (Err(DbError::Worker), failed);
         };
         self.in_use.fetch_add(1, Ordering::Relaxed);
-        let writer = self.writer.clone();
+        let pool = self.clone();
+        // The blocking task gives the connection back and then its permit, itself: a request
+        // dropped while it waits here (its client timed out) must not take the connection with
+        // it, nor free a permit whose connection is still at work.
         let joined = tokio::task::spawn_blocking(move || {
             let start = Instant::now();
             let mut db = Db {
                 conn: &mut conn,
-                writer: &writer,
+                writer: &pool.writer,
                 queries: 0,
                 lock_wait: Duration::ZERO,
             };
             let r = f(&mut db);
             let (queries, lock_wait) = (db.queries, db.lock_wait);
-            (conn, r, start.elapsed(), queries, lock_wait)
+            let took = start.elapsed();
+            pool.conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            pool.in_use.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+            (r, took, queries, lock_wait)
         })
         .await;
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
         match joined {
-            Ok((conn, r, db, queries, lock_wait)) => {
-                self.conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(conn);
-                (
-                    r,
-                    DbTiming {
-                        db,
-                        queries,
-                        pool_wait,
-                        lock_wait,
-                    },
-                )
-            }
+            Ok((r, db, queries, lock_wait)) => (
+                r,
+                DbTiming {
+                    db,
+                    queries,
+                    pool_wait,
+                    lock_wait,
+                },
+            ),
             Err(_) => (Err(DbError::Worker), failed),
         }
     }
@@ -501,5 +504,31 @@ pub async fn daily_report(pool: &Arc<Pool>) -> Answer {
     match r {
         Ok(v) => answer(200, v, t),
         Err(e) => db_fail(&e, t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_dropped_while_its_query_runs_gives_its_connection_back() {
+        // A client that times out drops its request mid-query (hyper drops the future); the
+        // query still runs to its end on the blocking pool, and its connection must come back
+        // to the pool: once it did not, and an overloaded wallet answered every later request
+        // with "database worker failed" until it was restarted.
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Arc::new(Pool::open(&dir.path().join("db.sqlite"), 1).unwrap());
+        let slow = pool.with(|_db| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), slow)
+                .await
+                .is_err()
+        );
+        let (r, _) = pool.with(|db| Ok(db.conn().is_autocommit())).await;
+        assert!(r.is_ok(), "{r:?}");
     }
 }
