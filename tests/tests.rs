@@ -13,6 +13,7 @@ mod util;
 mod architecture;
 mod attack;
 mod batch;
+mod capacity;
 mod claims;
 mod compare;
 mod compose;

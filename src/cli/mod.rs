@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod capacity;
 mod demo;
 mod error;
 mod execute;
@@ -77,8 +78,9 @@ pub struct RunArgs {
     pub interval: Duration,
     /// Leave the intervals that end within this long after the start out of every total and
     /// verdict (connections opening, caches filling); charts and the interval log keep them.
-    #[arg(long, value_parser = parse_span, default_value = "0s")]
-    pub warmup: Duration,
+    /// (`capacity`: 5s by default.)
+    #[arg(long, value_parser = parse_span)]
+    pub warmup: Option<Duration>,
 }
 
 impl RunArgs {
@@ -87,7 +89,7 @@ impl RunArgs {
             out: self.out.clone(),
             progress: !self.no_progress && !self.quiet && std::io::stderr().is_terminal(),
             interval: self.interval,
-            warmup: self.warmup,
+            warmup: self.warmup.unwrap_or_default(),
         }
     }
 }
@@ -119,6 +121,9 @@ pub enum Command {
         /// The schema of results.json instead.
         #[arg(long)]
         results: bool,
+        /// The schema of capacity.json instead.
+        #[arg(long, conflicts_with = "results")]
+        capacity: bool,
     },
     /// Print the summary of a results.json again, and optionally write its other forms.
     Report {
@@ -150,6 +155,42 @@ pub enum Command {
         #[arg(long)]
         pairs: bool,
         /// How to run; `--out` keeps each phase's result files (and interaction.json).
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Find how much of the scenario's mix the target takes before an SLO breaks: steady levels
+    /// of every flow times one factor, up until an SLO breaks, then bisection to the knee.
+    Capacity {
+        /// The scenario file (factor 1 is every flow's peak level as written).
+        scenario: PathBuf,
+        /// An SLO: `p99 < 250ms` for every request step, or `flow.step: errors < 1%` for keys
+        /// (the threshold grammar). Repeatable; at least one.
+        #[arg(long = "slo", required = true, value_parser = parse_slo)]
+        slo: Vec<crate::analysis::capacity::Slo>,
+        /// Base URL of the system under test, replacing the scenario's `target`.
+        #[arg(long, env = "STAMPEDE_TARGET")]
+        target: Option<String>,
+        /// Run only these flows (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<String>>,
+        /// Measured length of one step (after its warm-up); an undecided step runs again twice
+        /// as long, at most twice.
+        #[arg(long, value_parser = parse_span, default_value = "30s")]
+        step_duration: Duration,
+        /// Largest factor tried (and 1/this the smallest, when factor 1 already breaks).
+        #[arg(long, default_value_t = 64.0)]
+        max_factor: f64,
+        /// Bisection stops when the highest pass and the lowest failure are this close.
+        #[arg(long, value_parser = parse_scale_arg, default_value = "5%")]
+        resolution: f64,
+        /// Keep background flows at their own level (batch jobs do not grow with users).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        hold_background: bool,
+        /// Pause between steps, so the target drains what the last step queued.
+        #[arg(long, value_parser = parse_span, default_value = "2s")]
+        settle: Duration,
+        /// How to run; `--out` keeps capacity.json, capacity.html and each step's results
+        /// under steps/NN/.
         #[command(flatten)]
         run: RunArgs,
     },
@@ -210,6 +251,11 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_slo(s: &str) -> Result<crate::analysis::capacity::Slo, String> {
+    s.parse()
+        .map_err(|e: crate::model::threshold::ThresholdError| e.to_string())
+}
+
 fn parse_fail_if(s: &str) -> Result<crate::analysis::compare::FailIf, String> {
     s.parse()
 }
@@ -238,9 +284,14 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
         } => execute::run_scenario(&scenario, &load.overrides(), run.options(), run.quiet)
             .map(|(exit, _)| exit),
         Command::Validate { scenario, load } => validate(&scenario, &load.overrides()),
-        Command::Schema { results } => {
+        Command::Schema { results, capacity } => {
             let schema = if results {
                 report::results_schema()
+            } else if capacity {
+                serde_json::to_value(schemars::schema_for!(
+                    crate::model::capacity::CapacityResult
+                ))
+                .unwrap_or_default()
             } else {
                 scenario::json_schema()
             };
@@ -257,6 +308,34 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             pairs,
             run,
         } => interact::interact(&scenario, &load.overrides(), settle, pairs, &run),
+        Command::Capacity {
+            scenario,
+            slo,
+            target,
+            only,
+            step_duration,
+            max_factor,
+            resolution,
+            hold_background,
+            settle,
+            run,
+        } => capacity::capacity(
+            &scenario,
+            &Overrides {
+                target,
+                only,
+                ..Overrides::default()
+            },
+            &capacity::Settings {
+                slos: slo,
+                step: step_duration,
+                max_factor,
+                resolution,
+                hold_background,
+                settle,
+            },
+            &run,
+        ),
         Command::Compare {
             base,
             new,

@@ -43,7 +43,7 @@ pub struct CapacityResult {
     /// its low-load level.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open: Vec<OpenScaling>,
-    /// `Server-Timing` of the first key to break: per call at factor 1 against at the knee.
+    /// `Server-Timing` of the first key to break, per call: lowest level, knee, first failure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_timing: Vec<TimingShift>,
 }
@@ -250,7 +250,8 @@ pub struct OpenScaling {
     pub reading: String,
 }
 
-/// A `Server-Timing` metric per call at factor 1 and at the knee.
+/// A `Server-Timing` metric of one key, per call, at the lowest level run, at the knee and at the
+/// first failure.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TimingShift {
     /// The key.
@@ -259,6 +260,8 @@ pub struct TimingShift {
     pub name: String,
     /// Mean milliseconds per call at the lowest factor run.
     pub base_ms: f64,
-    /// Mean milliseconds per call at the knee (or the first failure when nothing passed).
-    pub knee_ms: f64,
+    /// At the knee (highest pass), when a level passed.
+    pub knee_ms: Option<f64>,
+    /// At the lowest failing factor, when one failed.
+    pub fail_ms: Option<f64>,
 }

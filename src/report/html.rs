@@ -405,7 +405,8 @@ pub fn render(r: &RunResult) -> String {
     out
 }
 
-const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1420px;padding:16px;color:#222}\
+/// The style every page shares.
+pub(super) const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1420px;padding:16px;color:#222}\
 h1{margin:0 0 4px}h2{margin:28px 0 8px;font-size:18px}small{color:#666}code{font-size:13px}\
 table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}\
 td:first-child,th:first-child{text-align:left}.verdicts td:nth-child(2),.verdicts td:nth-child(3){text-align:left}\

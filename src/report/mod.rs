@@ -2,6 +2,7 @@
 //! log and the live progress display. None of them touches the HTTP, journey or schedule modules;
 //! they read results only.
 
+pub mod capacity;
 pub mod csv;
 pub mod hlog;
 pub mod html;

@@ -45,6 +45,10 @@ pub struct Seen {
     pub lock: tokio::sync::Mutex<()>,
     /// HTTP versions of the requests, e.g. "HTTP/2.0".
     pub versions: Mutex<Vec<String>>,
+    /// The slots of `/pool`, made on its first request from `ServerConfig::pool`.
+    pub pool: std::sync::OnceLock<tokio::sync::Semaphore>,
+    /// How long each `/pool` request held its slot.
+    pub held: Mutex<Vec<Duration>>,
 }
 
 impl Seen {
@@ -71,6 +75,8 @@ pub struct ServerConfig {
     /// `/stall` holds every request that arrives in [first + from, first + from + len) until
     /// the window ends: a server-wide pause, like a long GC.
     pub stall: Option<(Duration, Duration)>,
+    /// Slots of `/pool` (4 when unset).
+    pub pool: Option<usize>,
 }
 
 /// A loopback listener (127.0.0.1:0) served on its own runtime thread; stops when dropped.
@@ -157,6 +163,8 @@ impl TestServer {
 /// - `GET /stall` → 200, held while the configured stall window is open
 /// - `GET /status?code=N` → status N
 /// - `GET /flaky` → 503 for half of the requests, 200 otherwise
+/// - `GET /pool?ms=N` → waits for one of `ServerConfig::pool` slots (4) and holds it N ms (20),
+///   with `Server-Timing: pool-wait, db`
 /// - `GET /creep` → slower by 4 ms for every second since the server's first request
 /// - `GET /lock-read`, `GET /lock-write?ms=N` → share one lock, held 1 ms and N ms (15): readers suffer
 ///   only when writers run beside them
@@ -335,6 +343,32 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
             reply(200, r#"{"ok":true}"#)
         }
         "/status" => reply(code.unwrap_or(500), r#"{"status":"x"}"#),
+        "/pool" => {
+            // A pool of slots, each held `ms`: at most slots ÷ hold requests per second, the
+            // rest queue. Server-Timing reports the wait for a slot and the work in it.
+            let slots = seen
+                .pool
+                .get_or_init(|| tokio::sync::Semaphore::new(cfg.pool.unwrap_or(4)));
+            let asked = Instant::now();
+            let Ok(_slot) = slots.acquire().await else {
+                return reply(500, r#"{"error":"closed"}"#);
+            };
+            let got = Instant::now();
+            tokio::time::sleep(Duration::from_millis(ms.unwrap_or(20))).await;
+            let held = got.elapsed();
+            seen.held.lock().unwrap().push(held);
+            let mut r = reply(200, r#"{"ok":true}"#);
+            r.headers_mut().insert(
+                "server-timing",
+                http::HeaderValue::from_str(&format!(
+                    "pool-wait;dur={:.3}, db;dur={:.3}",
+                    (got - asked).as_secs_f64() * 1000.0,
+                    held.as_secs_f64() * 1000.0
+                ))
+                .unwrap(),
+            );
+            r
+        }
         "/creep" => {
             // 2 ms, plus 4 ms for every second since the first request: latency creeping up.
             let waited = 2.0 + 4.0 * now.saturating_duration_since(first).as_secs_f64();

@@ -99,7 +99,9 @@ pub fn judge(slos: &[Slo], r: &RunResult) -> Vec<SloCheck> {
             let outcome = match (v.observed_value, interval) {
                 // Nothing measured: a gate must not pass on missing data.
                 (None, _) => SloOutcome::Fail,
-                (Some(_), Some([lo, hi])) if matches!(t.expr.op, Op::Lt | Op::Le | Op::Gt | Op::Ge) => {
+                (Some(_), Some([lo, hi]))
+                    if matches!(t.expr.op, Op::Lt | Op::Le | Op::Gt | Op::Ge) =>
+                {
                     match (holds(lo), holds(hi)) {
                         (true, true) => SloOutcome::Pass,
                         (false, false) => SloOutcome::Fail,
@@ -195,16 +197,30 @@ pub fn verdict(checks: &[SloCheck], r: &RunResult) -> (StepVerdict, Option<Strin
 }
 
 /// The record of one step: levels offered and achieved, every key's percentiles, the checks.
+///
+/// A flow's achieved rate is the iterations that *ended* within the measured window (the warm-up's
+/// end to the load's end: `measured_s` long) per second of it: iterations draining during the
+/// graceful stop after an overloaded level would otherwise count as throughput.
 pub fn step(
     index: usize,
     factor: f64,
     levels: &BTreeMap<String, FlowLevel>,
     slos: &[Slo],
     r: &RunResult,
+    measured_s: f64,
 ) -> Step {
     let checks = judge(slos, r);
     let (verdict, untrustworthy) = verdict(&checks, r);
-    let measured_s = (r.duration_s - r.warmup_s).max(0.0);
+    let window = (r.warmup_s, r.warmup_s + measured_s);
+    let achieved = |flow: &str| {
+        let key = format!("{flow}.iteration");
+        let (n, last) = r
+            .intervals
+            .iter()
+            .filter(|row| row.key == key && row.t > window.0 + 1e-9 && row.t <= window.1 + 1e-6)
+            .fold((0u64, window.0), |(n, _), row| (n + row.count, row.t));
+        n as f64 / (last - window.0).max(1e-3)
+    };
     let flows = r
         .flows
         .iter()
@@ -213,7 +229,7 @@ pub fn step(
                 f.name.clone(),
                 FlowStep {
                     offered: *levels.get(&f.name)?,
-                    achieved_per_s: f.iteration_rate,
+                    achieved_per_s: achieved(&f.name),
                     planned: f.planned,
                     dropped: f.dropped,
                 },

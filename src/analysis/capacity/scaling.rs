@@ -50,7 +50,12 @@ fn levels_text(flows: &BTreeMap<String, FlowLevel>) -> String {
 }
 
 /// Concludes a search from its steps (and each step's result, in the same order).
-pub fn conclude(slos: &[Slo], steps: &[Step], results: &[RunResult], outcome: Outcome) -> Conclusion {
+pub fn conclude(
+    slos: &[Slo],
+    steps: &[Step],
+    results: &[RunResult],
+    outcome: Outcome,
+) -> Conclusion {
     let passing = steps
         .iter()
         .filter(|s| s.verdict == StepVerdict::Pass)
@@ -61,7 +66,11 @@ pub fn conclude(slos: &[Slo], steps: &[Step], results: &[RunResult], outcome: Ou
         .min_by(|a, b| a.factor.total_cmp(&b.factor));
     let knee = passing.map(|s| Knee {
         factor: s.factor,
-        flows: s.flows.iter().map(|(n, f)| (n.clone(), f.offered)).collect(),
+        flows: s
+            .flows
+            .iter()
+            .map(|(n, f)| (n.clone(), f.offered))
+            .collect(),
     });
     let first_break = failing.and_then(|s| {
         let c = s
@@ -101,12 +110,20 @@ pub fn conclude(slos: &[Slo], steps: &[Step], results: &[RunResult], outcome: Ou
         .collect();
     let usl = usl_fits(&trusted);
     let open = open_scaling(&trusted);
-    let server_timing = match (&first_break, trusted.iter().min_by(|a, b| a.0.factor.total_cmp(&b.0.factor))) {
-        (Some(b), Some(low)) => {
-            let at = passing.or(failing).map(|s| s.factor);
-            let top = trusted.iter().find(|(s, _)| Some(s.factor) == at);
-            top.map_or_else(Vec::new, |top| timing_shift(&b.key, low.1, top.1))
-        }
+    let at = |step: Option<&Step>| {
+        step.and_then(|s| {
+            trusted
+                .iter()
+                .find(|(t, _)| std::ptr::eq(*t, s))
+                .map(|t| t.1)
+        })
+    };
+    let low = trusted
+        .iter()
+        .min_by(|a, b| a.0.factor.total_cmp(&b.0.factor))
+        .map(|t| t.1);
+    let server_timing = match (&first_break, low) {
+        (Some(b), Some(low)) => timing_shift(&b.key, low, at(passing), at(failing)),
         _ => Vec::new(),
     };
     let summary = summary(outcome, knee.as_ref(), failing, first_break.as_ref(), steps);
@@ -149,7 +166,13 @@ fn summary(
     };
     let held = knee.map_or_else(
         || "no level passed".to_string(),
-        |k| format!("×{} held every SLO ({})", factor_text(k.factor), levels_text(&k.flows)),
+        |k| {
+            format!(
+                "×{} held every SLO ({})",
+                factor_text(k.factor),
+                levels_text(&k.flows)
+            )
+        },
     );
     let last = steps.last();
     match outcome {
@@ -161,14 +184,15 @@ fn summary(
             ),
             _ => format!("{held}; {broke}"),
         },
-        Outcome::BrokenAsWritten => format!(
-            "the scenario as written already breaks its SLO: {broke}; {held}"
-        ),
+        Outcome::BrokenAsWritten => {
+            format!("the scenario as written already breaks its SLO: {broke}; {held}")
+        }
         Outcome::GeneratorLimited => format!(
             "at ×{} the generator itself was the limit ({}): no verdict on the target there. {held}; \
              the knee lies beyond what this machine can offer: run the load from more machines, or give this one more CPU",
             last.map_or_else(String::new, |s| factor_text(s.factor)),
-            last.and_then(|s| s.untrustworthy.clone()).unwrap_or_default()
+            last.and_then(|s| s.untrustworthy.clone())
+                .unwrap_or_default()
         ),
         Outcome::BeyondMaxFactor => format!(
             "every level up to ×{} passed: the knee lies beyond (raise --max-factor). {held}",
@@ -182,7 +206,11 @@ fn summary(
                 .iter()
                 .filter(|s| last.is_some_and(|l| l.factor == s.factor))
                 .count(),
-            if broke.is_empty() { String::new() } else { format!("; {broke}") }
+            if broke.is_empty() {
+                String::new()
+            } else {
+                format!("; {broke}")
+            }
         ),
         Outcome::Interrupted => format!("interrupted. {held}"),
     }
@@ -230,7 +258,12 @@ pub fn fit_usl(points: &[(f64, f64)]) -> Option<UslFit> {
         .collect();
     // Try the full model, then with the negative coefficient dropped.
     let mut best = None;
-    for mask in [[true, true, true], [true, true, false], [true, false, true], [true, false, false]] {
+    for mask in [
+        [true, true, true],
+        [true, true, false],
+        [true, false, true],
+        [true, false, false],
+    ] {
         if let Some(c) = least_squares(&rows, mask)
             && c[0] > 0.0
             && c[1] >= 0.0
@@ -246,7 +279,11 @@ pub fn fit_usl(points: &[(f64, f64)]) -> Option<UslFit> {
     let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
     let ss_tot: f64 = points.iter().map(|p| (p.1 - mean).powi(2)).sum();
     let ss_res: f64 = points.iter().map(|p| (p.1 - predict(p.0)).powi(2)).sum();
-    let r_squared = if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 0.0 };
+    let r_squared = if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        0.0
+    };
     let peak_users = (kappa > 0.0).then(|| ((1.0 - sigma).max(0.0) / kappa).sqrt());
     // Where throughput falls to LINEAR of λN: σ(N−1) + κN(N−1) = 1/LINEAR − 1.
     let d = 1.0 / LINEAR - 1.0;
@@ -307,11 +344,12 @@ fn least_squares(rows: &[([f64; 3], f64)], mask: [bool; 3]) -> Option<[f64; 3]> 
         if m[i][i].abs() < 1e-12 {
             return None;
         }
-        for r in 0..k {
+        let pivot = m[i].clone();
+        for (r, row) in m.iter_mut().enumerate() {
             if r != i {
-                let f = m[r][i] / m[i][i];
-                for c in i..=k {
-                    m[r][c] -= f * m[i][c];
+                let f = row[i] / pivot[i];
+                for (v, p) in row.iter_mut().zip(&pivot).skip(i) {
+                    *v -= f * p;
                 }
             }
         }
@@ -331,6 +369,10 @@ fn open_scaling(steps: &[(&Step, &RunResult)]) -> Vec<OpenScaling> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    let low_rate = |name: &str| match low.0.flows.get(name).map(|f| f.offered) {
+        Some(FlowLevel::Rate { rate_per_s }) => rate_per_s,
+        _ => 0.0,
+    };
     for (name, f) in &low.0.flows {
         let FlowLevel::Rate { .. } = f.offered else {
             continue;
@@ -339,6 +381,14 @@ fn open_scaling(steps: &[(&Step, &RunResult)]) -> Vec<OpenScaling> {
             Some((FlowLevel::Rate { rate_per_s }, achieved)) => Some((rate_per_s, achieved)),
             _ => None,
         };
+        // A flow held at its level (a background job) has no range to find.
+        let varied = sorted
+            .iter()
+            .filter_map(|(s, _)| rate_at(s))
+            .any(|(offered, _)| (offered - low_rate(name)).abs() > 1e-9);
+        if !varied {
+            continue;
+        }
         let mut linear = None;
         for (s, _) in &sorted {
             match rate_at(s) {
@@ -371,9 +421,9 @@ fn open_scaling(steps: &[(&Step, &RunResult)]) -> Vec<OpenScaling> {
             (Some(l), Some(r), Some(k)) => format!(
                 "achieved kept up with offered to {l:.1}/s; `{k}` p99 left its low-load level at {r:.1}/s"
             ),
-            (Some(l), None, _) => format!(
-                "achieved kept up with offered to {l:.1}/s; no p99 left its low-load level"
-            ),
+            (Some(l), None, _) => {
+                format!("achieved kept up with offered to {l:.1}/s; no p99 left its low-load level")
+            }
             (None, _, _) => "achieved fell short of offered from the lowest level run".to_string(),
             (Some(l), _, _) => format!("achieved kept up with offered to {l:.1}/s"),
         };
@@ -388,8 +438,14 @@ fn open_scaling(steps: &[(&Step, &RunResult)]) -> Vec<OpenScaling> {
     out
 }
 
-/// The `Server-Timing` durations of `key` per call, at the lowest level and at the knee.
-fn timing_shift(key: &str, low: &RunResult, top: &RunResult) -> Vec<TimingShift> {
+/// The `Server-Timing` durations of `key` per call: at the lowest level, the knee and the first
+/// failure.
+fn timing_shift(
+    key: &str,
+    low: &RunResult,
+    knee: Option<&RunResult>,
+    fail: Option<&RunResult>,
+) -> Vec<TimingShift> {
     let per_call = |r: &RunResult| -> BTreeMap<String, f64> {
         r.flows
             .iter()
@@ -400,15 +456,15 @@ fn timing_shift(key: &str, low: &RunResult, top: &RunResult) -> Vec<TimingShift>
             .map(|t| (t.name.clone(), t.total_ms / t.reported as f64))
             .collect()
     };
-    let (a, b) = (per_call(low), per_call(top));
-    a.into_iter()
-        .filter_map(|(name, base_ms)| {
-            Some(TimingShift {
-                key: key.to_string(),
-                knee_ms: *b.get(&name)?,
-                name,
-                base_ms,
-            })
+    let (knee, fail) = (knee.map(per_call), fail.map(per_call));
+    per_call(low)
+        .into_iter()
+        .map(|(name, base_ms)| TimingShift {
+            key: key.to_string(),
+            knee_ms: knee.as_ref().and_then(|k| k.get(&name).copied()),
+            fail_ms: fail.as_ref().and_then(|k| k.get(&name).copied()),
+            name,
+            base_ms,
         })
         .collect()
 }
@@ -425,11 +481,18 @@ mod tests {
             .map(|&n| (n, l * n / (1.0 + s * (n - 1.0) + k * n * (n - 1.0))))
             .collect();
         let u = fit_usl(&pts).unwrap();
-        assert!((u.lambda - l).abs() < 1e-6 && (u.sigma - s).abs() < 1e-9, "{u:?}");
+        assert!(
+            (u.lambda - l).abs() < 1e-6 && (u.sigma - s).abs() < 1e-9,
+            "{u:?}"
+        );
         assert!((u.kappa - k).abs() < 1e-9 && u.r_squared > 0.999, "{u:?}");
         let peak = ((1.0 - s) / k).sqrt();
         assert!((u.peak_users.unwrap() - peak).abs() < 1e-6);
-        assert!(u.reading.contains("peaks at about 22 users"), "{}", u.reading);
+        assert!(
+            u.reading.contains("peaks at about 22 users"),
+            "{}",
+            u.reading
+        );
     }
 
     #[test]
@@ -438,6 +501,9 @@ mod tests {
         let u = fit_usl(&pts).unwrap();
         assert!(u.sigma.abs() < 1e-9 && u.kappa.abs() < 1e-12 && u.peak_users.is_none());
         assert!(u.reading.contains("no contention"), "{}", u.reading);
-        assert!(fit_usl(&pts[..2]).is_none(), "two points cannot fit three parameters");
+        assert!(
+            fit_usl(&pts[..2]).is_none(),
+            "two points cannot fit three parameters"
+        );
     }
 }

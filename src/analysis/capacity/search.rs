@@ -140,7 +140,10 @@ mod tests {
         for knee in [1.0, 3.4, 7.9, 0.3, 0.9] {
             let (outcome, ran, s) = search(knee);
             let (p, f) = (s.pass.unwrap(), s.fail.unwrap());
-            assert!(p <= knee && f > knee && f / p <= 1.05, "{knee}: {p}..{f} {ran:?}");
+            assert!(
+                p <= knee && f > knee && f / p <= 1.05,
+                "{knee}: {p}..{f} {ran:?}"
+            );
             let want = if knee < 1.0 {
                 Outcome::BrokenAsWritten
             } else {
