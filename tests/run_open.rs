@@ -357,3 +357,23 @@ fn the_warm_up_is_left_out_of_totals_but_kept_in_intervals() {
         "interval rows keep the warm-up"
     );
 }
+
+#[test]
+fn arrivals_dropped_for_want_of_users_still_count_as_sent_on_time() {
+    // Two users, each busy 200 ms, against 1,000 Poisson arrivals a second: most arrivals find no
+    // free user and are dropped, which is the target's result. The generator still dispatched
+    // every arrival when it was due, so its Poisson self-check must pass: counting only the
+    // arrivals that started (paced by the target's responses) once failed it, and blamed the
+    // generator with exit 3 for the target's slowness.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: slow, get: '/slow?ms=200' } ]\nflows:\n  f: { journey: j, rate: 1000/s, arrivals: poisson, duration: 3s, max_vus: 2 }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    assert!(flow(&r, "f").dropped > 2000, "{}", flow(&r, "f").dropped);
+    let fit = self_check(&r, "poisson_fit");
+    assert!(fit.passed, "{}", fit.detail);
+}

@@ -13,7 +13,8 @@
 //!   the plan allows on purpose to save wake-ups) is added to the floor.
 //! - **Saturation**: the runtime's worker threads were busy more than [`MAX_BUSY`] of the run: the
 //!   generator ran out of CPU.
-//! - **Poisson fit** (C4): for Poisson flows, the *actual* start times, mapped through the curve's
+//! - **Poisson fit** (C4): for Poisson flows, the times arrivals were actually dispatched (started,
+//!   or dropped because every user was busy on the target), mapped through the curve's
 //!   integral to unit-rate time, are counted in bins of 20 expected arrivals; a Poisson process has
 //!   variance equal to the mean (index 1, ± 3 standard errors √(2/(bins−1))). Uniform spacing
 //!   gives about 0, bunching well above 1. Bins of 20 arrivals keep the 1 ms timer out of it.

@@ -78,6 +78,14 @@ pub async fn run(
             }
             ahead.pop_front();
             planned += 1;
+            // Dispatched now, whether a user takes it or it is dropped: the fit judges the
+            // generator's schedule, and a drop is the target's (every user busy on it).
+            if let Some(fit) = &mut fit {
+                fit.add(
+                    open.curve
+                        .cumulative(now.saturating_duration_since(flow_start).as_secs_f64()),
+                );
+            }
             let vu = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let vu = match vu {
                 Some(vu) => vu,
@@ -103,12 +111,6 @@ pub async fn run(
                     continue;
                 }
             };
-            if let Some(fit) = &mut fit {
-                fit.add(
-                    open.curve
-                        .cumulative(now.saturating_duration_since(flow_start).as_secs_f64()),
-                );
-            }
             let ctx2 = ctx.clone();
             let pool2 = pool.clone();
             tasks.spawn(async move {
