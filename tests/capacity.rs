@@ -22,6 +22,10 @@ fn capacity(scenario: &std::path::Path, out: &std::path::Path, extra: &[&str]) -
     (code, format!("{stdout}\n{stderr}"))
 }
 
+/// The two tests whose figures depend on the CPU (a knee within 5%, a starved generator with a
+/// busy loop pinned beside it) never run at the same time.
+static CPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn read(out: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json")).unwrap()).unwrap()
 }
@@ -33,6 +37,7 @@ fn read(out: &std::path::Path) -> serde_json::Value {
 /// give or take one more resolution for a busy test machine's timer jitter.
 #[test]
 fn the_knee_of_a_pool_is_where_queueing_theory_puts_it() {
+    let _cpu = CPU.lock().unwrap_or_else(|p| p.into_inner());
     let srv = start_server(ServerConfig {
         pool: Some(4),
         ..Default::default()
@@ -147,6 +152,7 @@ fn an_slo_that_matches_no_key_is_refused() {
 /// is the generator's limit, not the target's, so the search stops there and says so (exit 3).
 #[test]
 fn a_starved_generator_stops_the_search_as_untrustworthy() {
+    let _cpu = CPU.lock().unwrap_or_else(|p| p.into_inner());
     let d = dir();
     let s = write_scenario(
         d.path(),
@@ -213,14 +219,15 @@ fn capacity_json_follows_its_schema() {
             "--warmup",
             "0s",
             "--max-factor",
-            "4",
+            "8",
         ],
     );
     assert_eq!(code, 0, "{text}");
     let c = read(&out);
     assert_eq!(c["outcome"], "beyond_max_factor", "{text}");
-    // 1 VU, then 2 and 4: three levels of the closed flow, so the scaling law is fitted.
+    // 1, 2, 4 and 8 users: four levels of the closed flow, enough to fit the scaling law.
     assert_eq!(c["usl"][0]["flow"], "c", "{text}");
+    assert_eq!(c["usl"][0]["points"], 4, "{text}");
     let (_, schema, _) = run_bin(&["schema", "--capacity"]);
     let schema_path = write(d.path(), "schema.json", &schema);
     let ok = std::process::Command::new("python3")
@@ -233,4 +240,50 @@ fn capacity_json_follows_its_schema() {
         .status()
         .expect("python3 with jsonschema (.ci/run installs it)");
     assert!(ok.success(), "capacity.json does not follow its schema");
+}
+
+/// Ctrl-C between two steps ends the search there and still writes capacity.json (exit 130).
+#[test]
+fn ctrl_c_between_steps_keeps_what_was_found() {
+    use std::io::BufRead;
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: a, get: /ok } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 5s }\n",
+    );
+    let out = d.path().join("out");
+    let mut child = std::process::Command::new(bin())
+        .arg("capacity")
+        .arg(&s)
+        .args([
+            "--slo",
+            "p99 < 5s",
+            "--step-duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--settle",
+            "60s",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let settling = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("capacity: settling"));
+    assert!(settling, "the search never paused between steps");
+    signal(&child, "INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let c = read(&out);
+    assert_eq!(c["outcome"], "interrupted");
+    assert_eq!(c["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(c["knee"]["factor"], 1.0);
 }

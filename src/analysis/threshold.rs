@@ -143,7 +143,7 @@ pub fn wilson(k: u64, n: u64) -> Option<[f64; 2]> {
     if n == 0 {
         return None;
     }
-    let (k, n) = (k as f64, n as f64);
+    let (k, n) = (k.min(n) as f64, n as f64);
     let z = 1.96f64;
     let p = k / n;
     let den = 1.0 + z * z / n;

@@ -132,7 +132,10 @@ fn usable(rows: &[&IntervalRow]) -> Vec<(f64, f64, f64, f64)> {
 pub fn trends(r: &RunResult) -> Vec<Trend> {
     let mut by_key: std::collections::BTreeMap<&str, Vec<&IntervalRow>> =
         std::collections::BTreeMap::new();
-    for row in &r.intervals {
+    // The warm-up is left out, as from every other verdict: a cold start's falling latency would
+    // hide a creep.
+    let warm = |row: &&IntervalRow| row.t > r.warmup_s + 1e-9;
+    for row in r.intervals.iter().filter(warm) {
         by_key.entry(row.key.as_str()).or_default().push(row);
     }
     // Requests of every step key per interval end (`t`): the load on the system.
@@ -140,6 +143,7 @@ pub fn trends(r: &RunResult) -> Vec<Trend> {
     for row in r
         .intervals
         .iter()
+        .filter(warm)
         .filter(|r| !r.key.ends_with(".iteration"))
     {
         *load.entry(row.t.to_bits()).or_default() += row.count as f64;

@@ -89,7 +89,126 @@ fn check_slos(plan: &Plan, slos: &[Slo]) -> Result<(), CliError> {
     CliError::all(errors)
 }
 
-/// Runs the search and reports it.
+/// Waits `d` between steps, listening for Ctrl-C and SIGTERM: the runs install the process's
+/// signal handlers, so a signal between steps would otherwise be swallowed, and the search would
+/// go on without its files being any nearer.
+fn settle_interrupted(d: Duration, note: Option<String>) -> bool {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        std::thread::sleep(d);
+        return false;
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tokio::time::sleep(d).await;
+            return false;
+        };
+        // Said once the handlers listen, so a signal after it is never lost.
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = int.recv() => true,
+            _ = term.recv() => true,
+        }
+    })
+}
+
+/// Prints to stdout without panicking when stdout is gone (`| head`): the files matter more.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Everything the search has found so far, as capacity.json holds it.
+struct Found<'a> {
+    set: &'a Settings,
+    scenario: String,
+    warmup: Duration,
+    steps: Vec<crate::model::capacity::Step>,
+    results: Vec<RunResult>,
+}
+
+impl Found<'_> {
+    fn result(&self, outcome: Outcome, refused: Option<(f64, &str)>) -> CapacityResult {
+        let c = cap::conclude(&self.set.slos, &self.steps, &self.results, outcome, refused);
+        CapacityResult {
+            tool: format!("stampede {}", env!("CARGO_PKG_VERSION")),
+            scenario: self.scenario.clone(),
+            slo: self.set.slos.iter().map(|s| s.text.clone()).collect(),
+            hold_background: self.set.hold_background,
+            step_s: self.set.step.as_secs_f64(),
+            warmup_s: self.warmup.as_secs_f64(),
+            resolution: self.set.resolution,
+            outcome,
+            summary: c.summary,
+            knee: c.knee,
+            first_failure: c.first_failure,
+            first_break: c.first_break,
+            steps: self.steps.clone(),
+            usl: c.usl,
+            open: c.open,
+            server_timing: c.server_timing,
+        }
+    }
+}
+
+fn write_files(dir: &Path, result: &CapacityResult) -> Result<(), CliError> {
+    let json = serde_json::to_string_pretty(result).unwrap_or_default();
+    report::write_text(&dir.join("capacity.json"), &json)?;
+    report::write_text(
+        &dir.join("capacity.html"),
+        &report::capacity::render_html(result),
+    )?;
+    Ok(())
+}
+
+/// Refuses settings the search cannot honour.
+fn check_settings(plan: &Plan, set: &Settings, run: &RunArgs) -> Result<(), CliError> {
+    let mut errors = Vec::new();
+    if !(set.max_factor.is_finite() && set.max_factor >= 1.0) {
+        errors.push(format!(
+            "--max-factor {} must be a number of at least 1 (the largest multiple of the scenario tried)",
+            set.max_factor
+        ));
+    }
+    if !(set.resolution.is_finite() && set.resolution >= 0.005) {
+        errors.push(format!(
+            "--resolution {} is finer than 0.5%: each halving of the bracket is another step",
+            set.resolution
+        ));
+    }
+    if set.step < run.interval {
+        errors.push(format!(
+            "--step-duration {} is shorter than one --interval ({}): a step needs whole intervals to measure",
+            crate::units::Span(set.step),
+            crate::units::Span(run.interval)
+        ));
+    }
+    let scales = plan
+        .flows
+        .iter()
+        .any(|f| !set.hold_background || f.kind != crate::model::FlowKind::Background);
+    if !scales {
+        errors.push(
+            "every flow is a background flow held at its level: nothing would scale (pass --hold-background false)"
+                .to_string(),
+        );
+    }
+    CliError::all(errors.into_iter().map(CliError::Input).collect())
+}
+
+/// Runs the search and reports it; capacity.json is rewritten after every step, so an error, a
+/// signal or a broken pipe loses nothing already measured.
 pub(super) fn capacity(
     path: &Path,
     ov: &Overrides,
@@ -98,26 +217,38 @@ pub(super) fn capacity(
 ) -> Result<Exit, CliError> {
     let plan = scenario::load(path, ov)?;
     check_slos(&plan, &set.slos)?;
-    let scenario_name = plan.name.clone();
+    check_settings(&plan, set, run)?;
+    let mut found = Found {
+        set,
+        scenario: plan.name.clone(),
+        warmup: run.warmup.unwrap_or(DEFAULT_WARMUP),
+        steps: Vec::new(),
+        results: Vec::new(),
+    };
     drop(plan);
-    let warmup = run.warmup.unwrap_or(DEFAULT_WARMUP);
+    let warmup = found.warmup;
     let out = run.out.as_deref();
     if let Some(dir) = out {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::Input(format!("cannot create `{}`: {e}", dir.display())))?;
     }
     let mut search = Search::new(GROWTH, set.resolution, set.max_factor, EXTENSIONS);
-    let mut steps = Vec::new();
-    let mut results: Vec<RunResult> = Vec::new();
     let mut next = search.first();
-    let mut limit_note = None;
+    let mut refused: Option<(f64, String)> = None;
+    let mut failure: Option<CliError> = None;
     let outcome = loop {
         let (factor, extension) = match next {
             Next::Stop(o) => break o,
             Next::Run { factor, extension } => (factor, extension),
         };
         let step_len = set.step * 2u32.pow(extension);
-        let mut plan = scenario::load(path, ov)?;
+        let mut plan = match scenario::load(path, ov) {
+            Ok(p) => p,
+            Err(e) => {
+                failure = Some(e.into());
+                break Outcome::Failed;
+            }
+        };
         plan.steady(factor, warmup + step_len, set.hold_background);
         // The step judges the SLOs; the scenario's own thresholds would only stop it early.
         plan.thresholds.clear();
@@ -125,7 +256,7 @@ pub(super) fn capacity(
         let offered = levels(&plan);
         // Closed flows round to whole users: a level that runs the users of one already judged
         // cannot narrow the bracket.
-        let repeats = steps.iter().any(|s: &crate::model::capacity::Step| {
+        let repeats = found.steps.iter().any(|s| {
             s.factor != factor
                 && s.flows
                     .iter()
@@ -138,13 +269,19 @@ pub(super) fn capacity(
             };
         }
         if let Err(e) = super::execute::check_budget(&plan, path) {
-            limit_note = Some(format!("×{}: {e}", cap::factor_text(factor)));
+            refused = Some((factor, e.to_string()));
             break Outcome::GeneratorLimited;
         }
-        if !steps.is_empty() {
-            std::thread::sleep(set.settle);
+        let note = (!run.quiet).then(|| {
+            format!(
+                "capacity: settling {} before the next step",
+                crate::units::Span(set.settle)
+            )
+        });
+        if !found.steps.is_empty() && settle_interrupted(set.settle, note) {
+            break Outcome::Interrupted;
         }
-        let index = steps.len() + 1;
+        let index = found.steps.len() + 1;
         let dir = out.map(|d| d.join("steps").join(format!("{index:02}")));
         if !run.quiet {
             eprintln!(
@@ -159,7 +296,13 @@ pub(super) fn capacity(
             warmup,
             ..run.options()
         };
-        let outcome = run_plan(plan, &opts)?;
+        let outcome = match run_plan(plan, &opts) {
+            Ok(o) => o,
+            Err(e) => {
+                failure = Some(e.into());
+                break Outcome::Failed;
+            }
+        };
         if let Some(dir) = &dir {
             for e in report::write_all(&outcome.result, dir) {
                 eprintln!("warning: {e}");
@@ -173,56 +316,35 @@ pub(super) fn capacity(
             &outcome.result,
             step_len.as_secs_f64(),
         );
-        if !run.quiet {
-            print!("{}", report::capacity::step_lines(&step));
-        }
-        let interrupted = outcome.result.interrupted;
+        let lines = report::capacity::step_lines(&step);
         let verdict = step.verdict;
-        steps.push(step);
-        results.push(outcome.result);
-        if interrupted {
-            break Outcome::Interrupted;
+        found.steps.push(step);
+        found.results.push(outcome.result);
+        if let Some(dir) = out
+            && let Err(e) = write_files(dir, &found.result(Outcome::Interrupted, None))
+        {
+            failure = Some(e);
+            break Outcome::Failed;
+        }
+        if !run.quiet {
+            say(&lines);
         }
         next = search.next(verdict);
     };
-    let c = cap::conclude(&set.slos, &steps, &results, outcome);
-    let mut result = CapacityResult {
-        tool: format!("stampede {}", env!("CARGO_PKG_VERSION")),
-        scenario: scenario_name,
-        slo: set.slos.iter().map(|s| s.text.clone()).collect(),
-        hold_background: set.hold_background,
-        step_s: set.step.as_secs_f64(),
-        warmup_s: warmup.as_secs_f64(),
-        resolution: set.resolution,
-        outcome,
-        summary: c.summary,
-        knee: c.knee,
-        first_failure: c.first_failure,
-        first_break: c.first_break,
-        steps,
-        usl: c.usl,
-        open: c.open,
-        server_timing: c.server_timing,
-    };
-    if let Some(note) = limit_note {
-        result.summary = format!(
-            "{note}: the knee lies beyond what this machine can offer. {}",
-            result.summary
-        );
-    }
+    let refused_ref = refused.as_ref().map(|(f, why)| (*f, why.as_str()));
+    let result = found.result(outcome, refused_ref);
+    let written = out.map(|dir| write_files(dir, &result));
     if !run.quiet {
-        print!("{}", report::capacity::render(&result));
-    }
-    if let Some(dir) = out {
-        let json = serde_json::to_string_pretty(&result).unwrap_or_default();
-        report::write_text(&dir.join("capacity.json"), &json)?;
-        report::write_text(
-            &dir.join("capacity.html"),
-            &report::capacity::render_html(&result),
-        )?;
-        if !run.quiet {
-            println!("\nresults: {}", dir.display());
+        say(&report::capacity::render(&result));
+        if let (Some(dir), Some(Ok(()))) = (out, &written) {
+            say(&format!("\nresults: {}\n", dir.display()));
         }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Some(Err(e)) = written {
+        return Err(e);
     }
     Ok(match outcome {
         Outcome::Found | Outcome::BeyondMaxFactor => Exit::Passed,
@@ -230,5 +352,6 @@ pub(super) fn capacity(
         Outcome::GeneratorLimited => Exit::Untrustworthy,
         Outcome::Undecided => Exit::Undecided,
         Outcome::Interrupted => Exit::Interrupted,
+        Outcome::Failed => Exit::InvalidInput,
     })
 }

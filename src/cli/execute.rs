@@ -23,6 +23,13 @@ pub(super) fn run_scenario(
     drop(loading);
     let plan = plan?;
     check_budget(&plan, path)?;
+    if !opts.warmup.is_zero() && opts.warmup >= plan.load_length() {
+        return Err(CliError::Input(format!(
+            "--warmup {} is as long as the run's load ({}): nothing would be left to measure",
+            crate::units::Span(opts.warmup),
+            crate::units::Span(plan.load_length())
+        )));
+    }
     run_loaded(plan, opts, quiet)
 }
 

@@ -65,6 +65,9 @@ pub enum Outcome {
     Undecided,
     /// Stopped by Ctrl-C or SIGTERM.
     Interrupted,
+    /// A step could not run (the scenario no longer loads, the results cannot be written); the
+    /// summary says why.
+    Failed,
 }
 
 /// The knee: the highest factor that passed.
@@ -144,7 +147,7 @@ pub struct Step {
 pub struct FlowStep {
     /// The level offered.
     pub offered: FlowLevel,
-    /// Iterations completed per second.
+    /// Iterations that ended without failing, per second of the measured window.
     pub achieved_per_s: f64,
     /// Open flows: arrivals planned.
     pub planned: u64,
@@ -210,6 +213,8 @@ pub enum StepVerdict {
     Undecided,
     /// The generator was the limit: no verdict on the target.
     Untrustworthy,
+    /// Stopped by Ctrl-C before its end: judged on nothing.
+    Interrupted,
 }
 
 /// The Universal Scalability Law fitted to a closed flow: X(N) = λN / (1 + σ(N−1) + κN(N−1)).

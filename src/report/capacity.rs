@@ -29,6 +29,7 @@ fn verdict_word(v: StepVerdict) -> &'static str {
         StepVerdict::Fail => "FAIL",
         StepVerdict::Undecided => "undecided",
         StepVerdict::Untrustworthy => "UNTRUSTWORTHY (generator limit)",
+        StepVerdict::Interrupted => "interrupted (not judged)",
     }
 }
 
@@ -194,7 +195,12 @@ pub fn render_html(c: &CapacityResult) -> String {
     let mut steps: Vec<&Step> = c
         .steps
         .iter()
-        .filter(|s| s.verdict != StepVerdict::Untrustworthy)
+        .filter(|s| {
+            !matches!(
+                s.verdict,
+                StepVerdict::Untrustworthy | StepVerdict::Interrupted
+            )
+        })
         .collect();
     steps.sort_by(|a, b| a.factor.total_cmp(&b.factor));
     let knee = c.knee.as_ref().map(|k| k.factor);

@@ -562,15 +562,12 @@ impl Plan {
 
     /// Turns every flow into one steady level of `len`, all starting at once: `k` times its peak
     /// rate (and `max_vus`) or VU count, background flows at their own peak when `hold_background`.
-    /// Closed flows lose their iteration limits, so every level lasts the whole `len`.
+    /// Scaled closed flows lose their iteration limits, so every level lasts the whole `len`.
     pub fn steady(&mut self, k: f64, len: Duration, hold_background: bool) {
         let secs = len.as_secs_f64();
         for f in &mut self.flows {
-            let k = if hold_background && f.kind == FlowKind::Background {
-                1.0
-            } else {
-                k
-            };
+            let held = hold_background && f.kind == FlowKind::Background;
+            let k = if held { 1.0 } else { k };
             f.start = Duration::ZERO;
             match &mut f.model {
                 LoadModel::Open(o) => {
@@ -580,8 +577,11 @@ impl Plan {
                 LoadModel::Closed(c) => {
                     let vus = (c.curve.peak() * k).round().max(1.0);
                     c.curve = Curve::constant(vus, secs);
-                    c.iterations = None;
-                    c.per_vu_iterations = None;
+                    // A held job keeps its shape (a one-shot batch stays one shot).
+                    if !held {
+                        c.iterations = None;
+                        c.per_vu_iterations = None;
+                    }
                 }
             }
         }

@@ -97,8 +97,21 @@ pub fn judge(slos: &[Slo], r: &RunResult) -> Vec<SloCheck> {
             let interval = crate::analysis::threshold::interval(t, r, &v.key);
             let holds = |x: f64| t.expr.op.holds(x, limit);
             let outcome = match (v.observed_value, interval) {
-                // Nothing measured: a gate must not pass on missing data.
-                (None, _) => SloOutcome::Fail,
+                // Nothing measured: a gate must not pass on missing data. A key its flow's
+                // iterations failed before reaching fails; one no iteration happened to take
+                // (a branch) is undecided, so the level runs again longer.
+                (None, _) => {
+                    let flow = v.key.split('.').next().unwrap_or_default();
+                    let failed = r
+                        .flows
+                        .iter()
+                        .any(|f| f.name == flow && f.iterations_failed > 0);
+                    if failed {
+                        SloOutcome::Fail
+                    } else {
+                        SloOutcome::Undecided
+                    }
+                }
                 (Some(_), Some([lo, hi]))
                     if matches!(t.expr.op, Op::Lt | Op::Le | Op::Gt | Op::Ge) =>
                 {
@@ -120,7 +133,8 @@ pub fn judge(slos: &[Slo], r: &RunResult) -> Vec<SloCheck> {
                 (Some(x), Op::Lt | Op::Le) if limit > 0.0 => x / limit,
                 (Some(x), Op::Gt | Op::Ge) if x > 0.0 => limit / x,
                 (Some(_), _) => 1.0,
-                (None, _) => f64::INFINITY,
+                // Ranked below every measured break.
+                (None, _) => 0.0,
             };
             out.push(SloCheck {
                 slo: slo.text.clone(),
@@ -177,6 +191,9 @@ fn readable(l: Limit, lo: f64, hi: f64) -> String {
 
 /// The verdict of a step from its checks and its self-checks.
 pub fn verdict(checks: &[SloCheck], r: &RunResult) -> (StepVerdict, Option<String>) {
+    if r.interrupted {
+        return (StepVerdict::Interrupted, None);
+    }
     if !r.trustworthy() {
         let why: Vec<String> = r
             .self_checks
@@ -198,9 +215,10 @@ pub fn verdict(checks: &[SloCheck], r: &RunResult) -> (StepVerdict, Option<Strin
 
 /// The record of one step: levels offered and achieved, every key's percentiles, the checks.
 ///
-/// A flow's achieved rate is the iterations that *ended* within the measured window (the warm-up's
-/// end to the load's end: `measured_s` long) per second of it: iterations draining during the
-/// graceful stop after an overloaded level would otherwise count as throughput.
+/// A flow's achieved rate is the iterations that *ended without failing* within the measured
+/// window (the warm-up's end to the load's end: `measured_s` long) per second of it: failures a
+/// target answers fast are not throughput, nor are iterations draining during the graceful stop
+/// after an overloaded level.
 pub fn step(
     index: usize,
     factor: f64,
@@ -218,7 +236,9 @@ pub fn step(
             .intervals
             .iter()
             .filter(|row| row.key == key && row.t > window.0 + 1e-9 && row.t <= window.1 + 1e-6)
-            .fold((0u64, window.0), |(n, _), row| (n + row.count, row.t));
+            .fold((0u64, window.0), |(n, _), row| {
+                (n + row.count.saturating_sub(row.errors), row.t)
+            });
         n as f64 / (last - window.0).max(1e-3)
     };
     let flows = r
@@ -291,5 +311,41 @@ mod tests {
         assert_eq!(s.threshold.text, "errors < 1%");
         assert!("p99 <".parse::<Slo>().is_err());
         assert!("p95 trend < 2%/10m".parse::<Slo>().is_err());
+    }
+
+    #[test]
+    fn achieved_counts_iterations_that_ended_well_inside_the_measured_window() {
+        // Rows every 0.5 s of 10 iterations (1 failed); 1 s of warm-up, 2 s measured: the rows
+        // ending at 1.5, 2, 2.5 and 3 s count, 36 good iterations over 2 s.
+        let r = RunResult {
+            warmup_s: 1.0,
+            flows: vec![crate::model::FlowResult {
+                name: "f".into(),
+                ..Default::default()
+            }],
+            intervals: (1..=8)
+                .map(|i| crate::model::IntervalRow {
+                    t: i as f64 * 0.5,
+                    key: "f.iteration".into(),
+                    count: 10,
+                    errors: 1,
+                    p50_us: 0,
+                    p95_us: 0,
+                    p99_us: 0,
+                    max_us: 0,
+                    active_vus: None,
+                    target: None,
+                    retries: 0,
+                    dropped: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let levels = [("f".to_string(), FlowLevel::Rate { rate_per_s: 20.0 })]
+            .into_iter()
+            .collect();
+        let s = step(1, 1.0, &levels, &[], &r, 2.0);
+        assert_eq!(s.flows["f"].achieved_per_s, 18.0);
+        assert_eq!(s.measured_s, 2.0);
     }
 }

@@ -11,7 +11,8 @@ use crate::model::capacity::{
     TimingShift, UslFit,
 };
 
-/// Achieved within this share of offered counts as keeping up.
+/// Achieved within this share of offered counts as keeping up (or within three standard
+/// deviations of a Poisson count, when the step saw few arrivals).
 const KEEPS_UP: f64 = 0.01;
 /// A p99 whose lower bound exceeds the lowest level's upper bound by this factor has left its
 /// low-load level.
@@ -50,11 +51,15 @@ fn levels_text(flows: &BTreeMap<String, FlowLevel>) -> String {
 }
 
 /// Concludes a search from its steps (and each step's result, in the same order).
+///
+/// `refused` is a level the search wanted but this machine could not run (its sockets or memory),
+/// with why.
 pub fn conclude(
     slos: &[Slo],
     steps: &[Step],
     results: &[RunResult],
     outcome: Outcome,
+    refused: Option<(f64, &str)>,
 ) -> Conclusion {
     let passing = steps
         .iter()
@@ -106,7 +111,12 @@ pub fn conclude(
     let trusted: Vec<(&Step, &RunResult)> = steps
         .iter()
         .zip(results)
-        .filter(|(s, _)| s.verdict != StepVerdict::Untrustworthy)
+        .filter(|(s, _)| {
+            !matches!(
+                s.verdict,
+                StepVerdict::Untrustworthy | StepVerdict::Interrupted
+            )
+        })
         .collect();
     let usl = usl_fits(&trusted);
     let open = open_scaling(&trusted);
@@ -126,7 +136,14 @@ pub fn conclude(
         (Some(b), Some(low)) => timing_shift(&b.key, low, at(passing), at(failing)),
         _ => Vec::new(),
     };
-    let summary = summary(outcome, knee.as_ref(), failing, first_break.as_ref(), steps);
+    let summary = summary(
+        outcome,
+        knee.as_ref(),
+        failing,
+        first_break.as_ref(),
+        steps,
+        refused,
+    );
     Conclusion {
         knee,
         first_failure: failing.map(|s| s.factor),
@@ -154,6 +171,7 @@ fn summary(
     failing: Option<&Step>,
     first: Option<&Break>,
     steps: &[Step],
+    refused: Option<(f64, &str)>,
 ) -> String {
     let broke = match (failing, first) {
         (Some(s), Some(b)) => format!(
@@ -175,6 +193,14 @@ fn summary(
         },
     );
     let last = steps.last();
+    let bracket = match (knee, failing) {
+        (Some(k), Some(f)) => format!(
+            " (the knee lies between ×{} and ×{})",
+            factor_text(k.factor),
+            factor_text(f.factor)
+        ),
+        _ => String::new(),
+    };
     match outcome {
         Outcome::Found => match (knee, first) {
             (Some(k), Some(b)) => format!(
@@ -184,23 +210,42 @@ fn summary(
             ),
             _ => format!("{held}; {broke}"),
         },
-        Outcome::BrokenAsWritten => {
-            format!("the scenario as written already breaks its SLO: {broke}; {held}")
+        Outcome::BrokenAsWritten => match knee {
+            Some(k) => format!(
+                "the scenario as written already breaks its SLO: the target takes ×{} of it. {held}; {broke}",
+                factor_text(k.factor)
+            ),
+            None => format!(
+                "the scenario as written already breaks its SLO, and so did every level tried: {broke}"
+            ),
+        },
+        Outcome::GeneratorLimited => {
+            let (at, why) = match (refused, last) {
+                (Some((f, why)), _) => (factor_text(f), why.to_string()),
+                (None, Some(s)) => (
+                    factor_text(s.factor),
+                    s.untrustworthy.clone().unwrap_or_default(),
+                ),
+                (None, None) => (String::new(), String::new()),
+            };
+            let beyond = if failing.is_some() {
+                format!(
+                    "the knee is bracketed only as far as the levels this machine could judge{bracket}"
+                )
+            } else {
+                "the knee lies beyond what this machine can offer: run the load from more machines, or give this one more CPU".to_string()
+            };
+            format!(
+                "at ×{at} the generator itself was the limit ({why}): no verdict on the target there. {held}; {beyond}"
+            )
         }
-        Outcome::GeneratorLimited => format!(
-            "at ×{} the generator itself was the limit ({}): no verdict on the target there. {held}; \
-             the knee lies beyond what this machine can offer: run the load from more machines, or give this one more CPU",
-            last.map_or_else(String::new, |s| factor_text(s.factor)),
-            last.and_then(|s| s.untrustworthy.clone())
-                .unwrap_or_default()
-        ),
         Outcome::BeyondMaxFactor => format!(
             "every level up to ×{} passed: the knee lies beyond (raise --max-factor). {held}",
             last.map_or_else(String::new, |s| factor_text(s.factor))
         ),
         Outcome::Undecided => format!(
             "×{} stayed undecided after {} runs, each twice as long (an interval straddled its limit): \
-             the knee is not bracketed to the resolution. {held}{}",
+             the knee is not bracketed to the resolution{bracket}. {held}{}",
             last.map_or_else(String::new, |s| factor_text(s.factor)),
             steps
                 .iter()
@@ -212,7 +257,8 @@ fn summary(
                 format!("; {broke}")
             }
         ),
-        Outcome::Interrupted => format!("interrupted. {held}"),
+        Outcome::Interrupted => format!("interrupted{bracket}. {held}"),
+        Outcome::Failed => format!("the search stopped on an error{bracket}. {held}"),
     }
 }
 
@@ -249,31 +295,31 @@ fn usl_fits(steps: &[(&Step, &RunResult)]) -> Vec<UslFit> {
 /// form N/X = 1/λ + (σ/λ)(N−1) + (κ/λ)N(N−1), with σ and κ kept at or above zero. Needs three
 /// distinct N.
 pub fn fit_usl(points: &[(f64, f64)]) -> Option<UslFit> {
-    if points.len() < 3 {
+    // Three parameters need a fourth level before the fit says anything (three fit exactly).
+    if points.len() < 4 {
         return None;
     }
     let rows: Vec<([f64; 3], f64)> = points
         .iter()
         .map(|&(n, x)| ([1.0, n - 1.0, n * (n - 1.0)], n / x))
         .collect();
-    // Try the full model, then with the negative coefficient dropped.
-    let mut best = None;
-    for mask in [
+    // Non-negative σ and κ: the best of the column sets whose coefficients are all allowed (the
+    // exact constrained least squares for two constrained terms).
+    let residual = |c: &[f64; 3]| -> f64 {
+        rows.iter()
+            .map(|(x, y)| (y - (c[0] * x[0] + c[1] * x[1] + c[2] * x[2])).powi(2))
+            .sum()
+    };
+    let [a, b, c] = [
         [true, true, true],
         [true, true, false],
         [true, false, true],
         [true, false, false],
-    ] {
-        if let Some(c) = least_squares(&rows, mask)
-            && c[0] > 0.0
-            && c[1] >= 0.0
-            && c[2] >= 0.0
-        {
-            best = Some(c);
-            break;
-        }
-    }
-    let [a, b, c] = best?;
+    ]
+    .into_iter()
+    .filter_map(|mask| least_squares(&rows, mask))
+    .filter(|c| c[0] > 0.0 && c[1] >= 0.0 && c[2] >= 0.0)
+    .min_by(|p, q| residual(p).total_cmp(&residual(q)))?;
     let (lambda, sigma, kappa) = (1.0 / a, b / a, c / a);
     let predict = |n: f64| lambda * n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0));
     let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
@@ -284,34 +330,50 @@ pub fn fit_usl(points: &[(f64, f64)]) -> Option<UslFit> {
     } else {
         0.0
     };
-    let peak_users = (kappa > 0.0).then(|| ((1.0 - sigma).max(0.0) / kappa).sqrt());
-    // Where throughput falls to LINEAR of λN: σ(N−1) + κN(N−1) = 1/LINEAR − 1.
+    let peak_users = (kappa > 0.0 && sigma < 1.0).then(|| ((1.0 - sigma) / kappa).sqrt());
+    // Where throughput falls to LINEAR of λN: κN² + (σ−κ)N − (σ + d) = 0, d = 1/LINEAR − 1; the
+    // positive root in the form that stays exact when κ is tiny.
     let d = 1.0 / LINEAR - 1.0;
-    let linear_to = if kappa > 0.0 {
-        let (qb, qc) = (sigma - kappa, -(sigma + d));
-        Some((-qb + (qb * qb - 4.0 * kappa * qc).sqrt()) / (2.0 * kappa))
-    } else if sigma > 0.0 {
-        Some(1.0 + d / sigma)
+    let linear_to = if kappa > 0.0 || sigma > 0.0 {
+        let (qa, qb, qc) = (kappa, sigma - kappa, -(sigma + d));
+        let disc = (qb * qb - 4.0 * qa * qc).sqrt();
+        Some(2.0 * qc / (-qb - disc))
     } else {
         None
     };
     let max_n = points.iter().map(|p| p.0).fold(0.0, f64::max);
-    let reading = match (linear_to, peak_users) {
-        (None, _) => format!(
-            "throughput grew in proportion to users over every level measured (up to {max_n:.0}): no contention seen"
-        ),
-        (Some(l), Some(p)) => format!(
-            "scales linearly to about {l:.0} users (throughput within {:.0}% of λN); contention σ = {sigma:.3}, \
-             coherency κ = {kappa:.5}: throughput peaks at about {p:.0} users ({:.1}/s) and falls beyond",
-            LINEAR * 100.0,
-            predict(p)
-        ),
-        (Some(l), None) => format!(
-            "scales linearly to about {l:.0} users (throughput within {:.0}% of λN); contention σ = {sigma:.3} \
-             and no coherency cost: throughput flattens towards {:.1}/s rather than falling",
-            LINEAR * 100.0,
-            lambda / sigma.max(1e-12)
-        ),
+    let beyond = |n: f64| {
+        if n > max_n {
+            format!(" (extrapolated beyond the {max_n:.0} users measured)")
+        } else {
+            String::new()
+        }
+    };
+    let reading = if r_squared < 0.8 {
+        format!(
+            "the law fits poorly (R² {r_squared:.2}): throughput did not follow users in a way it describes"
+        )
+    } else {
+        match (linear_to, peak_users) {
+            (None, _) => format!(
+                "throughput grew in proportion to users over every level measured (up to {max_n:.0}): no contention seen"
+            ),
+            (Some(l), Some(p)) => format!(
+                "scales linearly to about {l:.0} users{} (throughput within {:.0}% of λN); contention σ = {sigma:.3}, \
+                 coherency κ = {kappa:.5}: throughput peaks at about {p:.0} users ({:.1}/s){} and falls beyond",
+                beyond(l),
+                LINEAR * 100.0,
+                predict(p),
+                beyond(p)
+            ),
+            (Some(l), None) => format!(
+                "scales linearly to about {l:.0} users{} (throughput within {:.0}% of λN); contention σ = {sigma:.3} \
+                 and no coherency cost: throughput flattens towards {:.1}/s rather than falling",
+                beyond(l),
+                LINEAR * 100.0,
+                lambda / sigma.max(1e-12)
+            ),
+        }
     };
     Some(UslFit {
         flow: String::new(),
@@ -329,13 +391,24 @@ pub fn fit_usl(points: &[(f64, f64)]) -> Option<UslFit> {
 fn least_squares(rows: &[([f64; 3], f64)], mask: [bool; 3]) -> Option<[f64; 3]> {
     let cols: Vec<usize> = (0..3).filter(|&i| mask[i]).collect();
     let k = cols.len();
+    // Columns scaled to unit largest value: 1, N and N² differ by orders of magnitude, and the
+    // normal equations square that.
+    let scale: Vec<f64> = cols
+        .iter()
+        .map(|&c| {
+            rows.iter()
+                .map(|(x, _)| x[c].abs())
+                .fold(0.0, f64::max)
+                .max(1e-300)
+        })
+        .collect();
     let mut m = vec![vec![0.0; k + 1]; k];
     for (x, y) in rows {
         for (i, &ci) in cols.iter().enumerate() {
             for (j, &cj) in cols.iter().enumerate() {
-                m[i][j] += x[ci] * x[cj];
+                m[i][j] += x[ci] / scale[i] * x[cj] / scale[j];
             }
-            m[i][k] += x[ci] * y;
+            m[i][k] += x[ci] / scale[i] * y;
         }
     }
     for i in 0..k {
@@ -356,7 +429,7 @@ fn least_squares(rows: &[([f64; 3], f64)], mask: [bool; 3]) -> Option<[f64; 3]> 
     }
     let mut out = [0.0; 3];
     for (i, &ci) in cols.iter().enumerate() {
-        out[ci] = m[i][k] / m[i][i];
+        out[ci] = m[i][k] / m[i][i] / scale[i];
     }
     Some(out)
 }
@@ -392,7 +465,12 @@ fn open_scaling(steps: &[(&Step, &RunResult)]) -> Vec<OpenScaling> {
         let mut linear = None;
         for (s, _) in &sorted {
             match rate_at(s) {
-                Some((offered, achieved)) if achieved >= offered * (1.0 - KEEPS_UP) => {
+                Some((offered, achieved))
+                    if achieved
+                        >= offered
+                            * (1.0
+                                - KEEPS_UP.max(3.0 / (offered * s.measured_s).max(1.0).sqrt())) =>
+                {
                     linear = Some(offered);
                 }
                 _ => break,
@@ -497,7 +575,10 @@ mod tests {
 
     #[test]
     fn linear_scaling_has_no_contention_and_no_peak() {
-        let pts: Vec<(f64, f64)> = [2.0, 4.0, 8.0].iter().map(|&n| (n, 10.0 * n)).collect();
+        let pts: Vec<(f64, f64)> = [2.0, 4.0, 8.0, 16.0]
+            .iter()
+            .map(|&n| (n, 10.0 * n))
+            .collect();
         let u = fit_usl(&pts).unwrap();
         assert!(u.sigma.abs() < 1e-9 && u.kappa.abs() < 1e-12 && u.peak_users.is_none());
         assert!(u.reading.contains("no contention"), "{}", u.reading);

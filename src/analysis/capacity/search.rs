@@ -67,6 +67,7 @@ impl Search {
         let (f, ext) = self.current;
         match verdict {
             StepVerdict::Untrustworthy => return Next::Stop(Outcome::GeneratorLimited),
+            StepVerdict::Interrupted => return Next::Stop(Outcome::Interrupted),
             StepVerdict::Undecided if ext < self.max_extensions => {
                 self.current = (f, ext + 1);
                 return Next::Run {
@@ -89,7 +90,14 @@ impl Search {
             (None, Some(_)) if f <= self.min_factor => return Next::Stop(self.done()),
             (None, Some(_)) => (f / self.growth).max(self.min_factor),
             (Some(p), Some(x)) if x / p <= 1.0 + self.resolution => return Next::Stop(self.done()),
-            (Some(p), Some(x)) => (p * x).sqrt(),
+            (Some(p), Some(x)) => {
+                let mid = (p * x).sqrt();
+                // A resolution finer than f64 can split: the bracket is as narrow as it gets.
+                if mid <= p || mid >= x {
+                    return Next::Stop(self.done());
+                }
+                mid
+            }
         };
         self.current = (next, 0);
         Next::Run {
