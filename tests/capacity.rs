@@ -22,6 +22,28 @@ fn capacity(scenario: &std::path::Path, out: &std::path::Path, extra: &[&str]) -
     (code, format!("{stdout}\n{stderr}"))
 }
 
+/// Runs a search up to three times until the generator could be trusted at every step: on a busy
+/// 2-core machine running the rest of the suite, a step may rightly be the generator's limit
+/// (exit 3), which says nothing about the search. Panics when no attempt was trusted.
+fn trusted_capacity(
+    scenario: &std::path::Path,
+    extra: &[&str],
+) -> (i32, String, std::path::PathBuf) {
+    let mut texts = Vec::new();
+    for attempt in 1..=3 {
+        let out = scenario.parent().unwrap().join(format!("out-{attempt}"));
+        let (code, text) = capacity(scenario, &out, extra);
+        if code != 3 {
+            return (code, text, out);
+        }
+        texts.push(text);
+    }
+    panic!(
+        "every attempt was the generator's limit: {}",
+        texts.join("\n----\n")
+    );
+}
+
 /// The two tests whose figures depend on the CPU (a knee within 5%, a starved generator with a
 /// busy loop pinned beside it) never run at the same time.
 static CPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -48,10 +70,8 @@ fn the_knee_of_a_pool_is_where_queueing_theory_puts_it() {
         &srv.url(),
         "defaults: { timeout: 2s, graceful_stop: 2s }\njourneys:\n  j: [ { name: q, get: '/pool?ms=20' } ]\nflows:\n  f: { journey: j, rate: 25/s, duration: 10s, max_vus: 60 }\n",
     );
-    let out = d.path().join("out");
-    let (code, text) = capacity(
+    let (code, text, out) = trusted_capacity(
         &s,
-        &out,
         &[
             "--slo",
             "p99 < 60ms",
@@ -203,12 +223,10 @@ fn capacity_json_follows_its_schema() {
     let s = write_scenario(
         d.path(),
         &srv.url(),
-        "journeys:\n  j: [ { name: a, get: /ok } ]\nflows:\n  o: { journey: j, rate: 20/s, duration: 5s }\n  c: { journey: j, vus: 1, duration: 5s }\n",
+        "journeys:\n  j: [ { name: a, get: /ok } ]\nflows:\n  o: { journey: j, rate: 5/s, duration: 5s }\n  c: { journey: j, vus: 1, pace: 100ms, duration: 5s }\n",
     );
-    let out = d.path().join("out");
-    let (code, text) = capacity(
+    let (code, text, out) = trusted_capacity(
         &s,
-        &out,
         &[
             "--slo",
             "p99 < 5s",
