@@ -15,6 +15,7 @@ mod attack;
 mod batch;
 mod capacity;
 mod claims;
+mod cli;
 mod compare;
 mod compose;
 mod demo;

@@ -121,14 +121,6 @@ fn settle_interrupted(d: Duration, note: Option<String>) -> bool {
     })
 }
 
-/// Prints to stdout without panicking when stdout is gone (`| head`): the files matter more.
-fn say(text: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
 /// Everything the search has found so far, as capacity.json holds it.
 struct Found<'a> {
     set: &'a Settings,
@@ -327,7 +319,7 @@ pub(super) fn capacity(
             break Outcome::Failed;
         }
         if !run.quiet {
-            say(&lines);
+            say!("{lines}");
         }
         next = search.next(verdict);
     };
@@ -335,9 +327,9 @@ pub(super) fn capacity(
     let result = found.result(outcome, refused_ref);
     let written = out.map(|dir| write_files(dir, &result));
     if !run.quiet {
-        say(&report::capacity::render(&result));
+        say!("{}", report::capacity::render(&result));
         if let (Some(dir), Some(Ok(()))) = (out, &written) {
-            say(&format!("\nresults: {}\n", dir.display()));
+            sayln!("\nresults: {}", dir.display());
         }
     }
     if let Some(e) = failure {

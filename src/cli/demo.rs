@@ -44,7 +44,7 @@ pub(super) fn run_demo(
     let (exit, result) = super::execute::run_scenario(&path, &ov, opts, quiet)?;
     drop(handle);
     if alone && !quiet {
-        println!("\n{}", closing_words(&result));
+        sayln!("\n{}", closing_words(&result));
     }
     Ok(exit)
 }

@@ -193,7 +193,7 @@ fn run_loaded(
         let errors = report::write_all(&outcome.result, dir);
         if !errors.is_empty() {
             // Nothing is lost: print the whole result to stdout instead.
-            println!(
+            sayln!(
                 "{}",
                 serde_json::to_string(&outcome.result).unwrap_or_default()
             );
@@ -205,9 +205,9 @@ fn run_loaded(
         e.report();
     }
     if !quiet {
-        print!("{}", report::terminal::render(&outcome.result));
+        say!("{}", report::terminal::render(&outcome.result));
         if let Some(dir) = &out {
-            println!("\nresults: {}", dir.display());
+            sayln!("\nresults: {}", dir.display());
         }
     }
     let exit = if outcome.result.interrupted {

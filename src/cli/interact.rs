@@ -77,7 +77,7 @@ pub(super) fn interact(
     let alone: Vec<Phase> = done.drain(..names.len()).collect();
     let mixed = done.remove(0);
     let rows = analyse(&alone, &mixed, &done);
-    print!("{}", render(&rows));
+    say!("{}", render(&rows));
     if let Some(dir) = out {
         let labels: Vec<String> = phases
             .iter()

@@ -10,6 +10,26 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// Prints to stdout like `print!`, but a reader that went away (`stampede schema | head`) ends
+/// the output quietly: `print!` panics on the broken pipe (exit 101), and what a command still
+/// had to write (result files) would be lost with it.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::write_out(&format!($($arg)*)) };
+}
+
+/// [`say!`] with a newline.
+macro_rules! sayln {
+    () => { $crate::cli::write_out("\n") };
+    ($($arg:tt)*) => { $crate::cli::write_out(&format!("{}\n", format!($($arg)*))) };
+}
+
+/// Writes `text` to stdout, ignoring a closed or failing stdout.
+pub(crate) fn write_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 mod capacity;
 mod demo;
 mod error;
@@ -295,7 +315,7 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             } else {
                 scenario::json_schema()
             };
-            println!(
+            sayln!(
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
@@ -391,9 +411,9 @@ fn compare(
     let open = gates.iter().any(|g| g.2 == Gate::Undecided);
     if json {
         let v = serde_json::json!({ "rows": rows, "failed": failed, "undecided": open });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        sayln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        print!("{}", compare::render(&rows, &gates));
+        say!("{}", compare::render(&rows, &gates));
     }
     Ok(match (failed, open, undecided) {
         (true, _, _) | (false, true, Undecided::Fail) => Exit::GateFailed,
@@ -425,7 +445,7 @@ fn rerender(
             hlog.unwrap_or_default()
         };
         let rs = report::hlog::recover(&log)?;
-        print!("{}", report::hlog::render_recovered(&rs));
+        say!("{}", report::hlog::render_recovered(&rs));
         return Ok(Exit::Passed);
     }
     let path = if path.is_dir() {
@@ -434,7 +454,7 @@ fn rerender(
         path.to_path_buf()
     };
     let r = report::read_json(&path)?;
-    print!("{}", report::terminal::render(&r));
+    say!("{}", report::terminal::render(&r));
     let outputs: [(Option<&Path>, Renderer); 3] = [
         (html, report::html::render),
         (junit, report::junit::render),
@@ -460,17 +480,17 @@ fn rerender(
 fn validate(path: &Path, ov: &Overrides) -> Result<Exit, CliError> {
     let plan = scenario::load(path, ov)?;
     execute::check_budget(&plan, path)?;
-    println!(
+    sayln!(
         "{}: ok — {} journeys, {} flows",
         path.display(),
         plan.journeys.len(),
         plan.flows.len()
     );
     for f in &plan.flows {
-        println!("  {:<16} {}", f.name, f.describe());
+        sayln!("  {:<16} {}", f.name, f.describe());
     }
-    println!("  load ends after {}", Span(plan.load_length()));
-    println!(
+    sayln!("  load ends after {}", Span(plan.load_length()));
+    sayln!(
         "  memory: about {} MiB (histograms per flow and step, virtual users at peak)",
         execute::memory_budget(&plan).0.div_ceil(1 << 20)
     );

@@ -1,0 +1,57 @@
+//! The command line as a new user meets it: every printing command ends quietly when its reader
+//! goes away.
+
+use std::process::{Command, Stdio};
+
+use crate::util::*;
+
+/// Runs the binary with its stdout a pipe whose reading end is closed at once (as `| head -c 0`
+/// would), returning the exit code and stderr.
+fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_printing_command_ends_quietly_when_its_reader_goes_away() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: a, get: /ok } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 1s }\n",
+    );
+    let out = d.path().join("out");
+    let (code, run_err) =
+        with_closed_stdout(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!run_err.contains("panicked"), "run: {run_err}");
+    assert_eq!(code, Some(0), "run: {run_err}");
+    assert!(
+        out.join("results.json").exists(),
+        "the run still wrote its files"
+    );
+    let results = out.join("results.json");
+    let (r, s) = (results.to_str().unwrap(), s.to_str().unwrap());
+    for args in [
+        vec!["schema"],
+        vec!["schema", "--results"],
+        vec!["validate", s],
+        vec!["report", r],
+        vec!["compare", r, r],
+        vec!["compare", r, r, "--json"],
+    ] {
+        let (code, stderr) = with_closed_stdout(&args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(code, Some(101), "{args:?}: {stderr}");
+    }
+}
