@@ -102,3 +102,27 @@ fn without_keep_alive_each_iteration_opens_a_connection() {
         12
     );
 }
+
+#[test]
+fn requests_say_they_come_from_stampede_unless_the_scenario_says_otherwise() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let ua = format!("stampede/{}", env!("CARGO_PKG_VERSION"));
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        &format!(
+            "journeys:\n  j:\n    - {{ name: plain, get: /echo, check: {{ json: {{ \"$.headers['user-agent']\": '{ua}' }} }} }}\n    - {{ name: own, get: /echo, headers: {{ user-agent: probe/1 }}, check: {{ json: {{ \"$.headers['user-agent']\": probe/1 }} }} }}\nflows:\n  f: {{ journey: j, vus: 1, iterations: 3, duration: 10s }}\n"
+        ),
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    for key in ["f.plain", "f.own"] {
+        let st = step(&r, key);
+        assert_eq!(
+            (st.requests, st.checks_failed),
+            (3, 0),
+            "{key}: {:?}",
+            r.error_examples
+        );
+    }
+}

@@ -356,3 +356,20 @@ flows:
         "the step table shows the amplification"
     );
 }
+
+#[test]
+fn scripts_read_the_user_the_iteration_and_the_flow() {
+    // Each user counts its own iterations and checks them against `iteration`; a script that
+    // cannot see `vu`, `iteration` or `flow` fails its step ("Variable not found").
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "vars: { seen: 0 }\njourneys:\n  j:\n    - script: |\n        seen += 1;\n        if iteration != seen { throw `iteration ${iteration}, expected ${seen}`; }\n        if vu < 1 || vu > 3 { throw `vu ${vu}`; }\n        if flow != \"f\" { throw `flow ${flow}`; }\n        who = `${flow}-${vu}-${iteration}`;\n    - { name: a, get: '/ok?who={{ who }}' }\nflows:\n  f: { journey: j, vus: 3, per_vu_iterations: 4, duration: 10s }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let f = flow(&r, "f");
+    assert_eq!(f.iterations_ok, 12, "{:?} {:?}", f.errors, r.error_examples);
+    assert_eq!(step(&r, "f.a").requests, 12);
+}

@@ -56,24 +56,35 @@ pub struct VirtualUser {
 impl VirtualUser {
     /// Creates a user: declares the plan's variables, sets `vars`, takes its `unique` feeder
     /// rows, and runs the script library's top-level statements.
-    pub fn new(plan: &Plan, id: u64, seed: u64) -> Result<VirtualUser, VuError> {
-        VirtualUser::build(plan, id, seed, false)
+    pub fn new(plan: &Plan, flow: usize, id: u64) -> Result<VirtualUser, VuError> {
+        VirtualUser::build(plan, flow, id, false)
     }
 
     /// Creates a pooled user for an open flow's arrivals: as [`VirtualUser::new`], but each
     /// iteration (each arrival) takes its own `unique` rows (Gatling's semantics: every arrival
     /// is a new user).
-    pub fn new_for_arrivals(plan: &Plan, id: u64, seed: u64) -> Result<VirtualUser, VuError> {
-        VirtualUser::build(plan, id, seed, true)
+    pub fn new_for_arrivals(plan: &Plan, flow: usize, id: u64) -> Result<VirtualUser, VuError> {
+        VirtualUser::build(plan, flow, id, true)
     }
 
     fn build(
         plan: &Plan,
+        flow: usize,
         id: u64,
-        seed: u64,
         unique_per_arrival: bool,
     ) -> Result<VirtualUser, VuError> {
+        let seed = plan.flows.get(flow).map_or(0, |f| f.seed);
         let mut scope = Scope::new();
+        // What templates know as built-ins, scripts read as variables: the user's number (fixed),
+        // the flow's name, and the iteration (set as each one starts).
+        scope.push_constant("vu", id as i64);
+        scope.push_constant(
+            "flow",
+            plan.flows
+                .get(flow)
+                .map_or_else(String::new, |f| f.name.clone()),
+        );
+        scope.push("iteration", 0i64);
         for name in &plan.declared {
             scope.push_dynamic(name.clone(), Dynamic::UNIT);
         }
@@ -147,8 +158,17 @@ impl VirtualUser {
         Ok(())
     }
 
-    /// Starts a new W3C trace and a new work tally for this iteration.
+    /// Starts a new W3C trace and a new work tally for this iteration, and tells scripts which
+    /// iteration this is.
     pub(crate) fn new_trace(&mut self) {
+        if self
+            .scope
+            .get_mut("iteration")
+            .map(|v| *v = Dynamic::from(self.iteration as i64))
+            .is_none()
+        {
+            self.scope.push("iteration", self.iteration as i64);
+        }
         self.trace_id = self.rng.random::<u128>() | 1;
         self.work = crate::metrics::IterationWork::default();
         for t in &mut self.iter_timing {

@@ -55,7 +55,7 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
         gauges.set_target(level);
         while spawned < target {
             spawned += 1;
-            let vu = match VirtualUser::new(&ctx.plan, spawned, ctx.plan.flows[ctx.flow].seed) {
+            let vu = match VirtualUser::new(&ctx.plan, ctx.flow, spawned) {
                 Ok(vu) => {
                     made += 1;
                     vu

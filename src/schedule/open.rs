@@ -91,11 +91,7 @@ pub async fn run(
                 Some(vu) => vu,
                 None if created < open.max_vus => {
                     created += 1;
-                    match VirtualUser::new_for_arrivals(
-                        &ctx.plan,
-                        created,
-                        ctx.plan.flows[ctx.flow].seed,
-                    ) {
+                    match VirtualUser::new_for_arrivals(&ctx.plan, ctx.flow, created) {
                         Ok(vu) => vu,
                         Err(e) => {
                             // The arrival was planned and could not run: a failed iteration,

@@ -274,6 +274,7 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
         "authorization",
         "x-user",
         "x-api-key",
+        "user-agent",
         "proxy-authorization",
     ]
     .iter()

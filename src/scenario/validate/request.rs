@@ -11,6 +11,9 @@ use super::super::diagnostic::did_you_mean;
 use super::super::plan::*;
 use super::super::raw::*;
 use super::super::source::{join_index, join_key};
+
+/// The `User-Agent` every request carries unless the scenario sets one.
+const USER_AGENT: &str = concat!("stampede/", env!("CARGO_PKG_VERSION"));
 use super::super::template::{Escape, Template};
 use super::*;
 use crate::units::SpanRange;
@@ -174,6 +177,14 @@ impl Validator<'_> {
             }
             headers.retain(|(n, _)| *n != hn);
             headers.push((hn, ht));
+        }
+        // Load-test traffic says what it is, so a target's owners can tell it in their logs and
+        // rules (k6 and oha do the same); a `user-agent` in `defaults` or the step replaces it.
+        if !headers.iter().any(|(n, _)| n == http::header::USER_AGENT) {
+            headers.push((
+                http::header::USER_AGENT,
+                HeaderTemplate::Static(HeaderValue::from_static(USER_AGENT)),
+            ));
         }
         let ct = |v: &'static str| (!has_content_type).then(|| HeaderValue::from_static(v));
 
