@@ -55,3 +55,29 @@ fn every_printing_command_ends_quietly_when_its_reader_goes_away() {
         assert_ne!(code, Some(101), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_summary_shows_each_steps_checks() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { on_error: continue }\njourneys:\n  j:\n    - { name: good, get: /ok, check: { status: 200, json: { $.ok: true } } }\n    - { name: shaky, get: /flaky, check: { status: 200 } }\n    - { name: unchecked, get: /ok }\nflows:\n  f: { journey: j, vus: 1, iterations: 10, duration: 10s }\n",
+    );
+    let (_, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--no-progress"]);
+    assert!(stdout.contains("  checks:"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("pass  good") && l.ends_with("20 of 20")),
+        "{stdout}"
+    );
+    let shaky = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("FAIL  shaky"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(shaky.contains("failed: status 503"), "{shaky}");
+    assert!(
+        !stdout.lines().any(|l| l.trim_start().starts_with("pass  unchecked")),
+        "a step without checks has no check line: {stdout}"
+    );
+}

@@ -43,6 +43,37 @@ fn row(out: &mut String, name: &str, count: u64, rate: f64, errors: u64, l: Opti
     }
 }
 
+/// Each step's checks, passed of run, with the first failure's message (k6's check marks).
+fn checks(out: &mut String, r: &RunResult, f: &crate::model::FlowResult) {
+    let with: Vec<_> = f
+        .steps
+        .iter()
+        .filter(|s| s.checks_passed + s.checks_failed > 0)
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  checks:");
+    for s in with {
+        let total = s.checks_passed + s.checks_failed;
+        if s.checks_failed == 0 {
+            let _ = writeln!(out, "    pass  {:<28} {total} of {total}", s.name);
+            continue;
+        }
+        let example = r
+            .error_examples
+            .iter()
+            .find(|e| e.key == s.key && e.class == crate::model::ErrorClass::Check)
+            .map(|e| format!(": {}", e.message))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    FAIL  {:<28} {} of {total} passed, {} failed{example}",
+            s.name, s.checks_passed, s.checks_failed
+        );
+    }
+}
+
 /// Renders the summary.
 pub fn render(r: &RunResult) -> String {
     let mut out = String::new();
@@ -146,6 +177,7 @@ pub fn render(r: &RunResult) -> String {
             f.iterations_failed,
             f.iteration.as_ref(),
         );
+        checks(&mut out, r, f);
     }
     for t in r.trends.iter().filter(|t| t.creeping) {
         let _ = writeln!(out, "\ncreeping latency: {}", t.verdict);
