@@ -68,7 +68,9 @@ fn the_summary_shows_each_steps_checks() {
     let (_, stdout, _) = run_bin(&["run", s.to_str().unwrap(), "--no-progress"]);
     assert!(stdout.contains("  checks:"), "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.trim_start().starts_with("pass  good") && l.ends_with("20 of 20")),
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("pass  good") && l.ends_with("20 of 20")),
         "{stdout}"
     );
     let shaky = stdout
@@ -77,7 +79,40 @@ fn the_summary_shows_each_steps_checks() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(shaky.contains("failed: status 503"), "{shaky}");
     assert!(
-        !stdout.lines().any(|l| l.trim_start().starts_with("pass  unchecked")),
+        !stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("pass  unchecked")),
         "a step without checks has no check line: {stdout}"
+    );
+}
+
+#[test]
+fn validate_describes_iteration_bounded_flows_and_lists_thresholds() {
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        "http://127.0.0.1:9",
+        "journeys:\n  j: [ { name: a, get: /x } ]\nflows:\n  f: { journey: j, vus: 2, per_vu_iterations: 5 }\nthresholds:\n  f.a: [ \"p99 < 200ms\", { threshold: \"errors < 1%\", abort_on_fail: true, delay: 5s } ]\n",
+    );
+    let (code, stdout, stderr) = run_bin(&["validate", s.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    // What will happen, not the internal one-day cap.
+    assert!(
+        stdout.contains("peak 2 VUs until its iterations are done")
+            && stdout.contains("5 iterations per VU (10 in all)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("over 24h"), "{stdout}");
+    assert!(
+        stdout.contains("load ends when every flow is done"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("thresholds:") && stdout.contains("p99 < 200ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stops the run when it fails, checked from 5s"),
+        "{stdout}"
     );
 }

@@ -84,7 +84,8 @@ impl LoadArgs {
 /// Options shared by every command that runs load (`run`, `interact`, `demo`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Write result files (results.json, intervals.hlog, junit.xml, report.html) into this folder.
+    /// Write result files into this folder: results.json, report.html, junit.xml, intervals.csv
+    /// and intervals.hlog (written as the run goes).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// No live progress display.
@@ -489,7 +490,28 @@ fn validate(path: &Path, ov: &Overrides) -> Result<Exit, CliError> {
     for f in &plan.flows {
         sayln!("  {:<16} {}", f.name, f.describe());
     }
-    sayln!("  load ends after {}", Span(plan.load_length()));
+    if !plan.thresholds.is_empty() {
+        sayln!("  thresholds:");
+        for t in &plan.thresholds {
+            let live = if t.abort_on_fail {
+                format!(
+                    " (stops the run when it fails, checked from {})",
+                    Span(t.delay)
+                )
+            } else {
+                String::new()
+            };
+            sayln!("    {:<24} {}{live}", t.pattern, t.text);
+        }
+    }
+    if plan.flows.iter().any(|f| f.until_done()) {
+        sayln!(
+            "  load ends when every flow is done (its iterations, or its duration; at most {})",
+            Span(plan.load_length())
+        );
+    } else {
+        sayln!("  load ends after {}", Span(plan.load_length()));
+    }
     sayln!(
         "  memory: about {} MiB (histograms per flow and step, virtual users at peak)",
         execute::memory_budget(&plan).0.div_ceil(1 << 20)

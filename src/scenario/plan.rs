@@ -467,28 +467,44 @@ impl Flow {
                     (None, Some(_)) => "looping with think time".to_string(),
                     (None, None) => "looping back to back".to_string(),
                 };
-                let limit = match (c.iterations, c.per_vu_iterations) {
-                    (Some(n), _) => format!(", {n} iterations in total"),
-                    (None, Some(n)) => format!(", {n} iterations per VU"),
-                    _ => String::new(),
+                let vus = c.curve.peak().round() as u64;
+                let over = if self.until_done() {
+                    "until its iterations are done".to_string()
+                } else {
+                    format!("over {}", Span(self.length()))
                 };
-                let expected = match (c.pace, c.iterations) {
-                    (_, Some(n)) => format!(", {n} iterations"),
-                    (Some(p), None) => format!(
+                let limit = match (c.iterations, c.per_vu_iterations, c.pace) {
+                    (Some(n), _, _) => format!(", {n} iterations in total"),
+                    (None, Some(n), _) => {
+                        format!(", {n} iterations per VU ({} in all)", n.saturating_mul(vus))
+                    }
+                    (None, None, Some(p)) => format!(
                         ", ~{} iterations",
                         (c.curve.total() / p.as_secs_f64()).floor() as u64
                     ),
                     _ => String::new(),
                 };
-                format!(
-                    "closed, peak {} VUs over {}, {pacing}{limit}{expected}{start}{kind}",
-                    c.curve.peak().round() as u64,
-                    Span(self.length()),
-                )
+                format!("closed, peak {vus} VUs {over}, {pacing}{limit}{start}{kind}")
             }
         }
     }
+
+    /// A closed flow bounded by iterations and no duration: it ends when they are done, and
+    /// its length is only the cap ([`ITERATIONS_CAP`]) that keeps a stuck target from holding
+    /// the run for ever.
+    pub fn until_done(&self) -> bool {
+        match &self.model {
+            LoadModel::Closed(c) => {
+                (c.iterations.is_some() || c.per_vu_iterations.is_some())
+                    && self.length() >= ITERATIONS_CAP
+            }
+            LoadModel::Open(_) => false,
+        }
+    }
 }
+
+/// How long an iteration-bounded closed flow without a `duration` may run.
+pub const ITERATIONS_CAP: Duration = Duration::from_secs(86_400);
 
 impl Plan {
     /// Sockets the plan can hold open at once: every virtual user at peak keeps one connection

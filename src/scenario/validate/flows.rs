@@ -144,7 +144,7 @@ impl Validator<'_> {
                     .and_then(|t| self.think(t, &join_key(&p, "think")));
                 let bounded = f.iterations.is_some() || f.per_vu_iterations.is_some();
                 // An iteration-bounded batch without a duration may run up to a day.
-                let duration = duration.or(bounded.then_some(Duration::from_secs(86_400)));
+                let duration = duration.or(bounded.then_some(super::super::plan::ITERATIONS_CAP));
                 for (k, v) in [
                     ("iterations", f.iterations),
                     ("per_vu_iterations", f.per_vu_iterations),
