@@ -116,3 +116,95 @@ fn validate_describes_iteration_bounded_flows_and_lists_thresholds() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_url_runs_without_a_scenario_file_and_prints_one_to_grow() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let url = format!("{}/slow?ms=30", srv.url());
+    let out = d.path().join("out");
+    // An open run with a threshold it cannot meet: exit 1, and every result file.
+    let (code, stdout, stderr) = run_bin(&[
+        "run",
+        &url,
+        "--rate",
+        "40/s",
+        "--iterations",
+        "40",
+        "--threshold",
+        "p99 < 5ms",
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("FAIL  quick.request"), "{stdout}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(step(&r, "quick.request").requests, 40);
+    assert_eq!(srv.seen.arrivals("/slow").len(), 40);
+    // Closed: users and iterations, with a header and a body.
+    let (code, _, stderr) = run_bin(&[
+        "run",
+        &format!("{}/echo", srv.url()),
+        "--vus",
+        "2",
+        "--iterations",
+        "6",
+        "-m",
+        "POST",
+        "-H",
+        "x-user: ada",
+        "--body",
+        "hello",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(srv.seen.arrivals("/echo").len(), 6);
+    // The printed scenario is a scenario: it validates, and runs the same way.
+    let (code, yaml, _) = run_bin(&["run", &url, "--vus", "3", "--print-scenario"]);
+    assert_eq!(code, 0);
+    let saved = write(d.path(), "saved.yaml", &yaml);
+    let (code, stdout, stderr) = run_bin(&["validate", saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("peak 3 VUs over 10s"), "{stdout}");
+}
+
+#[test]
+fn rate_and_vus_overrides_change_a_scenarios_plan() {
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        "http://127.0.0.1:9",
+        "journeys:\n  j: [ { name: a, get: /x } ]\nflows:\n  o: { journey: j, rate: [ { to: 10/s, over: 5s }, { hold: 5s } ] }\n  c: { journey: j, vus: 4, duration: 10s }\n",
+    );
+    let s = s.to_str().unwrap();
+    let (code, stdout, stderr) = run_bin(&[
+        "validate",
+        s,
+        "--rate",
+        "o=50/s",
+        "--vus",
+        "12",
+        "--iterations",
+        "c=30",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("open, uniform arrivals, peak 50.00/s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("peak 12 VUs over 10s") && stdout.contains("30 iterations in total"),
+        "{stdout}"
+    );
+    // A rate on a closed flow, and an unnamed rate in a scenario with two flows, say what to do.
+    let (code, _, stderr) = run_bin(&["validate", s, "--rate", "c=5/s"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("use --vus for it"), "{stderr}");
+    let (code, _, stderr) = run_bin(&["validate", s, "--iterations", "5"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("ambiguous") && stderr.contains("o, c"),
+        "{stderr}"
+    );
+}

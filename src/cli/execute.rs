@@ -21,7 +21,35 @@ pub(super) fn run_scenario(
     let loading = LoadingSignals::watch();
     let plan = scenario::load(path, ov);
     drop(loading);
-    let plan = plan?;
+    run_checked(plan?, path, opts, quiet)
+}
+
+/// A URL run: the one-step scenario `quick` builds, loaded like a file (so it gets the same
+/// messages), or printed with `print` instead of run.
+pub(super) fn run_url(
+    q: &scenario::quick::Quick,
+    ov: &Overrides,
+    opts: RunOptions,
+    quiet: bool,
+    print: bool,
+) -> Result<Option<(Exit, report::RunResult)>, CliError> {
+    let text = scenario::quick::scenario(q).map_err(CliError::Input)?;
+    if print {
+        say!("{text}");
+        return Ok(None);
+    }
+    let path = Path::new("quick.yaml");
+    let plan = scenario::load_str(path, &text, ov)
+        .map_err(|d| CliError::from(scenario::ScenarioError::Invalid(d)))?;
+    run_checked(plan, path, opts, quiet).map(Some)
+}
+
+fn run_checked(
+    plan: scenario::Plan,
+    path: &Path,
+    opts: RunOptions,
+    quiet: bool,
+) -> Result<(Exit, report::RunResult), CliError> {
     check_budget(&plan, path)?;
     if !opts.warmup.is_zero() && opts.warmup >= plan.load_length() {
         return Err(CliError::Input(format!(

@@ -68,6 +68,18 @@ pub struct LoadArgs {
     /// Run only these flows (comma-separated names), e.g. to see a flow in isolation.
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
+    /// An open flow's peak rate, its curve keeping its shape: `50/s` for the scenario's one open
+    /// flow, `traders=50/s` for a named one. Repeatable.
+    #[arg(long, value_parser = parse_for_flow::<crate::units::Rate>)]
+    pub rate: Vec<scenario::ForFlow<crate::units::Rate>>,
+    /// A closed flow's peak virtual users, its curve keeping its shape: `20`, or `browsers=20`.
+    /// Repeatable.
+    #[arg(long, value_parser = parse_for_flow::<u64>)]
+    pub vus: Vec<scenario::ForFlow<u64>>,
+    /// Iterations: a closed flow's total (shared by its users), or an open flow's arrivals (the
+    /// load ends after them): `100`, or `signups=100`. Repeatable.
+    #[arg(long, value_parser = parse_for_flow::<u64>)]
+    pub iterations: Vec<scenario::ForFlow<u64>>,
 }
 
 impl LoadArgs {
@@ -77,8 +89,33 @@ impl LoadArgs {
             scale: self.scale,
             duration: self.duration,
             only: self.only.clone(),
+            rate: self.rate.clone(),
+            vus: self.vus.clone(),
+            iterations: self.iterations.clone(),
         }
     }
+}
+
+/// What a URL run (`stampede run URL`) sends and judges.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuickArgs {
+    /// URL runs: the HTTP method.
+    #[arg(short = 'm', long, default_value = "GET")]
+    pub method: String,
+    /// URL runs: a request header, `Name: value`. Repeatable.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// URL runs: the request body.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// URL runs: a threshold on the request, e.g. "p99 < 200ms" or "errors < 1%" (exit 1 when
+    /// it fails). Repeatable.
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    /// URL runs: print the scenario the run would use and stop: save it, and grow it into a
+    /// journey.
+    #[arg(long)]
+    pub print_scenario: bool,
 }
 
 /// Options shared by every command that runs load (`run`, `interact`, `demo`).
@@ -118,13 +155,17 @@ impl RunArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a scenario against its target.
+    /// Run a scenario against its target, or one request against a URL
+    /// (`stampede run http://127.0.0.1:8080/ping --rate 100/s`).
     Run {
-        /// The scenario file.
+        /// The scenario file, or a URL for a one-request scenario built in memory.
         scenario: PathBuf,
         /// Scenario overrides.
         #[command(flatten)]
         load: LoadArgs,
+        /// What a URL run sends.
+        #[command(flatten)]
+        quick: QuickArgs,
         /// How to run and where results go.
         #[command(flatten)]
         run: RunArgs,
@@ -272,6 +313,13 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_for_flow<T: std::str::FromStr>(s: &str) -> Result<scenario::ForFlow<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+}
+
 fn parse_slo(s: &str) -> Result<crate::analysis::capacity::Slo, String> {
     s.parse()
         .map_err(|e: crate::model::threshold::ThresholdError| e.to_string())
@@ -301,9 +349,25 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
         Command::Run {
             scenario,
             load,
+            quick,
             run,
-        } => execute::run_scenario(&scenario, &load.overrides(), run.options(), run.quiet)
-            .map(|(exit, _)| exit),
+        } => match scenario.to_str().filter(|s| scenario::quick::is_url(s)) {
+            Some(url) => {
+                let (q, ov) = quick_run(url, &load, &quick)?;
+                execute::run_url(&q, &ov, run.options(), run.quiet, quick.print_scenario)
+                    .map(|r| r.map_or(Exit::Passed, |(exit, _)| exit))
+            }
+            None => {
+                if quick.print_scenario || !quick.thresholds.is_empty() || quick.body.is_some() {
+                    return Err(CliError::Input(format!(
+                        "--print-scenario, --threshold and --body apply to a URL run; `{}` is a scenario file (its thresholds and bodies are in it)",
+                        scenario.display()
+                    )));
+                }
+                execute::run_scenario(&scenario, &load.overrides(), run.options(), run.quiet)
+                    .map(|(exit, _)| exit)
+            }
+        },
         Command::Validate { scenario, load } => validate(&scenario, &load.overrides()),
         Command::Schema { results, capacity } => {
             let schema = if results {
@@ -377,6 +441,45 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
         } => demo::run_demo(&scenario, &load.overrides(), run.options(), run.quiet),
         Command::DemoTarget { listen, config } => demo::serve(listen, config.into()),
     }
+}
+
+/// A URL run's request and load from the command line; the overrides left for the scenario it
+/// becomes (`--scale`, `--only`).
+fn quick_run(
+    url: &str,
+    load: &LoadArgs,
+    quick: &QuickArgs,
+) -> Result<(scenario::quick::Quick, Overrides), CliError> {
+    if load.target.is_some() {
+        return Err(CliError::Input(
+            "--target replaces a scenario's target; a URL run's target is its URL".into(),
+        ));
+    }
+    let one = |what: &str, n: usize| {
+        (n > 1).then(|| CliError::Input(format!("a URL run has one flow: give {what} once")))
+    };
+    if let Some(e) = one("--rate", load.rate.len())
+        .or_else(|| one("--vus", load.vus.len()))
+        .or_else(|| one("--iterations", load.iterations.len()))
+    {
+        return Err(e);
+    }
+    let q = scenario::quick::Quick {
+        url: url.to_string(),
+        method: quick.method.clone(),
+        headers: quick.headers.clone(),
+        body: quick.body.clone(),
+        rate: load.rate.first().map(|r| r.value.get()),
+        vus: load.vus.first().map(|v| v.value),
+        iterations: load.iterations.first().map(|i| i.value),
+        duration: load.duration,
+        thresholds: quick.thresholds.clone(),
+    };
+    let ov = Overrides {
+        scale: load.scale,
+        ..Overrides::default()
+    };
+    Ok((q, ov))
 }
 
 /// What `compare --fail-if` does with a bound the data cannot decide.

@@ -9,6 +9,7 @@ pub mod curve;
 pub mod diagnostic;
 pub mod feeder;
 pub mod plan;
+pub mod quick;
 pub mod raw;
 pub mod source;
 pub mod template;
@@ -21,7 +22,7 @@ use serde::de::DeserializeOwned;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use plan::Plan;
 pub use source::{LocationIndex, Pos};
-pub use validate::Overrides;
+pub use validate::{ForFlow, Overrides};
 
 use diagnostic::did_you_mean;
 use raw::{RawFlow, RawJourney, RawScenario};

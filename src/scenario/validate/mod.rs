@@ -5,11 +5,13 @@
 
 mod flows;
 mod globals;
+mod overrides;
 mod request;
 mod steps;
 mod thresholds;
 
 pub use globals::parse_origin;
+pub use overrides::{ForFlow, Overrides};
 pub use request::{MAX_JSONPATH_BYTES, MAX_JSONPATH_FILTERS, parse_json_path};
 use steps::collect_names;
 
@@ -29,19 +31,6 @@ use super::raw::*;
 use super::source::{LocationIndex, Pos, join_key};
 use crate::secret::Secrets;
 use crate::units::Span;
-
-/// Values from the command line or environment that change how a scenario loads.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// Replaces the scenario's `target`.
-    pub target: Option<String>,
-    /// Multiplies every rate and VU count.
-    pub scale: Option<f64>,
-    /// Caps the run's length; also the length of constant flows without their own `duration`.
-    pub duration: Option<Duration>,
-    /// Runs only these flows (by name); the others are validated but left out of the plan.
-    pub only: Option<Vec<String>>,
-}
 
 /// Default `arrival_slack`: one wake-up per 0.5 ms at most at high rates, lag well under 1 ms.
 const DEFAULT_ARRIVAL_SLACK: Duration = Duration::from_micros(500);
@@ -392,34 +381,8 @@ impl<'a> Validator<'a> {
             thresholds,
             secrets: std::mem::take(&mut self.secrets),
         };
-        if let Some(only) = &ov.only {
-            let known: Vec<&str> = plan.flows.iter().map(|f| f.name.as_str()).collect();
-            let unknown: Vec<&String> = only
-                .iter()
-                .filter(|n| !known.contains(&n.as_str()))
-                .collect();
-            if !unknown.is_empty() {
-                let names = unknown
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.err(
-                    "flows",
-                    format!(
-                        "--only names unknown flows {names}; the scenario has: {}",
-                        known.join(", ")
-                    ),
-                );
-                return None;
-            }
-            plan.flows.retain(|f| only.contains(&f.name));
-        }
-        if let Some(k) = ov.scale {
-            plan.scale(k);
-        }
-        if let Some(d) = ov.duration {
-            plan.limit_duration(d);
+        if !self.apply_overrides(&mut plan, ov) {
+            return None;
         }
         Some(plan)
     }
