@@ -149,11 +149,13 @@ impl Validator<'_> {
         name: Option<&str>,
         want: Want,
     ) -> Option<usize> {
-        let fits = |m: &LoadModel| match (want, m) {
-            (Want::Any, _)
-            | (Want::Open, LoadModel::Open(_))
-            | (Want::Closed, LoadModel::Closed(_)) => true,
-            _ => false,
+        let fits = |m: &LoadModel| {
+            matches!(
+                (want, m),
+                (Want::Any, _)
+                    | (Want::Open, LoadModel::Open(_))
+                    | (Want::Closed, LoadModel::Closed(_))
+            )
         };
         let kind = match want {
             Want::Open => "open (rate)",
