@@ -373,3 +373,38 @@ fn scripts_read_the_user_the_iteration_and_the_flow() {
     assert_eq!(f.iterations_ok, 12, "{:?} {:?}", f.errors, r.error_examples);
     assert_eq!(step(&r, "f.a").requests, 12);
 }
+
+#[test]
+fn a_failed_status_check_shows_the_start_of_the_body_masked() {
+    // The server says why it refused (400 {"error":"no user"}); the check's message shows it. A
+    // body that echoes a secret (the API key, in /echo's headers) shows it masked.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "vars:\n  key: { value: sk-live-12345, secret: true }\ndefaults: { on_error: continue }\njourneys:\n  j:\n    - { name: login, post: /login, json: {}, check: { status: 200 } }\n    - { name: echo, get: /echo, headers: { x-api-key: '{{ key }}' }, check: { status: 201 } }\nflows:\n  f: { journey: j, vus: 1, iterations: 2, duration: 10s }\n",
+    );
+    let out = d.path().join("out");
+    let (_, r) = run_scenario(&s, &out);
+    let message = |key: &str| {
+        r.error_examples
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        message("f.login").contains(r#"status 400, expected [200]; body: {"error":"no user"}"#),
+        "{}",
+        message("f.login")
+    );
+    let echo = message("f.echo");
+    assert!(
+        echo.contains("body: {") && echo.contains("x-api-key"),
+        "{echo}"
+    );
+    assert!(!echo.contains("sk-live-12345"), "{echo}");
+    let files = std::fs::read_to_string(out.join("results.json")).unwrap();
+    assert!(!files.contains("sk-live-12345"));
+}

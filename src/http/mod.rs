@@ -482,11 +482,19 @@ async fn read_response(
                     ));
                 }
                 buf.extend_from_slice(&data);
+            } else if buf.len() < PEEK_BYTES {
+                let n = (PEEK_BYTES - buf.len()).min(data.len());
+                buf.extend_from_slice(&data[..n]);
             }
         }
     }
     Ok(())
 }
+
+/// The start of a body kept even when the step does not read it (a copy of at most this many
+/// bytes into a reused buffer), so that a failed check can show the answer that explains it
+/// (`{"error":"user required"}`).
+pub const PEEK_BYTES: usize = 256;
 
 /// Polls `fut` together with the connection's driver, in the caller's task, until `fut` is done.
 ///

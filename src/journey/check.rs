@@ -26,6 +26,24 @@ pub(super) struct Response<'a> {
     pub latency: Duration,
 }
 
+/// The start of a body for a message: `; body: {"error":"user required"}`, on one line, cut at
+/// 200 characters; nothing for an empty body. (Messages are masked where they are counted.)
+fn excerpt(body: &[u8]) -> String {
+    if body.is_empty() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut one_line: String = text
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > 200 {
+        one_line.push('…');
+    }
+    format!("; body: {}", one_line.trim())
+}
+
 impl Response<'_> {
     /// `what`, followed by why the body could not be read as JSON when that is the reason.
     fn unparsed(&self, what: String) -> String {
@@ -42,7 +60,7 @@ impl Check {
         let fail = |held: bool, msg: &dyn Fn() -> String| if held { Ok(()) } else { Err(msg()) };
         match self {
             Check::Status(codes) => fail(codes.contains(&r.status), &|| {
-                format!("status {}, expected {codes:?}", r.status)
+                format!("status {}, expected {codes:?}{}", r.status, excerpt(r.body))
             }),
             Check::JsonEq(path, text, expected) => {
                 let got = r.json.and_then(|j| path.query(j).first().cloned());

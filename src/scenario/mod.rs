@@ -12,6 +12,7 @@ pub mod plan;
 pub mod quick;
 pub mod raw;
 pub mod source;
+mod teach;
 pub mod template;
 pub mod validate;
 
@@ -101,7 +102,16 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
                 let key = key.trim_end_matches('"');
                 pos = LocationIndex::build(text).key(&source::join_key(at, key));
             }
-            diags.push(Diagnostic::new(path, pos, format!("invalid YAML: {msg}")));
+            let (msg, hint) = if msg.starts_with("duplicate entry") {
+                (format!("invalid YAML: {msg}"), None)
+            } else {
+                teach::syntax_error(text, pos, &msg)
+            };
+            let d = Diagnostic::new(path, pos, msg);
+            diags.push(match hint {
+                Some(h) => d.with_hint(h),
+                None => d,
+            });
             return Err(diags);
         }
     };
@@ -294,7 +304,18 @@ fn section<T: DeserializeOwned>(
             let field = rest.split('`').next().unwrap_or_default();
             return Diagnostic::new(path, idx.value(&p), format!("missing key `{field}`"));
         }
-        Diagnostic::new(path, idx.value(&p), msg)
+        let key = p.rsplit('.').next().unwrap_or_default();
+        let key = key.split('[').next().unwrap_or(key);
+        match teach::type_error(key, &msg) {
+            Some((m, hint)) => {
+                let d = Diagnostic::new(path, idx.value(&p), m);
+                match hint {
+                    Some(h) => d.with_hint(h),
+                    None => d,
+                }
+            }
+            None => Diagnostic::new(path, idx.value(&p), msg),
+        }
     })
 }
 
