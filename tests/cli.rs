@@ -208,3 +208,41 @@ fn rate_and_vus_overrides_change_a_scenarios_plan() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_stall_a_closed_loop_hid_is_pointed_out() {
+    // Two users looping back to back through a 400 ms server stall: only their two requests in
+    // flight see it; the summary says what the closed loop hid, and the page's footer does not
+    // claim the latency is free of coordinated omission.
+    let srv = start_server(ServerConfig {
+        stall: Some((
+            std::time::Duration::from_millis(500),
+            std::time::Duration::from_millis(400),
+        )),
+        ..Default::default()
+    });
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: a, get: /stall } ]\nflows:\n  f: { journey: j, vus: 2, duration: 2s }\n",
+    );
+    let out = d.path().join("out");
+    let (_, stdout, _) = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout.contains("note: a max") && stdout.contains("closed loop (no `pace`) hid"),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("f without <code>pace</code> starts each iteration"),
+        "footer"
+    );
+    assert!(!html.contains("(no coordinated omission)"));
+}

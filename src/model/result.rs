@@ -257,6 +257,15 @@ pub struct StepResult {
     pub batch: Option<BatchSplit>,
 }
 
+impl FlowResult {
+    /// A closed flow without `pace`: each user starts its next iteration when the last ended, so
+    /// a stalled target delays the users instead of queueing requests, and the latency cannot
+    /// show the queue (coordinated omission by construction).
+    pub fn closed_loop(&self) -> bool {
+        self.model_kind == ModelKind::Closed && !self.model.contains("paced every")
+    }
+}
+
 /// A live step's latency while background iterations were in flight, against while none was.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BatchSplit {

@@ -395,9 +395,26 @@ pub fn render(r: &RunResult) -> String {
         }
         out.push_str("</tbody></table></section>");
     }
+    let loops: Vec<&str> = r
+        .flows
+        .iter()
+        .filter(|f| f.closed_loop())
+        .map(|f| f.name.as_str())
+        .collect();
+    let timing = if loops.is_empty() {
+        "latency is measured from each request's due time (no coordinated omission)".to_string()
+    } else {
+        format!(
+            "latency is measured from each request's due time; {} without <code>pace</code> start{} each iteration when the last one ended, so {} latency cannot show a queue the target built (give {} a pace to see it)",
+            escape(&loops.join(", ")),
+            if loops.len() == 1 { "s" } else { "" },
+            if loops.len() == 1 { "its" } else { "their" },
+            if loops.len() == 1 { "it" } else { "them" },
+        )
+    };
     let _ = write!(
         out,
-        r#"<footer>{} · {} CPUs · {} · latency is measured from each request's due time (no coordinated omission)</footer></body></html>"#,
+        r#"<footer>{} · {} CPUs · {} · {timing}</footer></body></html>"#,
         escape(&r.environment.os),
         r.environment.cpus,
         escape(r.environment.hostname.as_deref().unwrap_or(""))

@@ -43,6 +43,28 @@ fn row(out: &mut String, name: &str, count: u64, rate: f64, errors: u64, l: Opti
     }
 }
 
+/// In a closed loop (no `pace`) a target's stall delays the users rather than queueing requests,
+/// so it shows as a few samples far above the rest: say so when a step's slowest request is over
+/// ten times its p99 (and 50 ms above it).
+fn hidden_stalls(out: &mut String, f: &crate::model::FlowResult) {
+    if !f.closed_loop() {
+        return;
+    }
+    for s in &f.steps {
+        let Some(l) = &s.latency else { continue };
+        if l.max_us > 10 * l.p99_us.max(1) && l.max_us - l.p99_us > 50_000 {
+            let _ = writeln!(
+                out,
+                "  note: {} max {} is {:.0}× its p99 {}: a stall, which this closed loop (no `pace`) hid from every request behind it — give the flow a pace to see what it did",
+                s.name,
+                ms(l.max_us),
+                l.max_us as f64 / l.p99_us.max(1) as f64,
+                ms(l.p99_us)
+            );
+        }
+    }
+}
+
 /// Each step's checks, passed of run, with the first failure's message (k6's check marks).
 fn checks(out: &mut String, r: &RunResult, f: &crate::model::FlowResult) {
     let with: Vec<_> = f
@@ -178,6 +200,7 @@ pub fn render(r: &RunResult) -> String {
             f.iteration.as_ref(),
         );
         checks(&mut out, r, f);
+        hidden_stalls(&mut out, f);
     }
     for t in r.trends.iter().filter(|t| t.creeping) {
         let _ = writeln!(out, "\ncreeping latency: {}", t.verdict);
