@@ -150,3 +150,68 @@ fn refused_connections_are_counted_as_errors_of_the_step() {
     assert_exit(exit.code() as i32, 0, &r, "");
     assert_eq!(step(&r, "f.ok").errors.get("connect_refused"), Some(&20));
 }
+
+#[test]
+fn setup_hands_its_token_to_every_user_and_teardown_runs_after_the_load() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "setup: prepare\nteardown: clean\njourneys:\n  prepare:\n    - { name: login, post: /login, json: { user: admin }, extract: { token: $.token }, check: { status: 200 } }\n  use:\n    - { name: balance, get: /secure, headers: { authorization: 'Bearer {{ token }}' }, check: { status: 200 } }\n  clean:\n    - { name: bye, get: /echo }\nflows:\n  users: { journey: use, vus: 3, iterations: 12, duration: 10s }\nthresholds:\n  '*.*': [ \"errors < 1%\" ]\n",
+    );
+    let (code, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(code, stampede::exit::Exit::Passed, "{:?}", r.error_examples);
+    // Every user read the token only setup extracted.
+    let b = step(&r, "users.balance");
+    assert_eq!((b.requests, b.failed), (12, 0), "{:?}", r.error_examples);
+    assert_eq!(step(&r, "setup.login").requests, 1);
+    assert_eq!(step(&r, "teardown.bye").requests, 1);
+    let (login, bye) = (
+        srv.seen.arrivals("/login")[0],
+        srv.seen.arrivals("/echo")[0],
+    );
+    let secure = srv.seen.arrivals("/secure");
+    assert!(
+        secure.iter().all(|t| *t > login && *t < bye),
+        "setup, then the load, then teardown"
+    );
+    // A glob over the load does not judge setup and teardown.
+    assert!(
+        r.thresholds.iter().all(|v| v.key.starts_with("users.")),
+        "{:?}",
+        r.thresholds
+    );
+}
+
+#[test]
+fn a_failed_setup_sends_no_load_and_fails_the_run() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "setup: prepare\nteardown: clean\njourneys:\n  prepare: [ { name: make, get: '/status?code=503', check: { status: 200 } } ]\n  use: [ { name: a, get: /ok } ]\n  clean: [ { name: bye, get: /echo } ]\nflows:\n  users: { journey: use, rate: 50/s, duration: 2s }\n",
+    );
+    let out = d.path().join("out");
+    let (code, stdout, _) = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(srv.seen.arrivals("/ok").is_empty(), "no load request");
+    assert!(
+        srv.seen.arrivals("/echo").is_empty(),
+        "no teardown after a failed setup"
+    );
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let v = r.thresholds.iter().find(|v| v.key == "setup").unwrap();
+    assert!(!v.passed && v.observed.contains("status 503"), "{v:?}");
+    assert!(
+        stdout.contains("setup failed, so no load was sent") || stdout.contains("FAIL  setup"),
+        "{stdout}"
+    );
+}

@@ -97,6 +97,15 @@ pub fn evaluate(t: &Threshold, r: &RunResult) -> Vec<Verdict> {
 
 fn subjects_of<'a>(t: &Threshold, f: &'a FlowResult) -> Vec<(String, Subject<'a>)> {
     let mut subjects = Vec::new();
+    // The setup and teardown are judged only when a threshold names them: a glob over the load
+    // does not reach them, so teardown never changes the load's verdict.
+    let hook = matches!(
+        f.kind,
+        crate::model::FlowKind::Setup | crate::model::FlowKind::Teardown
+    );
+    if hook && t.pattern.contains('*') {
+        return subjects;
+    }
     if t.pattern.contains('.') {
         for s in &f.steps {
             if glob(&t.pattern, &s.key) || glob(&t.pattern, &format!("{}.{}", f.journey, s.name)) {

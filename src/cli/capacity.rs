@@ -43,6 +43,7 @@ fn levels(plan: &Plan) -> BTreeMap<String, FlowLevel> {
     plan.flows
         .iter()
         .zip(plan.levels())
+        .filter(|(f, _)| f.is_load())
         .map(|(f, l)| {
             (
                 f.name.clone(),
@@ -186,10 +187,9 @@ fn check_settings(plan: &Plan, set: &Settings, run: &RunArgs) -> Result<(), CliE
             crate::units::Span(run.interval)
         ));
     }
-    let scales = plan
-        .flows
-        .iter()
-        .any(|f| !set.hold_background || f.kind != crate::model::FlowKind::Background);
+    let scales = plan.flows.iter().any(|f| {
+        f.is_load() && (!set.hold_background || f.kind != crate::model::FlowKind::Background)
+    });
     if !scales {
         errors.push(
             "every flow is a background flow held at its level: nothing would scale (pass --hold-background false)"

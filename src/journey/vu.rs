@@ -91,6 +91,9 @@ impl VirtualUser {
         for (name, value) in &plan.vars {
             scope.push_dynamic(name.clone(), from_json(value));
         }
+        for (name, value) in plan.shared.get().into_iter().flatten() {
+            scope.push_dynamic(name.clone(), value.clone());
+        }
         let mut vu = VirtualUser {
             id,
             iteration: 0,

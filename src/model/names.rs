@@ -51,6 +51,10 @@ named! {
         Live = "live",
         /// Batch work competing with live traffic.
         Background = "background",
+        /// The `setup` journey: once, before the load.
+        Setup = "setup",
+        /// The `teardown` journey: once, after the load.
+        Teardown = "teardown",
     }
 }
 

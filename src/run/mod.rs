@@ -22,7 +22,7 @@ use crate::report::hlog::HlogWriter;
 use crate::report::progress::{FlowLine, Progress};
 use crate::scenario::Plan;
 use crate::scenario::plan::{FlowKind, LoadModel};
-use crate::schedule::{ControlHandle, run_flow};
+use crate::schedule::{ControlHandle, run_flow, run_hook};
 
 mod assemble;
 mod memory;
@@ -190,6 +190,33 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         .has_background
         .store(batch, std::sync::atomic::Ordering::Relaxed);
     let client = Client::new(plan.settings.http, plan.settings.insecure);
+    let hook_ctx = |i: usize| FlowCtx {
+        plan: plan.clone(),
+        client: client.clone(),
+        registry: registry.clone(),
+        flow: i,
+        key_base: keys.flows[i].base,
+    };
+    // Setup runs before the load's clock starts, so a slow setup delays no arrival.
+    let mut setup_failed: Option<String> = None;
+    if let Some(i) = plan.hook(FlowKind::Setup) {
+        match run_hook(hook_ctx(i)).await {
+            Some(vu) => {
+                let _ = plan.shared.set(shared_variables(&vu));
+            }
+            None => {
+                let why = registry
+                    .examples()
+                    .into_iter()
+                    .find(|e| e.key.starts_with("setup."))
+                    .map_or_else(
+                        || "it failed".to_string(),
+                        |e| format!("{}: {}", e.key, e.message),
+                    );
+                setup_failed = Some(why);
+            }
+        }
+    }
     let start_delay = Duration::from_millis(20);
     let t0 = Instant::now() + start_delay;
     let wall_t0 = SystemTime::now() + start_delay;
@@ -240,6 +267,9 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let mut flows = JoinSet::new();
     let mut poisson = vec![None; plan.flows.len()];
     for (i, f) in plan.flows.iter().enumerate() {
+        if !f.is_load() || setup_failed.is_some() {
+            continue;
+        }
         let ctx = FlowCtx {
             plan: plan.clone(),
             client: client.clone(),
@@ -296,6 +326,12 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             }
         }
     }
+    // Teardown runs after the load, when setup succeeded, even after Ctrl-C: it cleans up.
+    if setup_failed.is_none()
+        && let Some(i) = plan.hook(FlowKind::Teardown)
+    {
+        let _ = run_hook(hook_ctx(i)).await;
+    }
     let _ = stop_tx.send(());
     let collected = match collector {
         Ok(h) => h.join().ok(),
@@ -343,11 +379,40 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
     result.self_checks = crate::analysis::selfcheck::checks(&result);
     result.aborted = aborted;
+    if let Some(why) = setup_failed {
+        result.thresholds.push(crate::model::Verdict {
+            pattern: "setup".into(),
+            key: "setup".into(),
+            threshold: "setup succeeds".into(),
+            observed: why.clone(),
+            observed_value: None,
+            limit: "-".into(),
+            passed: false,
+            note: Some("no load was sent".into()),
+        });
+        result.aborted = Some(format!("setup failed, so no load was sent ({why})"));
+    }
     RunOutcome {
         result,
         write_errors,
         out_lock: None,
     }
+}
+
+/// What setup leaves for every user: its variables, without the per-user built-ins and without
+/// names it never set.
+fn shared_variables(
+    vu: &crate::journey::VirtualUser,
+) -> Vec<(rhai::ImmutableString, rhai::Dynamic)> {
+    let mut out: Vec<(rhai::ImmutableString, rhai::Dynamic)> = Vec::new();
+    for (name, _, value) in vu.scope.iter_raw() {
+        if ["vu", "flow", "iteration"].contains(&name) || value.is_unit() {
+            continue;
+        }
+        out.retain(|(n, _)| n.as_str() != name);
+        out.push((name.into(), value.clone()));
+    }
+    out
 }
 
 /// The number of ephemeral ports this machine hands out for outgoing connections (Linux).

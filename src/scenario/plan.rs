@@ -48,6 +48,9 @@ pub struct Plan {
     pub thresholds: Vec<crate::model::threshold::Threshold>,
     /// What must never reach an output.
     pub secrets: crate::secret::Secrets,
+    /// What the setup journey left in its user's variables, for every user to start with (set
+    /// once, after setup, before any load).
+    pub shared: std::sync::OnceLock<Vec<(ImmutableString, rhai::Dynamic)>>,
 }
 
 /// Settings that apply to the whole run.
@@ -428,6 +431,31 @@ fn collect_origins(steps: &[Step], out: &mut Vec<usize>) {
 }
 
 impl Flow {
+    /// The `setup` or `teardown` journey as a flow of one user and one iteration, so it has
+    /// results rows of its own.
+    pub fn hook(name: &str, journey: usize, kind: FlowKind) -> Flow {
+        Flow {
+            name: name.to_string(),
+            journey,
+            model: LoadModel::Closed(Closed {
+                curve: Curve::constant(1.0, 1.0),
+                pace: None,
+                think: None,
+                iterations: Some(1),
+                per_vu_iterations: None,
+            }),
+            start: Duration::ZERO,
+            kind,
+            tags: Vec::new(),
+            seed: 0,
+        }
+    }
+
+    /// A flow of the load (live or background), not the setup or teardown.
+    pub fn is_load(&self) -> bool {
+        matches!(self.kind, FlowKind::Live | FlowKind::Background)
+    }
+
     /// How long the flow generates load.
     pub fn length(&self) -> Duration {
         let secs = match &self.model {
@@ -439,6 +467,13 @@ impl Flow {
 
     /// One line describing the load model, for `validate` and reports.
     pub fn describe(&self) -> String {
+        match self.kind {
+            FlowKind::Setup => {
+                return "once, before the load; every user reads what it extracts".into();
+            }
+            FlowKind::Teardown => return "once, after the load (when setup succeeded)".into(),
+            FlowKind::Live | FlowKind::Background => {}
+        }
         let start = if self.start.is_zero() {
             String::new()
         } else {
@@ -543,10 +578,16 @@ impl Plan {
             .sum()
     }
 
+    /// The index of the setup or teardown flow.
+    pub fn hook(&self, kind: FlowKind) -> Option<usize> {
+        self.flows.iter().position(|f| f.kind == kind)
+    }
+
     /// The time from run start to the end of the last flow's load.
     pub fn load_length(&self) -> Duration {
         self.flows
             .iter()
+            .filter(|f| f.is_load())
             .map(|f| f.start + f.length())
             .max()
             .unwrap_or_default()
@@ -554,7 +595,7 @@ impl Plan {
 
     /// Multiplies every rate and VU count by `k`.
     pub fn scale(&mut self, k: f64) {
-        for f in &mut self.flows {
+        for f in self.flows.iter_mut().filter(|f| f.is_load()) {
             match &mut f.model {
                 LoadModel::Open(o) => {
                     o.curve = o.curve.scaled(k);
@@ -581,7 +622,7 @@ impl Plan {
     /// Scaled closed flows lose their iteration limits, so every level lasts the whole `len`.
     pub fn steady(&mut self, k: f64, len: Duration, hold_background: bool) {
         let secs = len.as_secs_f64();
-        for f in &mut self.flows {
+        for f in self.flows.iter_mut().filter(|f| f.is_load()) {
             let held = hold_background && f.kind == FlowKind::Background;
             let k = if held { 1.0 } else { k };
             f.start = Duration::ZERO;
@@ -605,7 +646,7 @@ impl Plan {
 
     /// Cuts every flow off `d` after the run start.
     pub fn limit_duration(&mut self, d: Duration) {
-        for f in &mut self.flows {
+        for f in self.flows.iter_mut().filter(|f| f.is_load()) {
             let left = d.saturating_sub(f.start).as_secs_f64();
             match &mut f.model {
                 LoadModel::Open(o) => o.curve = o.curve.truncated(left),

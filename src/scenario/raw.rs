@@ -46,8 +46,10 @@ impl<'de, T, M: Deserialize<'de>> Visitor<'de> for TextOrMap<T, M> {
 
 /// The keys a scenario file may have at its top (the fields of [`RawScenario`]; a test keeps the
 /// two the same).
-pub const TOP_KEYS: [&str; 11] = [
+pub const TOP_KEYS: [&str; 13] = [
     "name",
+    "setup",
+    "teardown",
     "description",
     "target",
     "targets",
@@ -100,6 +102,12 @@ pub struct RawScenario {
     /// Pass/fail criteria per metric key (globs allowed), e.g. `trade.exchange: ["p99 < 400ms"]`.
     #[serde(default)]
     pub thresholds: IndexMap<String, Vec<RawThreshold>>,
+    /// A journey run once before the load (k6's `setup()`): what it extracts, every virtual user
+    /// can read; when it fails, no load is sent and the run fails.
+    pub setup: Option<String>,
+    /// A journey run once after the load, when setup succeeded (k6's `teardown()`): its results
+    /// are reported and do not change the load's verdict.
+    pub teardown: Option<String>,
 }
 
 /// A threshold: an expression, or a map that can also stop the run early.

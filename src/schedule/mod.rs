@@ -81,3 +81,18 @@ pub async fn run_flow(ctx: FlowCtx, flow_start: Instant, control: Control) -> Op
         }
     }
 }
+
+/// Runs the flow's journey once, as its one user, now: the `setup` and `teardown` journeys. The
+/// user comes back when the iteration succeeded (setup hands its variables to every user).
+pub async fn run_hook(ctx: FlowCtx) -> Option<crate::journey::VirtualUser> {
+    let mut vu = match crate::journey::VirtualUser::new(&ctx.plan, ctx.flow, 1) {
+        Ok(vu) => vu,
+        Err(e) => {
+            open::report_vu_error(&ctx, &e);
+            ctx.registry.iteration_not_run(ctx.flow);
+            return None;
+        }
+    };
+    let outcome = crate::journey::run_iteration(&mut vu, &ctx, Instant::now()).await;
+    (outcome == crate::metrics::IterationOutcome::Ok).then_some(vu)
+}

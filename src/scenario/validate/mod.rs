@@ -328,6 +328,30 @@ impl<'a> Validator<'a> {
                 flows.push(f);
             }
         }
+        for (key, journey, kind) in [
+            ("setup", &raw.setup, FlowKind::Setup),
+            ("teardown", &raw.teardown, FlowKind::Teardown),
+        ] {
+            let Some(j) = journey else { continue };
+            if raw.flows.contains_key(key) {
+                self.err(
+                    &join_key("flows", key),
+                    format!("a flow may not be called `{key}`: the `{key}` journey's results go by that name"),
+                );
+                continue;
+            }
+            match journey_index.get(j) {
+                Some(&ji) => flows.push(Flow::hook(key, ji, kind)),
+                None => {
+                    let hint = super::diagnostic::did_you_mean(
+                        j,
+                        journey_index.keys().map(String::as_str),
+                    )
+                    .map(|c| format!("did you mean `{c}`?"));
+                    self.err_hint(key, format!("`{key}` names undefined journey `{j}`"), hint);
+                }
+            }
+        }
 
         let flow_steps: Vec<(&str, &str, Vec<&str>)> = raw
             .flows
@@ -380,6 +404,7 @@ impl<'a> Validator<'a> {
             flows,
             thresholds,
             secrets: std::mem::take(&mut self.secrets),
+            shared: std::sync::OnceLock::new(),
         };
         if !self.apply_overrides(&mut plan, ov) {
             return None;

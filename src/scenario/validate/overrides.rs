@@ -170,7 +170,7 @@ impl Validator<'_> {
                 .join(", ")
         };
         match name {
-            Some(n) => match plan.flows.iter().position(|f| f.name == n) {
+            Some(n) => match plan.flows.iter().position(|f| f.name == n && f.is_load()) {
                 Some(i) if fits(&plan.flows[i].model) => Some(i),
                 Some(_) => {
                     let hint = if want == Want::Open {
@@ -197,7 +197,7 @@ impl Validator<'_> {
             },
             None => {
                 let matching: Vec<usize> = (0..plan.flows.len())
-                    .filter(|&i| fits(&plan.flows[i].model))
+                    .filter(|&i| plan.flows[i].is_load() && fits(&plan.flows[i].model))
                     .collect();
                 match matching[..] {
                     [i] => Some(i),
