@@ -181,7 +181,8 @@ mod tests {
         assert!(Check::Status(vec![200, 201]).judge(&r).is_ok());
         assert_eq!(
             Check::Status(vec![200]).judge(&r).unwrap_err(),
-            "status 201, expected [200]"
+            r#"status 201, expected [200]; body: {"status":"filled"}"#,
+            "the start of the body says why"
         );
         let eq = |p: &str, v: Value| Check::JsonEq(path(p), p.to_string(), v);
         assert!(eq("$.status", "filled".into()).judge(&r).is_ok());

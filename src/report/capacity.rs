@@ -204,12 +204,18 @@ pub fn render_html(c: &CapacityResult) -> String {
         .collect();
     steps.sort_by(|a, b| a.factor.total_cmp(&b.factor));
     let knee = c.knee.as_ref().map(|k| k.factor);
-    let mark = |y_max: f64| -> Option<Line> {
-        knee.map(|k| Line {
+    // A chart against the factor, with the knee drawn as a dashed vertical line.
+    let with_knee = |title: &str, mut lines: Vec<Line>, y_unit: Unit| -> String {
+        let y_max = lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max);
+        lines.extend(knee.map(|k| Line {
             name: format!("knee ×{}", factor_text(k)),
             points: vec![(k, 0.0), (k, y_max)],
             dashed: true,
-        })
+        }));
+        chart(title, &lines, Unit::Number, y_unit)
     };
     // Throughput: offered against achieved per flow.
     let mut lines = Vec::new();
@@ -240,15 +246,9 @@ pub fn render_html(c: &CapacityResult) -> String {
             dashed: false,
         });
     }
-    let y_max = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    lines.extend(mark(y_max));
-    out.push_str(&chart(
+    out.push_str(&with_knee(
         "iterations per second against the factor",
-        &lines,
-        Unit::Number,
+        lines,
         Unit::Number,
     ));
     // Latency: p50 and p99 per key, with the latency SLOs' limits.
@@ -295,15 +295,9 @@ pub fn render_html(c: &CapacityResult) -> String {
             });
         }
     }
-    let y_max = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    lines.extend(mark(y_max));
-    out.push_str(&chart(
+    out.push_str(&with_knee(
         "latency against the factor",
-        &lines,
-        Unit::Number,
+        lines,
         Unit::Micros,
     ));
     out.push_str(
