@@ -444,3 +444,43 @@ fn each_open_arrival_takes_its_own_unique_row_and_every_arrival_is_accounted_for
     );
     assert!(f.iterations_ok >= 4, "{f:?}");
 }
+
+#[test]
+fn a_saturated_generator_fails_its_cpu_check_even_when_the_graceful_stop_waits() {
+    // Four users loop on a script and a closed port on one CPU (the runtime never idles), while
+    // one slow request holds the run 3 s into its graceful stop. The saturation is judged over
+    // the load: the idle wait afterwards once diluted it under the limit (exit 0).
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        "http://127.0.0.1:9",
+        &format!(
+            "targets: {{ slow: \"{}\" }}\ndefaults: {{ on_error: continue, graceful_stop: 10s }}\njourneys:\n  j:\n    - script: 'let a = 0; for i in 0..300 {{ a += i; }}'\n    - {{ name: a, get: /x, timeout: 100ms }}\n  s: [ {{ name: wait, get: '/slow?ms=3000', target: slow, timeout: 10s }} ]\nflows:\n  f: {{ journey: j, vus: 4, duration: 2s }}\n  hold: {{ journey: s, vus: 1, iterations: 1, duration: 2s }}\n",
+            srv.url()
+        ),
+    );
+    let out = d.path().join("out");
+    let status = std::process::Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            bin(),
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .status()
+        .unwrap();
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert!(
+        r.duration_s > 2.5,
+        "the run waited for the slow request: {}",
+        r.duration_s
+    );
+    let sat = self_check(&r, "saturation");
+    assert!(!sat.passed, "{}", sat.detail);
+    assert_eq!(status.code(), Some(3));
+}

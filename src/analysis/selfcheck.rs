@@ -135,7 +135,7 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
             flow: None,
             passed: g.busy_share <= MAX_BUSY,
             detail: format!(
-                "the generator's {} worker threads were busy {:.0}% of the run (limit {:.0}%){}",
+                "the generator's {} worker threads were busy {:.0}% of the load (limit {:.0}%){}",
                 g.workers,
                 g.busy_share * 100.0,
                 MAX_BUSY * 100.0,

@@ -88,7 +88,7 @@ impl RunResult {
 pub struct Generator {
     /// Worker threads of the run's runtime.
     pub workers: usize,
-    /// Share of the run the workers spent running tasks (0–1).
+    /// Share of the load (start to the load's end or Ctrl-C) the workers spent running tasks (0–1).
     pub busy_share: f64,
     /// TCP connections opened during the run.
     #[serde(default)]

@@ -143,17 +143,16 @@ pub fn render(c: &CapacityResult) -> String {
 /// the metric whose time per call grew most, against those that stayed flat.
 pub fn timing_reading(c: &CapacityResult) -> Option<String> {
     let top = |t: &crate::model::capacity::TimingShift| t.fail_ms.or(t.knee_ms);
-    let grown = c
-        .server_timing
-        .iter()
-        .filter(|t| top(t).is_some())
-        .max_by(|a, b| {
-            (top(a).unwrap_or(0.0) - a.base_ms).total_cmp(&(top(b).unwrap_or(0.0) - b.base_ms))
-        })?;
-    let grown_to = top(grown)?;
-    if grown_to - grown.base_ms < 1.0 || grown_to < 1.5 * grown.base_ms {
+    // A part grew when it rose by at least 1 ms and half its time; of those, the one that rose most.
+    let grew = |t: &&crate::model::capacity::TimingShift| {
+        top(t).is_some_and(|v| v - t.base_ms >= 1.0 && v >= 1.5 * t.base_ms)
+    };
+    let Some(grown) = c.server_timing.iter().filter(grew).max_by(|a, b| {
+        (top(a).unwrap_or(0.0) - a.base_ms).total_cmp(&(top(b).unwrap_or(0.0) - b.base_ms))
+    }) else {
         return Some("no server-reported part grew: the time went outside what the server reports (a queue in front of it, its CPU, the network)".into());
-    }
+    };
+    let grown_to = top(grown)?;
     let flat: Vec<&str> = c
         .server_timing
         .iter()
@@ -327,4 +326,49 @@ pub fn render_html(c: &CapacityResult) -> String {
     }
     out.push_str("</tbody></table></body></html>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::capacity::TimingShift;
+
+    fn shift(name: &str, base_ms: f64, fail_ms: f64) -> TimingShift {
+        TimingShift {
+            key: "f.a".into(),
+            name: name.into(),
+            base_ms,
+            knee_ms: None,
+            fail_ms: Some(fail_ms),
+        }
+    }
+
+    #[test]
+    fn the_reading_names_the_part_that_grew_not_the_biggest_part() {
+        // db rose most in milliseconds but by under half; lock-wait more than doubled.
+        let c = CapacityResult {
+            server_timing: vec![shift("db", 121.3, 170.5), shift("lock-wait", 12.5, 29.4)],
+            ..Default::default()
+        };
+        let r = timing_reading(&c).unwrap();
+        assert!(r.starts_with("`lock-wait` grew most"), "{r}");
+        let c = CapacityResult {
+            server_timing: vec![shift("db", 3.0, 3.2), shift("pool-wait", 0.1, 40.0)],
+            ..Default::default()
+        };
+        let r = timing_reading(&c).unwrap();
+        assert!(
+            r.contains("`pool-wait`") && r.contains("db stayed flat") && r.contains("pool"),
+            "{r}"
+        );
+        let c = CapacityResult {
+            server_timing: vec![shift("db", 3.0, 3.2)],
+            ..Default::default()
+        };
+        assert!(
+            timing_reading(&c)
+                .unwrap()
+                .starts_with("no server-reported part grew")
+        );
+    }
 }

@@ -263,6 +263,9 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     };
 
     let busy = WorkerBusy::start();
+    // The generator's CPU is judged over the load: the graceful stop's wait for slow answers
+    // idles the runtime, and counting it would hide a generator that was saturated throughout.
+    let mut busy_at_load_end: Option<(Instant, Duration)> = None;
     let (handle, control) = ControlHandle::new();
     let mut flows = JoinSet::new();
     let mut poisson = vec![None; plan.flows.len()];
@@ -309,6 +312,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             },
             _ = tokio::time::sleep_until(load_end), if !load_ended => {
                 load_ended = true;
+                busy_at_load_end.get_or_insert_with(|| busy.snapshot());
                 handle.stop();
                 cancel_at.get_or_insert(tokio::time::Instant::now() + graceful);
             }
@@ -318,6 +322,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
                     handle.cancel();
                 } else {
                     interrupted = true;
+                    busy_at_load_end.get_or_insert_with(|| busy.snapshot());
                     eprintln!("\nstampede: stopping (in-flight iterations get {graceful:?}; press Ctrl-C again to stop at once)");
                     handle.stop();
                     let at = tokio::time::Instant::now() + graceful;
@@ -367,7 +372,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             warmup: collected.warmup.as_secs_f64(),
         },
     );
-    result.generator = busy.finish().map(|mut g| {
+    result.generator = busy.finish(busy_at_load_end).map(|mut g| {
         g.connections_opened = connections_opened;
         g.local_failures = local_failures;
         g.peak_connections_per_s = collected.peak_connects_per_s;
@@ -447,16 +452,20 @@ impl WorkerBusy {
             .sum()
     }
 
-    fn finish(&self) -> Option<crate::model::Generator> {
+    /// Now, and the workers' busy time so far.
+    fn snapshot(&self) -> (Instant, Duration) {
+        (Instant::now(), Self::total(&self.metrics))
+    }
+
+    /// The share of the workers' time they were busy, from the start to `until` (a snapshot at
+    /// the load's end) or to now.
+    fn finish(&self, until: Option<(Instant, Duration)>) -> Option<crate::model::Generator> {
+        let (end, busy) = until.unwrap_or_else(|| self.snapshot());
         let workers = self.metrics.num_workers();
-        let wall = self.start.elapsed().as_secs_f64() * workers as f64;
+        let wall = end.saturating_duration_since(self.start).as_secs_f64() * workers as f64;
         (wall > 0.0).then(|| crate::model::Generator {
             workers,
-            busy_share: (Self::total(&self.metrics)
-                .saturating_sub(self.busy)
-                .as_secs_f64()
-                / wall)
-                .min(1.0),
+            busy_share: (busy.saturating_sub(self.busy).as_secs_f64() / wall).min(1.0),
             ..Default::default()
         })
     }
