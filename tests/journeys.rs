@@ -181,6 +181,24 @@ fn setup_hands_its_token_to_every_user_and_teardown_runs_after_the_load() {
         r.thresholds.iter().all(|v| v.key.starts_with("users.")),
         "{:?}",
         r.thresholds
+    ); // --only picks load flows; setup still runs, or the users would have no token.
+    let out = d.path().join("only");
+    let exit = run_cli(&[
+        "run",
+        s.to_str().unwrap(),
+        "--only",
+        "users",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(exit, stampede::exit::Exit::Passed);
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(
+        step(&r, "users.balance").failed,
+        0,
+        "{:?}",
+        r.error_examples
     );
 }
 

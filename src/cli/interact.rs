@@ -24,6 +24,7 @@ pub(super) fn interact(
     let names: Vec<String> = scenario::load(path, ov)?
         .flows
         .iter()
+        .filter(|f| f.is_load())
         .map(|f| f.name.clone())
         .collect();
     if names.len() < 2 {

@@ -82,7 +82,10 @@ impl Validator<'_> {
                 );
                 return false;
             }
-            plan.flows.retain(|f| only.contains(&f.name));
+            // Setup and teardown belong to every selection: the flows kept may need what setup
+            // makes.
+            plan.flows
+                .retain(|f| !f.is_load() || only.contains(&f.name));
         }
         let mut ok = true;
         for o in &ov.rate {
