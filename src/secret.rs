@@ -93,9 +93,21 @@ pub fn mask<'v>(values: impl IntoIterator<Item = &'v str>, text: String) -> Stri
     // Longest first, so a value that contains another is masked whole.
     values.sort_by_key(|v| std::cmp::Reverse(v.len()));
     let mut out = text;
-    for v in values {
+    for v in &values {
         if out.contains(v) {
             out = out.replace(v, "***");
+        }
+    }
+    // A message that ends inside a secret (a body cut at its first bytes) must not show the
+    // secret's start either.
+    for v in values {
+        let cut = (MIN_SECRET_LEN..v.len())
+            .rev()
+            .filter(|&k| v.is_char_boundary(k))
+            .find(|&k| out.ends_with(&v[..k]));
+        if let Some(k) = cut {
+            out.truncate(out.len() - k);
+            out.push_str("***");
         }
     }
     out
@@ -112,6 +124,17 @@ mod tests {
         let out = clip(long.clone());
         assert!(out.len() < MAX_MESSAGE_BYTES + 40, "{}", out.len());
         assert!(out.ends_with(&format!("({} more bytes)", long.len() - MAX_MESSAGE_BYTES)));
+    }
+
+    #[test]
+    fn a_message_cut_inside_a_secret_hides_its_start() {
+        let out = super::mask(["sk-live-12345"], "body: {\"key\":\"sk-live-1".to_string());
+        assert_eq!(out, "body: {\"key\":\"***");
+        let kept = super::mask(["sk-live-12345"], "ends in sk-".to_string());
+        assert_eq!(
+            kept, "ends in sk-",
+            "under the shortest secret length it is not a secret's start"
+        );
     }
 
     #[test]

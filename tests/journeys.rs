@@ -233,3 +233,48 @@ fn a_failed_setup_sends_no_load_and_fails_the_run() {
         "{stdout}"
     );
 }
+
+#[test]
+fn setup_and_teardown_answer_to_their_own_names_and_stay_out_of_the_loads_verdicts() {
+    // Setup logs in with the same journey the load runs; teardown's check fails. A threshold
+    // may name setup; the journey's name reaches only the load; checks_gate and compare ignore
+    // teardown; setup takes no `unique` row from the load's users.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    write(d.path(), "ids.csv", "id\na1\na2\n");
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { checks_gate: true }\ndata:\n  ids: { csv: ids.csv, pick: unique, on_exhausted: error }\nsetup: use\nteardown: bye\njourneys:\n  use: [ { name: in, get: /ok, check: { status: 200 } } ]\n  uniq: [ { name: mine, post: /login, json: { user: '{{ ids.id }}' }, check: { status: 200 } } ]\n  bye: [ { name: out, get: /ok, check: { status: 201 } } ]\nflows:\n  users: { journey: use, vus: 2, per_vu_iterations: 2, duration: 10s }\n  owners: { journey: uniq, vus: 2, per_vu_iterations: 1, duration: 10s }\nthresholds:\n  setup.in: [ \"p99 < 5s\" ]\n  use.in: [ \"errors < 1%\" ]\n",
+    );
+    let out = d.path().join("out");
+    let (code, r) = run_scenario(&s, &out);
+    assert_eq!(
+        code,
+        stampede::exit::Exit::Passed,
+        "{:?} {:?}",
+        r.thresholds,
+        r.error_examples
+    );
+    let keys: Vec<&str> = r.thresholds.iter().map(|v| v.key.as_str()).collect();
+    assert_eq!(keys, ["setup.in", "users.in"], "{:?}", r.thresholds);
+    assert_eq!(
+        step(&r, "owners.mine").failed,
+        0,
+        "both owners got a unique row: {:?}",
+        r.error_examples
+    );
+    assert_eq!(step(&r, "teardown.out").checks_failed, 1);
+    let results = out.join("results.json");
+    // Compare leaves them out: their single samples would make any `--fail-if` undecided.
+    let (_, stdout, _) = run_bin(&[
+        "compare",
+        results.to_str().unwrap(),
+        results.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("users.in"), "{stdout}");
+    assert!(
+        !stdout.contains("setup.in") && !stdout.contains("teardown.out"),
+        "{stdout}"
+    );
+}

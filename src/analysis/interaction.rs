@@ -70,7 +70,10 @@ pub struct Row {
 }
 
 fn steps(r: &RunResult) -> impl Iterator<Item = &StepResult> {
-    r.flows.iter().flat_map(|f| &f.steps)
+    r.flows
+        .iter()
+        .filter(|f| f.is_load())
+        .flat_map(|f| &f.steps)
 }
 
 fn find<'a>(r: &'a RunResult, key: &str) -> Option<&'a StepResult> {

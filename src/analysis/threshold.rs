@@ -106,17 +106,20 @@ fn subjects_of<'a>(t: &Threshold, f: &'a FlowResult) -> Vec<(String, Subject<'a>
     if hook && t.pattern.contains('*') {
         return subjects;
     }
+    // A journey's name reaches the load flows that run it, not setup or teardown running it
+    // once: they answer to their own names only.
+    let journey = |key: String| !hook && glob(&t.pattern, &key);
     if t.pattern.contains('.') {
         for s in &f.steps {
-            if glob(&t.pattern, &s.key) || glob(&t.pattern, &format!("{}.{}", f.journey, s.name)) {
+            if glob(&t.pattern, &s.key) || journey(format!("{}.{}", f.journey, s.name)) {
                 subjects.push((s.key.clone(), Subject::Step(s)));
             }
         }
         let ik = format!("{}.iteration", f.name);
-        if glob(&t.pattern, &ik) || glob(&t.pattern, &format!("{}.iteration", f.journey)) {
+        if glob(&t.pattern, &ik) || journey(format!("{}.iteration", f.journey)) {
             subjects.push((ik, Subject::Iteration(f)));
         }
-    } else if glob(&t.pattern, &f.name) || glob(&t.pattern, &f.journey) {
+    } else if glob(&t.pattern, &f.name) || journey(f.journey.clone()) {
         subjects.push((f.name.clone(), Subject::Flow(f)));
     }
     subjects
@@ -298,9 +301,11 @@ fn evaluate_one(
 pub fn verdicts(thresholds: &[Threshold], checks_gate: bool, r: &RunResult) -> Vec<Verdict> {
     let mut out: Vec<Verdict> = thresholds.iter().flat_map(|t| evaluate(t, r)).collect();
     if checks_gate {
+        // Teardown's failed checks are reported, never part of the load's verdict.
         for s in r
             .flows
             .iter()
+            .filter(|f| f.kind != crate::model::FlowKind::Teardown)
             .flat_map(|f| &f.steps)
             .filter(|s| s.checks_failed > 0)
         {

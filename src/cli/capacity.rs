@@ -300,6 +300,16 @@ pub(super) fn capacity(
                 eprintln!("warning: {e}");
             }
         }
+        // A failed setup sent no load: there is nothing to judge at any level.
+        if let Some(why) = outcome
+            .result
+            .aborted
+            .as_ref()
+            .filter(|a| a.starts_with("setup failed"))
+        {
+            failure = Some(CliError::Input(format!("capacity: {why}")));
+            break Outcome::Failed;
+        }
         let step = cap::step(
             index,
             factor,

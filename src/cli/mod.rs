@@ -469,16 +469,21 @@ fn quick_run(
         method: quick.method.clone(),
         headers: quick.headers.clone(),
         body: quick.body.clone(),
-        rate: load.rate.first().map(|r| r.value.get()),
-        vus: load.vus.first().map(|v| v.value),
+        // `--scale` multiplies the level here, so `--iterations` stays the number sent.
+        rate: load
+            .rate
+            .first()
+            .map(|r| r.value.get() * load.scale.unwrap_or(1.0)),
+        vus: load.vus.first().map(|v| {
+            ((v.value as f64) * load.scale.unwrap_or(1.0))
+                .round()
+                .max(1.0) as u64
+        }),
         iterations: load.iterations.first().map(|i| i.value),
         duration: load.duration,
         thresholds: quick.thresholds.clone(),
     };
-    let ov = Overrides {
-        scale: load.scale,
-        ..Overrides::default()
-    };
+    let ov = Overrides::default();
     Ok((q, ov))
 }
 

@@ -28,19 +28,20 @@ pub(super) struct Response<'a> {
 
 /// The start of a body for a message: `; body: {"error":"user required"}`, on one line, cut at
 /// 200 characters; nothing for an empty body. (Messages are masked where they are counted.)
-fn excerpt(body: &[u8]) -> String {
+pub(super) fn excerpt(body: &[u8]) -> String {
     if body.is_empty() {
         return String::new();
     }
-    let text = String::from_utf8_lossy(body);
-    let mut one_line: String = text
+    // At most 800 bytes are read, however long the kept body; the message ends with the cut,
+    // so a secret the cut splits is still masked (`secret::mask` hides a secret's start at the
+    // end of a message).
+    let head = &body[..body.len().min(800)];
+    let text = String::from_utf8_lossy(head);
+    let one_line: String = text
         .chars()
         .take(200)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if text.chars().count() > 200 {
-        one_line.push('…');
-    }
     format!("; body: {}", one_line.trim())
 }
 

@@ -312,7 +312,10 @@ fn evaluate(
     };
     let has_status_check = r.checks.iter().any(|c| matches!(c, Check::Status(_)));
     if !has_status_check && status >= 400 {
-        fail(ErrorClass::Status, format!("status {status}"));
+        fail(
+            ErrorClass::Status,
+            format!("status {status}{}", super::check::excerpt(resp.body)),
+        );
     }
     for check in &r.checks {
         match check.judge(&resp) {

@@ -112,8 +112,10 @@ impl VirtualUser {
         };
         // Errors are masked here, against whatever the half-made user holds (its rows, its
         // variables): nothing else will know those values once it is gone.
+        // Setup and teardown take no `unique` rows: those belong to the load's users.
+        let hook = plan.flows.get(flow).is_some_and(|f| !f.is_load());
         for (i, f) in plan.feeders.iter().enumerate() {
-            if f.pick == Pick::Unique && !unique_per_arrival {
+            if f.pick == Pick::Unique && !unique_per_arrival && !hook {
                 let row = f
                     .draw()
                     .map_err(|e| vu.creation_error(plan, ErrorClass::Feed, &e))?;

@@ -262,7 +262,14 @@ impl FlowResult {
     /// a stalled target delays the users instead of queueing requests, and the latency cannot
     /// show the queue (coordinated omission by construction).
     pub fn closed_loop(&self) -> bool {
-        self.model_kind == ModelKind::Closed && !self.model.contains("paced every")
+        self.is_load()
+            && self.model_kind == ModelKind::Closed
+            && !self.model.contains("paced every")
+    }
+
+    /// A flow of the load (live or background), not the setup or teardown.
+    pub fn is_load(&self) -> bool {
+        matches!(self.kind, FlowKind::Live | FlowKind::Background)
     }
 }
 

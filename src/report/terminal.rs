@@ -85,7 +85,13 @@ fn checks(out: &mut String, r: &RunResult, f: &crate::model::FlowResult) {
         let example = r
             .error_examples
             .iter()
-            .find(|e| e.key == s.key && e.class == crate::model::ErrorClass::Check)
+            .find(|e| {
+                e.key == s.key
+                    && matches!(
+                        e.class,
+                        crate::model::ErrorClass::Check | crate::model::ErrorClass::Status
+                    )
+            })
             .map(|e| format!(": {}", e.message))
             .unwrap_or_default();
         let _ = writeln!(

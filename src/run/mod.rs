@@ -197,18 +197,29 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         flow: i,
         key_base: keys.flows[i].base,
     };
-    // Setup runs before the load's clock starts, so a slow setup delays no arrival.
+    // Setup runs before the load's clock starts, so a slow setup delays no arrival. Ctrl-C
+    // during it ends the run before any load.
+    let mut signals = Signals::new();
+    let mut interrupted = false;
     let mut setup_failed: Option<String> = None;
     if let Some(i) = plan.hook(FlowKind::Setup) {
-        match run_hook(hook_ctx(i)).await {
-            Some(vu) => {
+        let done = tokio::select! {
+            vu = run_hook(hook_ctx(i)) => Ok(vu),
+            _ = signals.next() => Err(()),
+        };
+        match done {
+            Err(()) => {
+                interrupted = true;
+                setup_failed = Some("interrupted during setup".into());
+            }
+            Ok(Some(vu)) => {
                 let _ = plan.shared.set(shared_variables(&vu));
             }
-            None => {
+            Ok(None) => {
                 let why = registry
                     .examples()
                     .into_iter()
-                    .find(|e| e.key.starts_with("setup."))
+                    .find(|e| e.key == "setup" || e.key.starts_with("setup."))
                     .map_or_else(
                         || "it failed".to_string(),
                         |e| format!("{}: {}", e.key, e.message),
@@ -288,9 +299,8 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let load_end = tokio::time::Instant::from_std(t0 + plan.load_length());
     let graceful = plan.settings.graceful_stop;
     let mut cancel_at: Option<tokio::time::Instant> = None;
-    let mut interrupted = false;
-    let mut signals = Signals::new();
     let mut load_ended = false;
+    let mut hard_stop = false;
     let mut aborted: Option<String> = None;
     loop {
         tokio::select! {
@@ -319,6 +329,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             _ = sleep_opt(cancel_at) => handle.cancel(),
             _ = signals.next() => {
                 if interrupted {
+                    hard_stop = true;
                     handle.cancel();
                 } else {
                     interrupted = true;
@@ -331,11 +342,20 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             }
         }
     }
-    // Teardown runs after the load, when setup succeeded, even after Ctrl-C: it cleans up.
+    // The load is over: its length and the generator's CPU are taken here, so a slow
+    // teardown changes neither.
+    let load_done = Instant::now();
+    busy_at_load_end.get_or_insert_with(|| busy.snapshot());
+    // Teardown runs after the load, when setup succeeded, even after one Ctrl-C (it cleans up);
+    // a second Ctrl-C (or one during teardown) stops it.
     if setup_failed.is_none()
+        && !hard_stop
         && let Some(i) = plan.hook(FlowKind::Teardown)
     {
-        let _ = run_hook(hook_ctx(i)).await;
+        tokio::select! {
+            _ = run_hook(hook_ctx(i)) => {}
+            _ = signals.next() => eprintln!("\nstampede: teardown interrupted"),
+        }
     }
     let _ = stop_tx.send(());
     let collected = match collector {
@@ -355,7 +375,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     if let Some(e) = collected.error {
         write_errors.push(e);
     }
-    let elapsed = Instant::now().saturating_duration_since(t0).as_secs_f64();
+    let elapsed = load_done.saturating_duration_since(t0).as_secs_f64();
     let (connections_opened, local_failures) = collected.cumulative.connections();
     let mut result = assemble(
         &plan,

@@ -58,7 +58,21 @@ pub fn scenario(q: &Quick) -> Result<String, String> {
             q.url
         ));
     };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // `uri.path_and_query()` keeps `?x=1` without its `/` for `http://host?x=1`.
+    let path = match uri.query() {
+        Some(query) => format!("{}?{query}", uri.path()),
+        None => uri.path().to_string(),
+    };
+    let texts = [q.url.as_str(), q.body.as_deref().unwrap_or("")];
+    if texts
+        .into_iter()
+        .chain(q.headers.iter().map(String::as_str))
+        .any(|t| t.contains("{{"))
+    {
+        return Err(
+            "`{{` in a URL run's URL, header or body would be a template: write a scenario for templates (start from --print-scenario)".into(),
+        );
+    }
     let method = if q.method.is_empty() {
         "get".to_string()
     } else {
@@ -74,7 +88,7 @@ pub fn scenario(q: &Quick) -> Result<String, String> {
     }
     let mut step = Mapping::new();
     step.insert(s("name"), s("request"));
-    step.insert(s(method.clone()), s(path));
+    step.insert(s(method.clone()), s(path.clone()));
     if !q.headers.is_empty() {
         let mut h = Mapping::new();
         for line in &q.headers {
@@ -107,12 +121,16 @@ pub fn scenario(q: &Quick) -> Result<String, String> {
         (d, Some(n)) => {
             if q.rate.is_some() {
                 // An open flow's arrivals: the duration that holds n of them at the rate.
-                let secs = n as f64 / q.rate.unwrap_or(1.0).max(1e-9);
+                let rate = q.rate.unwrap_or(1.0);
+                if rate <= 0.0 {
+                    return Err("--rate must be above 0/s".into());
+                }
+                let secs = n as f64 / rate;
                 let d = d.map_or(secs, |d| d.as_secs_f64().min(secs));
-                flow.insert(
-                    s("duration"),
-                    s(Span(Duration::from_secs_f64(d)).to_string()),
-                );
+                let d = Duration::try_from_secs_f64(d).map_err(|_| {
+                    format!("{n} iterations at {rate}/s last longer than stampede can run")
+                })?;
+                flow.insert(s("duration"), s(Span(d).to_string()));
             } else {
                 flow.insert(s("iterations"), Value::from(n));
                 if let Some(d) = d {

@@ -4,7 +4,10 @@
 use super::source::Pos;
 
 /// Keys whose values are durations.
-const DURATION_KEYS: [&str; 12] = [
+const DURATION_KEYS: [&str; 15] = [
+    "period",
+    "for",
+    "stddev",
     "duration",
     "timeout",
     "graceful_stop",
@@ -19,7 +22,7 @@ const DURATION_KEYS: [&str; 12] = [
     "mean",
 ];
 /// Keys whose values are rates (or, in a closed flow's stages, user counts).
-const RATE_KEYS: [&str; 3] = ["rate", "to", "at"];
+const RATE_KEYS: [&str; 4] = ["rate", "to", "at", "amplitude"];
 
 /// A type error at the key `key` reworded, with a hint; `None` to keep serde's message.
 pub(super) fn type_error(key: &str, msg: &str) -> Option<(String, Option<String>)> {

@@ -372,6 +372,18 @@ impl<'a> Validator<'a> {
                 (name.as_str(), f.journey.as_deref().unwrap_or(""), steps)
             })
             .collect();
+        // Setup and teardown can be named by thresholds (under their own names only).
+        let mut flow_steps = flow_steps;
+        for (name, journey) in [("setup", &raw.setup), ("teardown", &raw.teardown)] {
+            if let Some(ji) = journey.as_ref().and_then(|j| journey_index.get(j)) {
+                let steps = journeys[*ji]
+                    .requests
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect();
+                flow_steps.push((name, "", steps));
+            }
+        }
         let thresholds = self.thresholds(&raw.thresholds, &flow_steps);
 
         if self.diags.0.len() > before {

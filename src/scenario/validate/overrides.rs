@@ -61,32 +61,9 @@ enum Want {
 }
 
 impl Validator<'_> {
-    /// Applies the overrides in the order a reader expects: which flows, their levels and
-    /// iterations, then the scale and the length. Returns false after reporting a problem.
+    /// Applies the overrides in the order a reader expects: the levels and iterations, which
+    /// flows run, then the scale and the length. Returns false after reporting a problem.
     pub(super) fn apply_overrides(&mut self, plan: &mut Plan, ov: &Overrides) -> bool {
-        if let Some(only) = &ov.only {
-            let known: Vec<&str> = plan.flows.iter().map(|f| f.name.as_str()).collect();
-            let unknown: Vec<String> = only
-                .iter()
-                .filter(|n| !known.contains(&n.as_str()))
-                .map(|n| format!("`{n}`"))
-                .collect();
-            if !unknown.is_empty() {
-                self.err(
-                    "flows",
-                    format!(
-                        "--only names unknown flows {}; the scenario has: {}",
-                        unknown.join(", "),
-                        known.join(", ")
-                    ),
-                );
-                return false;
-            }
-            // Setup and teardown belong to every selection: the flows kept may need what setup
-            // makes.
-            plan.flows
-                .retain(|f| !f.is_load() || only.contains(&f.name));
-        }
         let mut ok = true;
         for o in &ov.rate {
             if let Some(i) = self.override_flow(plan, "--rate", o.flow.as_deref(), Want::Open) {
@@ -126,14 +103,42 @@ impl Validator<'_> {
                     c.per_vu_iterations = None;
                 }
                 LoadModel::Open(open) => {
-                    if let Some(t) = open.curve.time_of(o.value as f64 - 0.5) {
-                        open.curve = open.curve.truncated(t + 1e-6);
+                    // The curve is cut just before arrival n+1 would be due: the last of the n
+                    // keeps a whole gap of slack for a late wake-up. `--scale` applies first.
+                    let k = ov.scale.unwrap_or(1.0);
+                    if let Some(t) = open.curve.scaled(k).time_of(o.value as f64 - 0.01) {
+                        open.curve = open.curve.truncated(t);
                     }
                 }
             }
         }
         if !ok {
             return false;
+        }
+        // Flows are chosen after their levels are set, so a phase of `interact` that leaves a
+        // named flow out still accepts `--rate that=…`.
+        if let Some(only) = &ov.only {
+            let known: Vec<&str> = plan.flows.iter().map(|f| f.name.as_str()).collect();
+            let unknown: Vec<String> = only
+                .iter()
+                .filter(|n| !known.contains(&n.as_str()))
+                .map(|n| format!("`{n}`"))
+                .collect();
+            if !unknown.is_empty() {
+                self.err(
+                    "flows",
+                    format!(
+                        "--only names unknown flows {}; the scenario has: {}",
+                        unknown.join(", "),
+                        known.join(", ")
+                    ),
+                );
+                return false;
+            }
+            // Setup and teardown belong to every selection: the flows kept may need what setup
+            // makes.
+            plan.flows
+                .retain(|f| !f.is_load() || only.contains(&f.name));
         }
         if let Some(k) = ov.scale {
             plan.scale(k);
