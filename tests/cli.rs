@@ -201,6 +201,9 @@ fn rate_and_vus_overrides_change_a_scenarios_plan() {
     let (code, _, stderr) = run_bin(&["validate", s, "--rate", "c=5/s"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("use --vus for it"), "{stderr}");
+    let (code, _, stderr) = run_bin(&["run", s, "-H", "x: y"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("apply to a URL run"), "{stderr}");
     let (code, _, stderr) = run_bin(&["validate", s, "--iterations", "5"]);
     assert_eq!(code, 2);
     assert!(

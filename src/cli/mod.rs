@@ -358,9 +358,14 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
                     .map(|r| r.map_or(Exit::Passed, |(exit, _)| exit))
             }
             None => {
-                if quick.print_scenario || !quick.thresholds.is_empty() || quick.body.is_some() {
+                if quick.print_scenario
+                    || !quick.thresholds.is_empty()
+                    || quick.body.is_some()
+                    || !quick.headers.is_empty()
+                    || !quick.method.eq_ignore_ascii_case("GET")
+                {
                     return Err(CliError::Input(format!(
-                        "--print-scenario, --threshold and --body apply to a URL run; `{}` is a scenario file (its thresholds and bodies are in it)",
+                        "--print-scenario, --threshold, --body, -H and -m apply to a URL run; `{}` is a scenario file (its requests and thresholds are in it)",
                         scenario.display()
                     )));
                 }
