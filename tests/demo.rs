@@ -221,10 +221,29 @@ flows:
     );
     let db = work.per_iteration.iter().find(|t| t.name == "db").unwrap();
     assert_eq!(db.duration.as_ref().unwrap().count, 20);
-    // The exchange, with its accounting call inside the transaction, drives the database time.
+    // Ranked by share of the database time. The exchange (its accounting call inside the
+    // transaction) takes far more per call than the balance read; login's session write is of
+    // the exchange's order, so which of those two leads depends on the machine's load (it
+    // flipped under CI once) and is not asserted.
+    assert!(
+        r.db_load.windows(2).all(|w| w[0].share >= w[1].share),
+        "{:?}",
+        r.db_load
+    );
+    let per_call = |key: &str| {
+        r.db_load
+            .iter()
+            .find(|d| d.key == key)
+            .map_or(0.0, |d| d.per_call_ms)
+    };
+    assert!(
+        per_call("traders.exchange") > 5.0 * per_call("traders.balance"),
+        "{:?}",
+        r.db_load
+    );
     assert_eq!(
-        r.db_load.first().map(|d| d.key.as_str()),
-        Some("traders.exchange"),
+        r.db_load.last().map(|d| d.key.as_str()),
+        Some("traders.balance"),
         "{:?}",
         r.db_load
     );
