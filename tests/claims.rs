@@ -219,6 +219,24 @@ fn demo_target_serves_the_wallet_until_interrupted() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }
 
+/// Runs a scenario through the real binary pinned to CPU 0 (`--out OUT --quiet`): its exit code
+/// and results.
+fn run_on_cpu0(
+    scenario: &std::path::Path,
+    out: &std::path::Path,
+) -> (Option<i32>, stampede::report::RunResult) {
+    let status = std::process::Command::new("taskset")
+        .args(["-c", "0", bin(), "run"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .status()
+        .unwrap();
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    (status.code(), r)
+}
+
 #[test]
 fn a_generator_short_of_cpu_fails_the_saturation_self_check_with_exit_3() {
     // Four users run a small script and a request to a closed port in a tight loop on one CPU:
@@ -229,22 +247,8 @@ fn a_generator_short_of_cpu_fails_the_saturation_self_check_with_exit_3() {
         "http://127.0.0.1:9",
         "defaults: { on_error: continue }\njourneys:\n  j:\n    - script: 'let a = 0; for i in 0..300 { a += i; }'\n    - { name: a, get: /x, timeout: 100ms }\nflows:\n  f: { journey: j, vus: 4, duration: 2s }\n",
     );
-    let out = d.path().join("out");
-    let status = std::process::Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            bin(),
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(3));
-    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let (code, r) = run_on_cpu0(&s, &d.path().join("out"));
+    assert_eq!(code, Some(3));
     let sat = self_check(&r, "saturation");
     assert!(
         !sat.passed && sat.detail.contains("ran out of CPU"),
@@ -460,21 +464,7 @@ fn a_saturated_generator_fails_its_cpu_check_even_when_the_graceful_stop_waits()
             srv.url()
         ),
     );
-    let out = d.path().join("out");
-    let status = std::process::Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            bin(),
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .status()
-        .unwrap();
-    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    let (code, r) = run_on_cpu0(&s, &d.path().join("out"));
     assert!(
         r.duration_s > 2.5,
         "the run waited for the slow request: {}",
@@ -482,5 +472,5 @@ fn a_saturated_generator_fails_its_cpu_check_even_when_the_graceful_stop_waits()
     );
     let sat = self_check(&r, "saturation");
     assert!(!sat.passed, "{}", sat.detail);
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(code, Some(3));
 }
