@@ -322,19 +322,9 @@ fn the_warm_up_is_left_out_of_totals_but_kept_in_intervals() {
     );
     let run = |name: &str, warmup: &str| {
         let out = d.path().join(name);
-        let exit = run_cli(&[
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--interval",
-            "500ms",
-            "--warmup",
-            warmup,
-        ]);
+        let (exit, r) = run_scenario_with(&s, &out, &["--interval", "500ms", "--warmup", warmup]);
         assert_eq!(exit, stampede::exit::Exit::Passed);
-        stampede::report::read_json(&out.join("results.json")).unwrap()
+        r
     };
     let cold = run("cold", "0s");
     assert!(

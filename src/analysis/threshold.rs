@@ -174,11 +174,7 @@ fn evaluate_one(
     let exact = !t.pattern.contains('*');
     let row = |observed: Option<(f64, String)>, note: Option<&str>| {
         let (value, text) = observed.map_or((None, "-".to_string()), |(v, s)| (Some(v), s));
-        let limit = match t.expr.limit {
-            Limit::Duration(d) => d.as_secs_f64(),
-            Limit::Share(s) => s,
-            Limit::Count(c) | Limit::PerSecond(c) | Limit::Slope(c) => c,
-        };
+        let limit = t.expr.limit.value();
         Verdict {
             pattern: t.pattern.clone(),
             key: key.to_string(),

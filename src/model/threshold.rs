@@ -116,6 +116,18 @@ pub enum Limit {
     Slope(f64),
 }
 
+impl Limit {
+    /// The limit as a number, in the units of a verdict's observed value (seconds for
+    /// durations, 0–1 for shares).
+    pub fn value(self) -> f64 {
+        match self {
+            Limit::Duration(d) => d.as_secs_f64(),
+            Limit::Share(s) => s,
+            Limit::Count(c) | Limit::PerSecond(c) | Limit::Slope(c) => c,
+        }
+    }
+}
+
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

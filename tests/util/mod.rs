@@ -448,13 +448,20 @@ pub fn run_cli(args: &[&str]) -> Exit {
 
 /// Runs a scenario in-process with `--out`, returning the exit code and results.
 pub fn run_scenario(path: &Path, out: &Path) -> (Exit, RunResult) {
-    let exit = run_cli(&[
+    run_scenario_with(path, out, &[])
+}
+
+/// [`run_scenario`] with more arguments (`--interval 500ms`, `--warmup 1s`).
+pub fn run_scenario_with(path: &Path, out: &Path, extra: &[&str]) -> (Exit, RunResult) {
+    let mut args = vec![
         "run",
         path.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--quiet",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let exit = run_cli(&args);
     let result = stampede::report::read_json(&out.join("results.json")).unwrap();
     (exit, result)
 }

@@ -39,14 +39,14 @@ impl FromStr for Slo {
     /// in a scenario's `thresholds`).
     fn from_str(s: &str) -> Result<Slo, ThresholdError> {
         let text = s.trim().to_string();
-        let (pattern, expr) = match text.split_once(':') {
+        let (pattern, expr, every_step) = match text.split_once(':') {
             Some((k, e)) if !k.trim().is_empty() && !k.trim().contains(' ') => {
-                (k.trim().to_string(), e.trim())
+                (k.trim().to_string(), e.trim().to_string(), false)
             }
-            _ => ("*.*".to_string(), text.as_str()),
+            _ => ("*.*".to_string(), text.clone(), true),
         };
-        let every_step = pattern == "*.*" && !text.contains(':');
-        let expr: Expr = expr.parse()?;
+        let expr_text = expr;
+        let expr: Expr = expr_text.parse()?;
         if matches!(expr.metric, Metric::Trend(_)) {
             return Err(ThresholdError {
                 text: text.clone(),
@@ -56,7 +56,7 @@ impl FromStr for Slo {
         Ok(Slo {
             threshold: Threshold {
                 pattern,
-                text: expr_text(&text),
+                text: expr_text,
                 expr,
                 abort_on_fail: false,
                 delay: std::time::Duration::ZERO,
@@ -64,13 +64,6 @@ impl FromStr for Slo {
             text,
             every_step,
         })
-    }
-}
-
-fn expr_text(text: &str) -> String {
-    match text.split_once(':') {
-        Some((k, e)) if !k.trim().contains(' ') => e.trim().to_string(),
-        _ => text.to_string(),
     }
 }
 
@@ -93,7 +86,7 @@ pub fn judge(slos: &[Slo], r: &RunResult) -> Vec<SloCheck> {
             if slo.every_step && v.key.ends_with(".iteration") {
                 continue;
             }
-            let limit = limit_value(t.expr.limit);
+            let limit = t.expr.limit.value();
             let interval = crate::analysis::threshold::interval(t, r, &v.key);
             let holds = |x: f64| t.expr.op.holds(x, limit);
             let outcome = match (v.observed_value, interval) {
@@ -168,14 +161,6 @@ pub fn judge(slos: &[Slo], r: &RunResult) -> Vec<SloCheck> {
         });
     }
     out
-}
-
-fn limit_value(l: Limit) -> f64 {
-    match l {
-        Limit::Duration(d) => d.as_secs_f64(),
-        Limit::Share(s) => s,
-        Limit::Count(c) | Limit::PerSecond(c) | Limit::Slope(c) => c,
-    }
 }
 
 fn readable(l: Limit, lo: f64, hi: f64) -> String {
