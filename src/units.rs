@@ -284,9 +284,49 @@ pub fn parse_scale(text: &str) -> Result<f64, UnitError> {
     Ok(v)
 }
 
+/// A wall-clock instant (`--start-at`): RFC 3339 (`2026-12-01T16:30:00Z`, any offset) or Unix
+/// seconds (`1796142600`, fractions allowed).
+pub fn parse_instant(text: &str) -> Result<std::time::SystemTime, UnitError> {
+    let t = text.trim();
+    let err = || {
+        UnitError(format!(
+            "`{text}` is not an instant: expected RFC 3339 like 2026-12-01T16:30:00Z or Unix \
+             seconds like 1796142600"
+        ))
+    };
+    if let Ok(secs) = t.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0 && secs < 1e11) {
+            return Err(err());
+        }
+        return Ok(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| err())?;
+    Ok(at.into())
+}
+
+/// An instant as RFC 3339 in UTC, to the millisecond (`2026-12-01T16:30:00.000Z`).
+pub fn format_instant(at: std::time::SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    let at = at.replace_nanosecond(at.millisecond() as u32 * 1_000_000).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format!("{at}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_parse_as_rfc3339_or_unix_seconds() {
+        let unix = parse_instant("1796142600").unwrap();
+        assert_eq!(parse_instant("2026-12-01T16:30:00Z").unwrap(), unix);
+        assert_eq!(parse_instant("2026-12-01T17:30:00+01:00").unwrap(), unix);
+        assert_eq!(format_instant(unix), "2026-12-01T16:30:00Z");
+        assert_eq!(parse_instant(&format_instant(unix)).unwrap(), unix);
+        assert!(parse_instant("tomorrow").unwrap_err().0.contains("RFC 3339"));
+        assert!(parse_instant("-5").is_err());
+    }
 
     #[test]
     fn durations_parse_compound_units() {

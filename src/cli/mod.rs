@@ -92,8 +92,28 @@ impl LoadArgs {
             rate: self.rate.clone(),
             vus: self.vus.clone(),
             iterations: self.iterations.clone(),
+            segment: None,
         }
     }
+}
+
+/// One share of a run split across processes or machines (`stampede merge` joins the parts).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SplitArgs {
+    /// Run one segment of a split run: INDEX/COUNT with INDEX from 0 (Kubernetes'
+    /// JOB_COMPLETION_INDEX), e.g. `--segment 1/3`. Takes every COUNT-th arrival, user, shared
+    /// iteration and feeder row.
+    #[arg(long, env = "STAMPEDE_SEGMENT", value_parser = parse_segment)]
+    pub segment: Option<crate::model::Segment>,
+    /// Start the schedule at this wall-clock instant, RFC 3339 or Unix seconds: give every
+    /// segment the same one. A segment that starts late keeps the shared schedule and counts
+    /// what it missed.
+    #[arg(long, env = "STAMPEDE_START_AT", value_parser = parse_instant)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// The run's id in results.json (by default made from the scenario and --start-at, so the
+    /// segments of one run agree without being told).
+    #[arg(long, env = "STAMPEDE_RUN_ID")]
+    pub run_id: Option<String>,
 }
 
 /// What a URL run (`stampede run URL`) sends and judges.
@@ -148,6 +168,8 @@ impl RunArgs {
             progress: !self.no_progress && !self.quiet && std::io::stderr().is_terminal(),
             interval: self.interval,
             warmup: self.warmup.unwrap_or_default(),
+            start_at: None,
+            run_id: None,
         }
     }
 }
@@ -169,6 +191,9 @@ pub enum Command {
         /// How to run and where results go.
         #[command(flatten)]
         run: RunArgs,
+        /// A share of a split run.
+        #[command(flatten)]
+        split: SplitArgs,
     },
     /// Check a scenario and print each flow's plan; sends no traffic.
     Validate {
@@ -177,6 +202,9 @@ pub enum Command {
         /// Scenario overrides.
         #[command(flatten)]
         load: LoadArgs,
+        /// Show one segment's share of a split run (INDEX/COUNT, INDEX from 0).
+        #[arg(long, env = "STAMPEDE_SEGMENT", value_parser = parse_segment)]
+        segment: Option<crate::model::Segment>,
     },
     /// Print the JSON Schema of the scenario format (or of results.json).
     Schema {
@@ -297,6 +325,14 @@ pub enum Command {
     },
 }
 
+fn parse_segment(s: &str) -> Result<crate::model::Segment, String> {
+    s.parse()
+}
+
+fn parse_instant(s: &str) -> Result<std::time::SystemTime, String> {
+    crate::units::parse_instant(s).map_err(|e| e.0)
+}
+
 fn parse_span(s: &str) -> Result<Duration, String> {
     s.parse::<Span>().map(Span::get).map_err(|e| e.0)
 }
@@ -351,10 +387,22 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             load,
             quick,
             run,
-        } => match scenario.to_str().filter(|s| scenario::quick::is_url(s)) {
+            split,
+        } => {
+            let opts = RunOptions {
+                start_at: split.start_at,
+                run_id: split.run_id.clone(),
+                ..run.options()
+            };
+            let ov = Overrides {
+                segment: split.segment,
+                ..load.overrides()
+            };
+            match scenario.to_str().filter(|s| scenario::quick::is_url(s)) {
             Some(url) => {
-                let (q, ov) = quick_run(url, &load, &quick)?;
-                execute::run_url(&q, &ov, run.options(), run.quiet, quick.print_scenario)
+                let (q, quick_ov) = quick_run(url, &load, &quick)?;
+                let ov = Overrides { segment: split.segment, ..quick_ov };
+                execute::run_url(&q, &ov, opts, run.quiet, quick.print_scenario)
                     .map(|r| r.map_or(Exit::Passed, |(exit, _)| exit))
             }
             None => {
@@ -369,11 +417,22 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
                         scenario.display()
                     )));
                 }
-                execute::run_scenario(&scenario, &load.overrides(), run.options(), run.quiet)
+                execute::run_scenario(&scenario, &ov, opts, run.quiet)
                     .map(|(exit, _)| exit)
             }
-        },
-        Command::Validate { scenario, load } => validate(&scenario, &load.overrides()),
+        }
+        }
+        Command::Validate {
+            scenario,
+            load,
+            segment,
+        } => validate(
+            &scenario,
+            &Overrides {
+                segment,
+                ..load.overrides()
+            },
+        ),
         Command::Schema { results, capacity } => {
             let schema = if results {
                 report::results_schema()
@@ -624,6 +683,18 @@ fn validate(path: &Path, ov: &Overrides) -> Result<Exit, CliError> {
         );
     } else {
         sayln!("  load ends after {}", Span(plan.load_length()));
+    }
+    if !plan.segment.is_whole() {
+        sayln!(
+            "  segment {} of a split run takes:",
+            plan.segment
+        );
+        for line in plan.shares() {
+            sayln!("    {line}");
+        }
+        sayln!(
+            "    setup and teardown run in every segment; `stampede merge` joins the segments' results"
+        );
     }
     sayln!(
         "  memory: about {} MiB (histograms per flow and step, virtual users at peak)",

@@ -9,9 +9,11 @@ pub mod codec;
 pub mod hist;
 pub mod names;
 pub mod result;
+pub mod segment;
 pub mod threshold;
 
 pub use class::ErrorClass;
 pub use hist::{Hist, new_hist};
 pub use names::{FlowKind, ModelKind, SelfCheckName};
 pub use result::*;
+pub use segment::{Gates, GateSpec, Segment, SegmentFlow, SegmentSummary};

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::codec;
+use super::segment::{Gates, Segment, SegmentSummary};
 use super::hist::{Hist, quantile_ci};
 use super::{ErrorClass, FlowKind, ModelKind, SelfCheckName};
 
@@ -65,6 +66,30 @@ pub struct RunResult {
     /// Why the run stopped early, when a threshold with `abort_on_fail` failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
+    /// This run's id; the segments of one split run share it (`--run-id`, or made from the
+    /// scenario digest and `--start-at`).
+    #[serde(default)]
+    pub run_id: String,
+    /// SHA-256 of the scenario text and of the options that shape its plan (`--rate`,
+    /// `--scale`, …): segments of one run must have the same.
+    #[serde(default)]
+    pub scenario_digest: String,
+    /// The share of a split run this result covers (absent: the whole plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+    /// The shared start instant (`--start-at`), milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at_unix_ms: Option<u64>,
+    /// With `--start-at`: how long after that instant this process began its schedule, in
+    /// milliseconds (0 when it was ready in time). Arrivals due before then were missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_late_ms: Option<f64>,
+    /// The thresholds as written, so `stampede merge` judges merged data without the scenario.
+    #[serde(default)]
+    pub gates: Gates,
+    /// A merged run: each segment's own figures (`stampede merge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<SegmentSummary>,
 }
 
 fn is_zero_f64(v: &f64) -> bool {
@@ -194,6 +219,15 @@ pub struct FlowResult {
     /// Poisson flows: dispersion of the actual arrivals (the goodness-of-fit self-check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poisson: Option<PoissonFit>,
+    /// A segment of a split Poisson flow: its arrivals per bin of 20 expected arrivals of the
+    /// whole flow. A segment's share of a Poisson process is not Poisson, so the fit is judged
+    /// by `stampede merge` on the segments' bins added up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arrival_bins: Vec<u32>,
+    /// A split run's segment that started after `--start-at`: arrivals due before it started,
+    /// counted in `planned` and `dropped` too.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed_at_start: u64,
     /// Work per iteration: requests and server-reported metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<Work>,
@@ -409,6 +443,32 @@ pub struct PoissonFit {
     /// Largest deviation of the index from 1 that chance explains (3 standard errors).
     pub tolerance: f64,
 }
+
+impl PoissonFit {
+    /// The fit of arrivals counted per bin of [`POISSON_BIN`] expected arrivals; the last bin
+    /// is partial and left out. `None` under 10 whole bins.
+    pub fn from_bins(bins: &[u32]) -> Option<PoissonFit> {
+        let whole = &bins[..bins.len().saturating_sub(1)];
+        let k = whole.len();
+        if k < 10 {
+            return None;
+        }
+        let mean = whole.iter().map(|&c| f64::from(c)).sum::<f64>() / k as f64;
+        let var = whole
+            .iter()
+            .map(|&c| (f64::from(c) - mean).powi(2))
+            .sum::<f64>()
+            / (k - 1) as f64;
+        (mean > 0.0).then(|| PoissonFit {
+            dispersion_index: var / mean,
+            bins: k as u64,
+            tolerance: 3.0 * (2.0 / (k - 1) as f64).sqrt(),
+        })
+    }
+}
+
+/// Expected arrivals per bin of the Poisson fit.
+pub const POISSON_BIN: f64 = 20.0;
 
 /// The first message seen for an error class on a key.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

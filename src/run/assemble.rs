@@ -9,6 +9,8 @@ use crate::model::{
     Environment, ErrorExampleResult, FlowResult, IntervalRow, Latency, RunResult, SCHEMA_VERSION,
 };
 use crate::model::{ErrorClass, ModelKind, PoissonFit, StepResult, TimingResult, Work};
+use crate::model::{GateSpec, Gates};
+use crate::schedule::FlowEnd;
 use crate::scenario::Plan;
 use crate::scenario::plan::{Flow, LoadModel};
 
@@ -66,7 +68,7 @@ pub(super) fn assemble(
     registry: &Registry,
     total: Stats,
     rows: Vec<IntervalRow>,
-    poisson: &[Option<PoissonFit>],
+    ends: &[FlowEnd],
     span: Span,
 ) -> RunResult {
     let Span {
@@ -129,7 +131,18 @@ pub(super) fn assemble(
                 dropped_cause: dropped_cause(f, fs),
                 errors: class_counts(&fs.errors),
                 work: work(fs),
-                poisson: poisson.get(fi).cloned().flatten(),
+                // A segment's share of a Poisson flow is not Poisson (every third arrival of
+                // one is more regular): its bins wait for the merge.
+                poisson: ends
+                    .get(fi)
+                    .filter(|_| plan.segment.is_whole())
+                    .and_then(|e| PoissonFit::from_bins(&e.arrival_bins)),
+                arrival_bins: ends
+                    .get(fi)
+                    .filter(|_| !plan.segment.is_whole())
+                    .map(|e| e.arrival_bins.clone())
+                    .unwrap_or_default(),
+                missed_at_start: ends.get(fi).map_or(0, |e| e.missed),
                 steps,
             }
         })
@@ -164,6 +177,23 @@ pub(super) fn assemble(
         self_checks: Vec::new(),
         db_load: Vec::new(),
         trends: Vec::new(),
+        run_id: String::new(),
+        scenario_digest: plan.digest.clone(),
+        segment: (!plan.segment.is_whole()).then_some(plan.segment),
+        start_at_unix_ms: None,
+        start_late_ms: None,
+        gates: Gates {
+            thresholds: plan
+                .thresholds
+                .iter()
+                .map(|t| GateSpec {
+                    pattern: t.pattern.clone(),
+                    threshold: t.text.clone(),
+                })
+                .collect(),
+            checks_gate: plan.settings.checks_gate,
+        },
+        merged: Vec::new(),
     }
 }
 

@@ -49,6 +49,12 @@ pub struct RunOptions {
     /// Leave the intervals that end within this long after the start out of every total (a
     /// steady level's warm-up: connections, caches, JIT). Their interval rows are kept.
     pub warmup: Duration,
+    /// Start the schedule at this wall-clock instant (`--start-at`): the segments of a split
+    /// run all do, so their arrivals are due on one clock and their intervals line up.
+    pub start_at: Option<SystemTime>,
+    /// The run's id (`--run-id`); by default made from the scenario digest and `start_at`, so
+    /// every segment of a split run gets the same one without being told.
+    pub run_id: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +64,8 @@ impl Default for RunOptions {
             progress: false,
             interval: Duration::from_secs(1),
             warmup: Duration::ZERO,
+            start_at: None,
+            run_id: None,
         }
     }
 }
@@ -218,9 +226,13 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             }
         }
     }
-    let start_delay = Duration::from_millis(20);
-    let t0 = Instant::now() + start_delay;
-    let wall_t0 = SystemTime::now() + start_delay;
+    let RunClock {
+        t0,
+        wall_t0,
+        began,
+        late,
+    } = run_clock(opts.start_at);
+    announce_start(&plan, opts.start_at, t0, late);
     let mut write_errors = Vec::new();
 
     let hlog = match &opts.out {
@@ -269,7 +281,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let mut busy_at_load_end: Option<(Instant, Duration)> = None;
     let (handle, control) = ControlHandle::new();
     let mut flows = JoinSet::new();
-    let mut poisson = vec![None; plan.flows.len()];
+    let mut ends = vec![crate::schedule::FlowEnd::default(); plan.flows.len()];
     for (i, f) in plan.flows.iter().enumerate() {
         if !f.is_load() || setup_failed.is_some() {
             continue;
@@ -283,7 +295,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         };
         let start = t0 + f.start;
         let control = control.clone();
-        flows.spawn(async move { (i, run_flow(ctx, start, control).await) });
+        flows.spawn(async move { (i, run_flow(ctx, start, began, control).await) });
     }
 
     let load_end = tokio::time::Instant::from_std(t0 + plan.load_length());
@@ -306,7 +318,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             }
             r = flows.join_next() => match r {
                 None => break,
-                Some(Ok((i, fit))) => poisson[i] = fit,
+                Some(Ok((i, end))) => ends[i] = end,
                 // A flow task that panicked has lost its fit; its counts are in the registry.
                 Some(Err(_)) => {}
             },
@@ -373,7 +385,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         &registry,
         collected.cumulative,
         collected.rows,
-        &poisson,
+        &ends,
         Span {
             wall_t0,
             elapsed,
@@ -394,6 +406,12 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
     result.self_checks = crate::analysis::selfcheck::checks(&result);
     result.aborted = aborted;
+    result.run_id = opts
+        .run_id
+        .clone()
+        .unwrap_or_else(|| run_id(&plan.digest, opts.start_at));
+    result.start_at_unix_ms = opts.start_at.map(unix_ms);
+    result.start_late_ms = opts.start_at.map(|_| late.as_secs_f64() * 1000.0);
     if let Some(why) = setup_failed {
         result.thresholds.push(crate::model::Verdict {
             pattern: "setup".into(),
@@ -411,6 +429,94 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         result,
         write_errors,
         out_lock: None,
+    }
+}
+
+/// When the schedule starts, on the monotonic clock (`t0`) and the wall clock.
+struct RunClock {
+    t0: Instant,
+    wall_t0: SystemTime,
+    /// When the process really began, when that was after `t0` (a late segment).
+    began: Option<Instant>,
+    /// How late it began.
+    late: Duration,
+}
+
+/// The run's clock. Without `start_at` the schedule starts at once (after a moment to spawn the
+/// flows). With it, that wall-clock instant is mapped to the monotonic clock once, and every
+/// due time follows from it; a process that gets there late keeps the shared schedule rather
+/// than shifting it, and what fell due before it began is missed (MEASUREMENT.md §4.4).
+fn run_clock(start_at: Option<SystemTime>) -> RunClock {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let Some(at) = start_at else {
+        let delay = Duration::from_millis(20);
+        return RunClock {
+            t0: now + delay,
+            wall_t0: wall + delay,
+            began: None,
+            late: Duration::ZERO,
+        };
+    };
+    match at.duration_since(wall) {
+        Ok(ahead) => RunClock {
+            t0: now + ahead,
+            wall_t0: at,
+            began: None,
+            late: Duration::ZERO,
+        },
+        Err(e) => {
+            let late = e.duration();
+            RunClock {
+                t0: now.checked_sub(late).unwrap_or(now),
+                wall_t0: at,
+                began: Some(now),
+                late,
+            }
+        }
+    }
+}
+
+/// Says on stderr how long a run waits for `--start-at`, or how late it began.
+fn announce_start(plan: &Plan, start_at: Option<SystemTime>, t0: Instant, late: Duration) {
+    if start_at.is_none() {
+        return;
+    }
+    let who = if plan.segment.is_whole() {
+        "the run".to_string()
+    } else {
+        format!("segment {}", plan.segment)
+    };
+    if !late.is_zero() {
+        eprintln!(
+            "stampede: {who} began {} after --start-at: arrivals due before now are counted as missed (and dropped)",
+            crate::units::Span(late)
+        );
+    } else {
+        let wait = t0.saturating_duration_since(Instant::now());
+        if wait >= Duration::from_secs(1) {
+            eprintln!(
+                "stampede: {who} waits {} for --start-at",
+                crate::units::Span(wait)
+            );
+        }
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A run id: for a run with `--start-at`, made from the scenario digest and that instant, so the
+/// segments of one split run agree on it; otherwise random.
+fn run_id(digest: &str, start_at: Option<SystemTime>) -> String {
+    match start_at {
+        Some(at) => {
+            use sha2::{Digest as _, Sha256};
+            let h = Sha256::digest(format!("{digest}@{}", unix_ms(at)).as_bytes());
+            hex::encode(&h[..8])
+        }
+        None => uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
     }
 }
 

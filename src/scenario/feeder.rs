@@ -4,10 +4,12 @@
 //! traffic. Rows are shared (`Arc`), so handing one to a virtual user copies a pointer.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::Rng;
+
+use crate::model::Segment;
 
 /// One row: values in column order.
 pub type Row = Arc<Vec<String>>;
@@ -46,6 +48,8 @@ pub struct Feeder {
     /// What happens after the last row.
     pub on_exhausted: OnExhausted,
     cursor: AtomicUsize,
+    /// A split run's segment: this process hands out only the rows it owns.
+    stripe: OnceLock<Segment>,
 }
 
 /// Running out of rows with `on_exhausted: error`.
@@ -83,7 +87,15 @@ impl Feeder {
             pick,
             on_exhausted,
             cursor: AtomicUsize::new(0),
+            stripe: OnceLock::new(),
         }
+    }
+
+    /// Makes this feeder hand out only `segment`'s rows (row n when the segment owns n), once,
+    /// before any user draws: the segments of a split run then never share a `unique` row, and
+    /// `sequential` rows go round the file in the same order as one process would.
+    pub fn stripe(&self, segment: Segment) {
+        let _ = self.stripe.set(segment);
     }
 
     /// Index of a column.
@@ -104,7 +116,13 @@ impl Feeder {
         }
         let i = match self.pick {
             Pick::Random => rand::rng().random_range(0..n),
-            Pick::Sequential | Pick::Unique => self.cursor.fetch_add(1, Ordering::Relaxed),
+            Pick::Sequential | Pick::Unique => {
+                let k = self.cursor.fetch_add(1, Ordering::Relaxed);
+                match self.stripe.get() {
+                    Some(seg) => usize::try_from(seg.global(k as u64)).unwrap_or(usize::MAX),
+                    None => k,
+                }
+            }
         };
         if i >= n && self.on_exhausted == OnExhausted::Error {
             return Err(exhausted());

@@ -210,9 +210,27 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
     }
     diags.finish();
     match plan {
-        Some(p) if diags.is_empty() => Ok(p),
+        Some(mut p) if diags.is_empty() => {
+            p.digest = digest(text, ov);
+            Ok(p)
+        }
         _ => Err(diags),
     }
+}
+
+/// SHA-256 of the scenario text and the overrides that shape the plan (hex). Two processes with
+/// the same digest run the same plan, so their segments can be merged.
+fn digest(text: &str, ov: &Overrides) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    h.update([0]);
+    let shape = Overrides {
+        segment: None,
+        ..ov.clone()
+    };
+    h.update(format!("{shape:?}").as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// Deserializes each entry of a map section on its own, so every broken entry is reported.

@@ -13,7 +13,8 @@ use regex::Regex;
 use rhai::ImmutableString;
 use serde_json_path::JsonPath;
 
-use super::feeder::Feeder;
+use super::feeder::{Feeder, Pick};
+use crate::model::Segment;
 use super::template::Template;
 use crate::scenario::curve::Curve;
 use crate::script::{Scripts, Snippet};
@@ -51,6 +52,11 @@ pub struct Plan {
     /// What the setup journey left in its user's variables, for every user to start with (set
     /// once, after setup, before any load).
     pub shared: std::sync::OnceLock<Vec<(ImmutableString, rhai::Dynamic)>>,
+    /// The share of a split run this process runs ([`Plan::split`]).
+    pub segment: Segment,
+    /// SHA-256 (hex) of the scenario text and the overrides that shaped this plan: what the
+    /// segments of one split run must agree on.
+    pub digest: String,
 }
 
 /// Settings that apply to the whole run.
@@ -644,6 +650,94 @@ impl Plan {
         }
     }
 
+    /// Makes this plan one segment of a split run: open flows keep every `count`-th arrival and
+    /// closed flows every `count`-th user (in the executors), shared iteration budgets and
+    /// `max_vus` are divided (the budget exactly, `max_vus` rounded up), and feeders hand out
+    /// the rows this segment owns, so no `unique` row is used by two segments.
+    pub fn split(&mut self, segment: Segment) {
+        self.segment = segment;
+        if segment.is_whole() {
+            return;
+        }
+        for f in self.flows.iter_mut().filter(|f| f.is_load()) {
+            match &mut f.model {
+                LoadModel::Open(o) => {
+                    o.max_vus = o.max_vus.div_ceil(u64::from(segment.count)).max(1);
+                }
+                LoadModel::Closed(c) => {
+                    c.iterations = c.iterations.map(|n| segment.share(n));
+                }
+            }
+        }
+        for feeder in &self.feeders {
+            feeder.stripe(segment);
+        }
+    }
+
+    /// What one segment of a split run takes of each load flow, in words (`validate
+    /// --segment`).
+    pub fn shares(&self) -> Vec<String> {
+        let seg = self.segment;
+        let c = u64::from(seg.count.max(1));
+        let owned = |what: &str| {
+            format!(
+                "{what} {}, {}, {}, … (every {} from the {})",
+                seg.index + 1,
+                seg.global(1) + 1,
+                seg.global(2) + 1,
+                ordinal(c),
+                ordinal(u64::from(seg.index) + 1)
+            )
+        };
+        let mut out = Vec::new();
+        for f in self.flows.iter().filter(|f| f.is_load()) {
+            let text = match &f.model {
+                LoadModel::Open(o) => {
+                    let total = o.curve.cumulative(o.curve.len()).floor() as u64;
+                    let poisson = if o.arrivals == Arrivals::Poisson {
+                        " (a Poisson flow: about that many)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{}: {} of {total} arrivals{poisson}, up to {} users",
+                        owned("arrivals"),
+                        seg.share(total),
+                        o.max_vus
+                    )
+                }
+                LoadModel::Closed(c) => {
+                    let peak = (c.curve.peak() + 1e-9).floor() as u64;
+                    let mut t = format!(
+                        "{}: {} of {peak} users at peak",
+                        owned("users"),
+                        seg.share(peak)
+                    );
+                    if let Some(n) = c.iterations {
+                        t.push_str(&format!(", {n} of the flow's iterations"));
+                    }
+                    if let Some(n) = c.per_vu_iterations {
+                        t.push_str(&format!(", {n} per user"));
+                    }
+                    t
+                }
+            };
+            out.push(format!("flow {}: {text}", f.name));
+        }
+        for feeder in &self.feeders {
+            if matches!(feeder.pick, Pick::Unique | Pick::Sequential) {
+                let n = feeder.rows.len() as u64;
+                out.push(format!(
+                    "feeder {}: {}: {} of its {n} rows",
+                    feeder.name,
+                    owned("rows"),
+                    seg.share(n)
+                ));
+            }
+        }
+        out
+    }
+
     /// Cuts every flow off `d` after the run start.
     pub fn limit_duration(&mut self, d: Duration) {
         for f in self.flows.iter_mut().filter(|f| f.is_load()) {
@@ -654,4 +748,15 @@ impl Plan {
             }
         }
     }
+}
+
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }

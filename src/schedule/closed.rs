@@ -28,8 +28,12 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
     let (target_tx, target_rx) = watch::channel(0u64);
     let remaining = Arc::new(AtomicU64::new(closed.iterations.unwrap_or(u64::MAX)));
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // Users are numbered across the whole flow; a split run's segment makes the ones it owns
+    // (user k when it owns k − 1), so the segments' users add up to the curve.
+    let segment = ctx.plan.segment;
     let mut spawned = 0u64;
     let mut made = 0u64;
+    let mut owned = 0u64;
     let len = closed.curve.len();
     let gauges = &ctx.registry.gauges[ctx.flow];
     let closed = Arc::new(closed);
@@ -55,6 +59,10 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
         gauges.set_target(level);
         while spawned < target {
             spawned += 1;
+            if !segment.owns(spawned - 1) {
+                continue;
+            }
+            owned += 1;
             let vu = match VirtualUser::new(&ctx.plan, ctx.flow, spawned) {
                 Ok(vu) => {
                     made += 1;
@@ -78,19 +86,20 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
                 control.clone(),
             ));
         }
-        gauges.vus.store(spawned, Ordering::Relaxed);
+        gauges.vus.store(owned, Ordering::Relaxed);
         while tasks.try_join_next().is_some() {}
-        if tasks.is_empty() && spawned > 0 && remaining.load(Ordering::Relaxed) == 0 {
+        if tasks.is_empty() && owned > 0 && remaining.load(Ordering::Relaxed) == 0 {
             break;
         }
         // Every user the curve will ever have is spawned and none is left running: with
         // per-user iteration limits they are all done; when none could even be made (a script
         // library that throws), nothing will ever run, and the flow used to wait for its
-        // iteration budget forever. (Users that left because their next iteration fell past
+        // iteration budget forever; a segment that owns none of the users has nothing to run.
+        // (Users that left because their next iteration fell past
         // the end are not a reason to stop: the flow keeps its length.)
         if tasks.is_empty()
             && spawned >= (closed.curve.peak() + 1e-9).floor() as u64
-            && (closed.per_vu_iterations.is_some() || (made == 0 && spawned > 0))
+            && (closed.per_vu_iterations.is_some() || made == 0)
         {
             break;
         }

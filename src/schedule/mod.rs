@@ -8,7 +8,6 @@
 pub mod closed;
 pub mod open;
 
-use crate::model::PoissonFit;
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -69,15 +68,33 @@ impl Control {
     }
 }
 
-/// Runs one flow's executor from `flow_start` until its load ends and its iterations finish (or are
-/// cancelled). An open flow returns how Poisson-like its arrivals were (when it measured them).
-pub async fn run_flow(ctx: FlowCtx, flow_start: Instant, control: Control) -> Option<PoissonFit> {
+/// What an executor reports when its flow ends, beside what it recorded.
+#[derive(Debug, Clone, Default)]
+pub struct FlowEnd {
+    /// Poisson flows: the arrivals dispatched per bin of [`POISSON_BIN`](crate::model::POISSON_BIN) expected arrivals of
+    /// the whole flow (unit-rate time), the last bin partial; empty otherwise.
+    pub arrival_bins: Vec<u32>,
+    /// Arrivals due before the process began its schedule (a split run's segment that started
+    /// after `--start-at`); they are counted as dropped as well.
+    pub missed: u64,
+}
+
+/// Runs one flow's executor from `flow_start` until its load ends and its iterations finish (or
+/// are cancelled). `began` is when the process really began its schedule when that was after the
+/// run's start (a late segment): an open flow's arrivals due before it are missed, not sent in a
+/// burst.
+pub async fn run_flow(
+    ctx: FlowCtx,
+    flow_start: Instant,
+    began: Option<Instant>,
+    control: Control,
+) -> FlowEnd {
     let model = ctx.plan.flows[ctx.flow].model.clone();
     match model {
-        LoadModel::Open(o) => open::run(ctx, o, flow_start, control).await,
+        LoadModel::Open(o) => open::run(ctx, o, (flow_start, began), control).await,
         LoadModel::Closed(c) => {
             closed::run(ctx, c, flow_start, control).await;
-            None
+            FlowEnd::default()
         }
     }
 }

@@ -16,10 +16,10 @@ use rand::rngs::SmallRng;
 use rand_distr::{Distribution, Exp1};
 use tokio::task::JoinSet;
 
-use super::Control;
+use super::{Control, FlowEnd};
 use crate::journey::{FlowCtx, Place, VirtualUser, fail, run_iteration};
 use crate::metrics::IterationOutcome;
-use crate::model::PoissonFit;
+use crate::model::{POISSON_BIN, Segment};
 use crate::scenario::plan::{Arrivals, Open};
 use crate::timer::PreciseTimer;
 
@@ -27,9 +27,10 @@ use crate::timer::PreciseTimer;
 pub async fn run(
     ctx: FlowCtx,
     open: Open,
-    flow_start: Instant,
+    (flow_start, began): (Instant, Option<Instant>),
     mut control: Control,
-) -> Option<PoissonFit> {
+) -> FlowEnd {
+    let segment = ctx.plan.segment;
     let pool: Arc<Mutex<Vec<VirtualUser>>> = Arc::new(Mutex::new(Vec::new()));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut created: u64 = 0;
@@ -39,7 +40,10 @@ pub async fn run(
         x: 0.0,
         rng: SmallRng::seed_from_u64(ctx.plan.flows[ctx.flow].seed),
         next: open.curve.time_of(0.0),
+        segment,
+        n: 0,
     };
+    let mut missed = 0u64;
     let gauges = &ctx.registry.gauges[ctx.flow];
     let mut fit = (open.arrivals == Arrivals::Poisson).then(DispersionCounter::default);
     let mut timer = PreciseTimer::new();
@@ -78,6 +82,11 @@ pub async fn run(
             }
             ahead.pop_front();
             planned += 1;
+            if began.is_some_and(|b| due < b) {
+                missed += 1;
+                dropped += 1;
+                continue;
+            }
             // Dispatched now, whether a user takes it or it is dropped: the fit judges the
             // generator's schedule, and a drop is the target's (every user busy on it).
             if let Some(fit) = &mut fit {
@@ -91,7 +100,9 @@ pub async fn run(
                 Some(vu) => vu,
                 None if created < open.max_vus => {
                     created += 1;
-                    match VirtualUser::new_for_arrivals(&ctx.plan, ctx.flow, created) {
+                    // Users are numbered across the segments of a split run, so `vu` is unique.
+                    let id = segment.global(created - 1) + 1;
+                    match VirtualUser::new_for_arrivals(&ctx.plan, ctx.flow, id) {
                         Ok(vu) => vu,
                         Err(e) => {
                             // The arrival was planned and could not run: a failed iteration,
@@ -135,7 +146,10 @@ pub async fn run(
     }
     gauges.set_target(0.0);
     finish(&ctx, &mut tasks, &mut control).await;
-    fit.and_then(DispersionCounter::finish)
+    FlowEnd {
+        arrival_bins: fit.map(|f| f.bins).unwrap_or_default(),
+        missed,
+    }
 }
 
 /// When to wake for the arrivals in `ahead` (due times, in order, the first not yet started): at
@@ -150,32 +164,40 @@ fn wake_at(ahead: &VecDeque<f64>, slack: f64) -> f64 {
         .unwrap_or(first)
 }
 
-/// The flow's due times (seconds from its start), in order: the curve's integral inverted at
-/// unit steps (uniform) or at a running sum of unit exponentials (Poisson).
+/// This segment's due times (seconds from the flow's start), in order: the curve's integral
+/// inverted at unit steps (uniform) or at a running sum of unit exponentials (Poisson), every
+/// segment computing the whole flow's sequence (one seed) and keeping arrival n when it owns n.
 struct DueTimes<'a> {
     curve: &'a crate::scenario::curve::Curve,
     arrivals: Arrivals,
     x: f64,
     rng: SmallRng,
     next: Option<f64>,
+    segment: Segment,
+    /// Arrivals of the whole flow generated so far.
+    n: u64,
 }
 
 impl Iterator for DueTimes<'_> {
     type Item = f64;
 
     fn next(&mut self) -> Option<f64> {
-        let t = self.next?;
-        self.x += match self.arrivals {
-            Arrivals::Uniform => 1.0,
-            Arrivals::Poisson => Exp1.sample(&mut self.rng),
-        };
-        self.next = self.curve.time_of(self.x);
-        Some(t)
+        loop {
+            let t = self.next?;
+            self.x += match self.arrivals {
+                Arrivals::Uniform => 1.0,
+                Arrivals::Poisson => Exp1.sample(&mut self.rng),
+            };
+            self.next = self.curve.time_of(self.x);
+            let mine = self.segment.owns(self.n);
+            self.n += 1;
+            if mine {
+                return Some(t);
+            }
+        }
     }
 }
 
-/// Expected arrivals per bin of unit-rate time.
-const PER_BIN: f64 = 20.0;
 /// Bins kept (the first 2 million arrivals are plenty for the statistic).
 const MAX_BINS: usize = 100_000;
 
@@ -187,34 +209,13 @@ struct DispersionCounter {
 
 impl DispersionCounter {
     fn add(&mut self, unit_time: f64) {
-        let i = (unit_time / PER_BIN) as usize;
+        let i = (unit_time / POISSON_BIN) as usize;
         if i < MAX_BINS {
             if self.bins.len() <= i {
                 self.bins.resize(i + 1, 0);
             }
             self.bins[i] += 1;
         }
-    }
-
-    fn finish(mut self) -> Option<PoissonFit> {
-        // The last bin is partial.
-        self.bins.pop();
-        let k = self.bins.len();
-        if k < 10 {
-            return None;
-        }
-        let mean = self.bins.iter().map(|&c| f64::from(c)).sum::<f64>() / k as f64;
-        let var = self
-            .bins
-            .iter()
-            .map(|&c| (f64::from(c) - mean).powi(2))
-            .sum::<f64>()
-            / (k - 1) as f64;
-        (mean > 0.0).then(|| PoissonFit {
-            dispersion_index: var / mean,
-            bins: k as u64,
-            tolerance: 3.0 * (2.0 / (k - 1) as f64).sqrt(),
-        })
     }
 }
 
@@ -266,10 +267,33 @@ mod tests {
             x: 0.0,
             rng: SmallRng::seed_from_u64(1),
             next: curve.time_of(0.0),
+            segment: Segment::WHOLE,
+            n: 0,
         };
         let v: Vec<f64> = dues.collect();
         assert_eq!(v.len(), 1000);
         assert!((v[10] - 0.010).abs() < 1e-9 && v.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn segments_split_one_poisson_sequence_exactly() {
+        let curve = crate::scenario::curve::Curve::constant(500.0, 2.0);
+        let dues = |segment| DueTimes {
+            curve: &curve,
+            arrivals: Arrivals::Poisson,
+            x: 0.0,
+            rng: SmallRng::seed_from_u64(7),
+            next: curve.time_of(0.0),
+            segment,
+            n: 0,
+        };
+        let whole: Vec<f64> = dues(Segment::WHOLE).collect();
+        let mut parts: Vec<f64> = (0..3)
+            .flat_map(|index| dues(Segment { index, count: 3 }).collect::<Vec<_>>())
+            .collect();
+        parts.sort_by(f64::total_cmp);
+        assert!(whole.len() > 900);
+        assert_eq!(parts, whole);
     }
 
     #[test]
@@ -278,7 +302,7 @@ mod tests {
         for n in 0..4000 {
             uniform.add(n as f64);
         }
-        let u = uniform.finish().unwrap();
+        let u = crate::model::PoissonFit::from_bins(&uniform.bins).unwrap();
         assert!(
             u.dispersion_index < 0.1 && (u.dispersion_index - 1.0).abs() > u.tolerance,
             "{u:?}"
@@ -290,7 +314,7 @@ mod tests {
             x += gap;
             poisson.add(x);
         }
-        let p = poisson.finish().unwrap();
+        let p = crate::model::PoissonFit::from_bins(&poisson.bins).unwrap();
         assert!((p.dispersion_index - 1.0).abs() <= p.tolerance, "{p:?}");
     }
 }

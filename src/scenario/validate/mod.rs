@@ -417,6 +417,8 @@ impl<'a> Validator<'a> {
             thresholds,
             secrets: std::mem::take(&mut self.secrets),
             shared: std::sync::OnceLock::new(),
+            segment: crate::model::Segment::WHOLE,
+            digest: String::new(),
         };
         if !self.apply_overrides(&mut plan, ov) {
             return None;

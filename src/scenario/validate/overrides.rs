@@ -25,6 +25,9 @@ pub struct Overrides {
     pub vus: Vec<ForFlow<u64>>,
     /// Iterations: a closed flow's total, or an open flow's arrivals (its curve is cut there).
     pub iterations: Vec<ForFlow<u64>>,
+    /// Runs one segment of a split run (applied last; not part of the plan's digest, since the
+    /// segments of one run differ only in it).
+    pub segment: Option<crate::model::Segment>,
 }
 
 /// A value for one flow (`traders=50/s`) or, without a name, for the one flow it can mean.
@@ -145,6 +148,10 @@ impl Validator<'_> {
         }
         if let Some(d) = ov.duration {
             plan.limit_duration(d);
+        }
+        // Last: a segment takes its share of the plan the other overrides made.
+        if let Some(seg) = ov.segment {
+            plan.split(seg);
         }
         true
     }
