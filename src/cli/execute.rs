@@ -238,16 +238,21 @@ fn run_loaded(
             sayln!("\nresults: {}", dir.display());
         }
     }
-    let exit = if outcome.result.interrupted {
+    Ok((exit_for(&outcome.result, write_failed), outcome.result))
+}
+
+/// A run's exit code: interrupted, a lost result file, the generator's own limits, a failed
+/// gate, or passed — in that order.
+pub(super) fn exit_for(result: &report::RunResult, write_failed: bool) -> Exit {
+    if result.interrupted {
         Exit::Interrupted
     } else if write_failed {
         Exit::InvalidInput
-    } else if !outcome.result.trustworthy() {
+    } else if !result.trustworthy() {
         Exit::Untrustworthy
-    } else if !outcome.result.passed() {
+    } else if !result.passed() {
         Exit::GateFailed
     } else {
         Exit::Passed
-    };
-    Ok((exit, outcome.result))
+    }
 }

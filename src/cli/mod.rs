@@ -35,6 +35,7 @@ mod demo;
 mod error;
 mod execute;
 mod interact;
+mod split;
 
 pub use error::CliError;
 
@@ -302,6 +303,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Join the segments of a split run (`run --segment I/N --start-at T --out DIR`) into the
+    /// results one process would have written, judged again on the merged data; refuses a set
+    /// with a segment missing or twice, or from another scenario or start.
+    Merge {
+        /// Each segment's --out folder (or its results.json).
+        #[arg(required = true)]
+        segments: Vec<PathBuf>,
+        /// Where the merged result files go.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Start the built-in demo wallet and run the launch scenario against it.
     Demo {
         /// Which demo scenario: usdt-launch (default) or smoke.
@@ -422,6 +437,11 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             }
         }
         }
+        Command::Merge {
+            segments,
+            out,
+            quiet,
+        } => split::merge(&segments, &out, quiet),
         Command::Validate {
             scenario,
             load,

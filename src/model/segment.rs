@@ -55,6 +55,12 @@ impl Segment {
         if total > i { (total - i - 1) / c + 1 } else { 0 }
     }
 
+    /// This segment's part of an open flow's `max_vus`: its share of the arrivals needs its share
+    /// of the users (rounded up, at least one).
+    pub fn max_vus(self, whole: u64) -> u64 {
+        whole.div_ceil(u64::from(self.count.max(1))).max(1)
+    }
+
     /// The `k`-th item (from 0) this segment owns, as an index into the whole sequence.
     pub fn global(self, k: u64) -> u64 {
         k.saturating_mul(u64::from(self.count.max(1)))

@@ -83,9 +83,22 @@ pub struct LogError {
     pub message: String,
 }
 
-/// Merges every interval of every tag in an interval log — what survives a killed run. A torn
-/// last line (the process died while writing it) is skipped, not an error.
-pub fn recover(path: &Path) -> Result<Vec<Recovered>, LogError> {
+/// One interval histogram read back from an interval log.
+#[derive(Debug)]
+pub struct LoggedInterval {
+    /// The tag (`flow.step` or `flow.iteration`).
+    pub tag: String,
+    /// Seconds from the log's base time to the interval's start.
+    pub start_s: f64,
+    /// The interval's length in seconds.
+    pub len_s: f64,
+    /// Its histogram.
+    pub hist: Hist,
+}
+
+/// Every interval of an interval log, in file order. A torn last line (the process died while
+/// writing it) is skipped, not an error; so is a line whose histogram does not decode.
+pub fn read_intervals(path: &Path) -> Result<Vec<LoggedInterval>, LogError> {
     use base64::Engine as _;
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
@@ -99,7 +112,7 @@ pub fn recover(path: &Path) -> Result<Vec<Recovered>, LogError> {
         Some(i) => &bytes[..=i],
         None => &bytes[..0],
     };
-    let mut out: Vec<Recovered> = Vec::new();
+    let mut out = Vec::new();
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(complete) {
         let entry = entry.map_err(|e| err(format!("{e:?}")))?;
@@ -113,26 +126,42 @@ pub fn recover(path: &Path) -> Result<Vec<Recovered>, LogError> {
         let Ok(hist) = deserializer.deserialize::<u64, _>(&mut raw.as_slice()) else {
             continue;
         };
-        let key = h
-            .tag()
-            .map_or_else(|| "untagged".to_string(), |t| t.as_str().to_string());
-        let end_s = (h.start_timestamp() + h.duration()).as_secs_f64();
-        match out.iter_mut().find(|r| r.key == key) {
+        out.push(LoggedInterval {
+            tag: h
+                .tag()
+                .map_or_else(|| "untagged".to_string(), |t| t.as_str().to_string()),
+            start_s: h.start_timestamp().as_secs_f64(),
+            len_s: h.duration().as_secs_f64(),
+            hist,
+        });
+    }
+    Ok(out)
+}
+
+/// Merges every interval of every tag in an interval log — what survives a killed run.
+pub fn recover(path: &Path) -> Result<Vec<Recovered>, LogError> {
+    let mut out: Vec<Recovered> = Vec::new();
+    for i in read_intervals(path)? {
+        let end_s = i.start_s + i.len_s;
+        match out.iter_mut().find(|r| r.key == i.tag) {
             Some(r) => {
-                let _ = r.hist.add(&hist);
+                let _ = r.hist.add(&i.hist);
                 r.intervals += 1;
                 r.end_s = r.end_s.max(end_s);
             }
             None => out.push(Recovered {
-                key,
-                hist,
+                key: i.tag,
+                hist: i.hist,
                 intervals: 1,
                 end_s,
             }),
         }
     }
     if out.is_empty() {
-        return Err(err("no complete interval in it".into()));
+        return Err(LogError {
+            path: path.display().to_string(),
+            message: "no complete interval in it".into(),
+        });
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@ use crate::model::{
     Environment, ErrorExampleResult, FlowResult, IntervalRow, Latency, RunResult, SCHEMA_VERSION,
 };
 use crate::model::{ErrorClass, ModelKind, PoissonFit, StepResult, TimingResult, Work};
-use crate::model::{GateSpec, Gates};
+use crate::model::{GateSpec, Gates, Segment};
 use crate::schedule::FlowEnd;
 use crate::scenario::Plan;
 use crate::scenario::plan::{Flow, LoadModel};
@@ -31,14 +31,16 @@ pub(super) struct Span {
 /// means waiting on the target: that is the target's result (it can fail `dropped`, `rate` and
 /// `errors` thresholds), not the generator failing. By Little's law the flow needed about its
 /// peak rate × the time an iteration takes.
-fn dropped_cause(f: &Flow, fs: &FlowStats) -> Option<String> {
+fn dropped_cause(f: &Flow, fs: &FlowStats, segment: Segment) -> Option<String> {
     let LoadModel::Open(open) = &f.model else {
         return None;
     };
     if fs.dropped == 0 {
         return None;
     }
-    let peak = open.curve.peak();
+    // A segment's users (and its share of the rate).
+    let max_vus = segment.max_vus(open.max_vus);
+    let peak = open.curve.peak() / f64::from(segment.count.max(1));
     let it = fs
         .iteration
         .as_deref()
@@ -47,7 +49,7 @@ fn dropped_cause(f: &Flow, fs: &FlowStats) -> Option<String> {
     let needed = it.map_or_else(String::new, |secs| {
         format!(
             "; about {:.0} would have been needed (peak {peak:.1}/s × iteration p95 {:.0} ms)",
-            (peak * secs).ceil().max(open.max_vus as f64 + 1.0),
+            (peak * secs).ceil().max(max_vus as f64 + 1.0),
             secs * 1000.0
         )
     });
@@ -58,7 +60,7 @@ fn dropped_cause(f: &Flow, fs: &FlowStats) -> Option<String> {
         fs.dropped,
         fs.planned,
         fs.dropped as f64 * 100.0 / fs.planned.max(1) as f64,
-        open.max_vus,
+        max_vus,
     ))
 }
 
@@ -128,7 +130,7 @@ pub(super) fn assemble(
                     LoadModel::Open(_) => plan.settings.arrival_slack.as_micros() as u64,
                     LoadModel::Closed(_) => 0,
                 },
-                dropped_cause: dropped_cause(f, fs),
+                dropped_cause: dropped_cause(f, fs, plan.segment),
                 errors: class_counts(&fs.errors),
                 work: work(fs),
                 // A segment's share of a Poisson flow is not Poisson (every third arrival of

@@ -651,8 +651,8 @@ impl Plan {
     }
 
     /// Makes this plan one segment of a split run: open flows keep every `count`-th arrival and
-    /// closed flows every `count`-th user (in the executors), shared iteration budgets and
-    /// `max_vus` are divided (the budget exactly, `max_vus` rounded up), and feeders hand out
+    /// closed flows every `count`-th user (in the executors, which also divide an open flow's
+    /// `max_vus`, rounded up), shared iteration budgets are divided exactly, and feeders hand out
     /// the rows this segment owns, so no `unique` row is used by two segments.
     pub fn split(&mut self, segment: Segment) {
         self.segment = segment;
@@ -660,13 +660,8 @@ impl Plan {
             return;
         }
         for f in self.flows.iter_mut().filter(|f| f.is_load()) {
-            match &mut f.model {
-                LoadModel::Open(o) => {
-                    o.max_vus = o.max_vus.div_ceil(u64::from(segment.count)).max(1);
-                }
-                LoadModel::Closed(c) => {
-                    c.iterations = c.iterations.map(|n| segment.share(n));
-                }
+            if let LoadModel::Closed(c) = &mut f.model {
+                c.iterations = c.iterations.map(|n| segment.share(n));
             }
         }
         for feeder in &self.feeders {
@@ -703,7 +698,7 @@ impl Plan {
                         "{}: {} of {total} arrivals{poisson}, up to {} users",
                         owned("arrivals"),
                         seg.share(total),
-                        o.max_vus
+                        seg.max_vus(o.max_vus)
                     )
                 }
                 LoadModel::Closed(c) => {

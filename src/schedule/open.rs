@@ -31,6 +31,7 @@ pub async fn run(
     mut control: Control,
 ) -> FlowEnd {
     let segment = ctx.plan.segment;
+    let max_vus = segment.max_vus(open.max_vus);
     let pool: Arc<Mutex<Vec<VirtualUser>>> = Arc::new(Mutex::new(Vec::new()));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut created: u64 = 0;
@@ -98,7 +99,7 @@ pub async fn run(
             let vu = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let vu = match vu {
                 Some(vu) => vu,
-                None if created < open.max_vus => {
+                None if created < max_vus => {
                     created += 1;
                     // Users are numbered across the segments of a split run, so `vu` is unique.
                     let id = segment.global(created - 1) + 1;
