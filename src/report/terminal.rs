@@ -102,6 +102,61 @@ fn checks(out: &mut String, r: &RunResult, f: &crate::model::FlowResult) {
     }
 }
 
+/// A segment of a split run, or a merged one: which, and each segment's own figures (a segment
+/// whose p99 interval lies apart from the others' ran on a different machine, not the same load).
+fn split_run(out: &mut String, r: &RunResult) {
+    let late = r.start_late_ms.filter(|ms| *ms > 0.0);
+    if let Some(seg) = r.segment {
+        let _ = writeln!(
+            out,
+            "segment {seg} of run {}{}",
+            r.run_id,
+            late.map_or_else(String::new, |l| format!(
+                ": began {} after --start-at, so what fell due before was missed",
+                ms((l * 1000.0) as u64)
+            ))
+        );
+    }
+    if r.merged.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "merged from {} segments of run {}:",
+        r.merged.len(),
+        r.run_id
+    );
+    for s in &r.merged {
+        let flows: Vec<String> = s
+            .flows
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} p99 {} ({}–{})",
+                    f.name,
+                    ms(f.p99_us),
+                    ms(f.p99_ci[0]),
+                    ms(f.p99_ci[1])
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  segment {} on {}: {} requests, {} failed{}; {}",
+            s.index,
+            s.hostname.as_deref().unwrap_or("?"),
+            s.requests,
+            s.failed,
+            if s.start_late_ms > 0.0 {
+                format!(", began {} late", ms((s.start_late_ms * 1000.0) as u64))
+            } else {
+                String::new()
+            },
+            flows.join(", ")
+        );
+    }
+}
+
 /// Renders the summary.
 pub fn render(r: &RunResult) -> String {
     let mut out = String::new();
@@ -120,6 +175,7 @@ pub fn render(r: &RunResult) -> String {
             String::new()
         }
     );
+    split_run(&mut out, r);
     for f in &r.flows {
         let total = f.iterations_ok + f.iterations_failed;
         let _ = writeln!(out, "\nflow {} [{}] — {}", f.name, f.journey, f.model);
@@ -129,6 +185,13 @@ pub fn render(r: &RunResult) -> String {
         );
         if f.model_kind == "open" {
             let _ = write!(facts, ", planned {}, dropped {}", f.planned, f.dropped);
+            if f.missed_at_start > 0 {
+                let _ = write!(
+                    facts,
+                    " ({} of them missed: due before a late segment began)",
+                    f.missed_at_start
+                );
+            }
         }
         if let Some(it) = &f.iteration {
             let [lo, hi] = it.ci95[2];

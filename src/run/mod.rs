@@ -491,14 +491,14 @@ fn announce_start(plan: &Plan, start_at: Option<SystemTime>, t0: Instant, late: 
     if !late.is_zero() {
         eprintln!(
             "stampede: {who} began {} after --start-at: arrivals due before now are counted as missed (and dropped)",
-            crate::units::Span(late)
+            crate::units::short_duration(late)
         );
     } else {
         let wait = t0.saturating_duration_since(Instant::now());
         if wait >= Duration::from_secs(1) {
             eprintln!(
                 "stampede: {who} waits {} for --start-at",
-                crate::units::Span(wait)
+                crate::units::short_duration(wait)
             );
         }
     }
