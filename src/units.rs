@@ -308,7 +308,9 @@ pub fn parse_instant(text: &str) -> Result<std::time::SystemTime, UnitError> {
 /// An instant as RFC 3339 in UTC, to the millisecond (`2026-12-01T16:30:00.000Z`).
 pub fn format_instant(at: std::time::SystemTime) -> String {
     let at = time::OffsetDateTime::from(at);
-    let at = at.replace_nanosecond(at.millisecond() as u32 * 1_000_000).unwrap_or(at);
+    let at = at
+        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+        .unwrap_or(at);
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| format!("{at}"))
 }
@@ -324,7 +326,12 @@ mod tests {
         assert_eq!(parse_instant("2026-12-01T17:30:00+01:00").unwrap(), unix);
         assert_eq!(format_instant(unix), "2026-12-01T16:30:00Z");
         assert_eq!(parse_instant(&format_instant(unix)).unwrap(), unix);
-        assert!(parse_instant("tomorrow").unwrap_err().0.contains("RFC 3339"));
+        assert!(
+            parse_instant("tomorrow")
+                .unwrap_err()
+                .0
+                .contains("RFC 3339")
+        );
         assert!(parse_instant("-5").is_err());
     }
 

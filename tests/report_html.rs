@@ -129,6 +129,8 @@ fn a_long_wide_run_renders_to_a_reasonable_page() {
             errors: BTreeMap::new(),
             work: None,
             poisson: None,
+            arrival_bins: Vec::new(),
+            missed_at_start: 0,
             steps: (0..20)
                 .map(|s| StepResult {
                     key: format!("flow{f}.step{s}"),

@@ -32,5 +32,6 @@ mod run_open;
 mod scenario_errors;
 mod secrets;
 mod signals;
+mod split;
 mod steps;
 mod trend;

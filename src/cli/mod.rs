@@ -414,28 +414,30 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
                 ..load.overrides()
             };
             match scenario.to_str().filter(|s| scenario::quick::is_url(s)) {
-            Some(url) => {
-                let (q, quick_ov) = quick_run(url, &load, &quick)?;
-                let ov = Overrides { segment: split.segment, ..quick_ov };
-                execute::run_url(&q, &ov, opts, run.quiet, quick.print_scenario)
-                    .map(|r| r.map_or(Exit::Passed, |(exit, _)| exit))
-            }
-            None => {
-                if quick.print_scenario
-                    || !quick.thresholds.is_empty()
-                    || quick.body.is_some()
-                    || !quick.headers.is_empty()
-                    || !quick.method.eq_ignore_ascii_case("GET")
-                {
-                    return Err(CliError::Input(format!(
-                        "--print-scenario, --threshold, --body, -H and -m apply to a URL run; `{}` is a scenario file (its requests and thresholds are in it)",
-                        scenario.display()
-                    )));
+                Some(url) => {
+                    let (q, quick_ov) = quick_run(url, &load, &quick)?;
+                    let ov = Overrides {
+                        segment: split.segment,
+                        ..quick_ov
+                    };
+                    execute::run_url(&q, &ov, opts, run.quiet, quick.print_scenario)
+                        .map(|r| r.map_or(Exit::Passed, |(exit, _)| exit))
                 }
-                execute::run_scenario(&scenario, &ov, opts, run.quiet)
-                    .map(|(exit, _)| exit)
+                None => {
+                    if quick.print_scenario
+                        || !quick.thresholds.is_empty()
+                        || quick.body.is_some()
+                        || !quick.headers.is_empty()
+                        || !quick.method.eq_ignore_ascii_case("GET")
+                    {
+                        return Err(CliError::Input(format!(
+                            "--print-scenario, --threshold, --body, -H and -m apply to a URL run; `{}` is a scenario file (its requests and thresholds are in it)",
+                            scenario.display()
+                        )));
+                    }
+                    execute::run_scenario(&scenario, &ov, opts, run.quiet).map(|(exit, _)| exit)
+                }
             }
-        }
         }
         Command::Merge {
             segments,
@@ -705,10 +707,7 @@ fn validate(path: &Path, ov: &Overrides) -> Result<Exit, CliError> {
         sayln!("  load ends after {}", Span(plan.load_length()));
     }
     if !plan.segment.is_whole() {
-        sayln!(
-            "  segment {} of a split run takes:",
-            plan.segment
-        );
+        sayln!("  segment {} of a split run takes:", plan.segment);
         for line in plan.shares() {
             sayln!("    {line}");
         }

@@ -10,8 +10,7 @@ use crate::report;
 /// Merges the segments, writes every result file, prints the summary and returns the exit code a
 /// single run with these results would have had.
 pub(super) fn merge(segments: &[PathBuf], out: &Path, quiet: bool) -> Result<Exit, CliError> {
-    let merged =
-        crate::run::merge(segments, out).map_err(|e| CliError::Input(e.to_string()))?;
+    let merged = crate::run::merge(segments, out).map_err(|e| CliError::Input(e.to_string()))?;
     let write_failed = !merged.write_errors.is_empty();
     for e in &merged.write_errors {
         eprintln!("error: {e}");

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::codec;
-use super::segment::{Gates, Segment, SegmentSummary};
 use super::hist::{Hist, quantile_ci};
+use super::segment::{Gates, Segment, SegmentSummary};
 use super::{ErrorClass, FlowKind, ModelKind, SelfCheckName};
 
 /// Version of the results format; bumped on incompatible changes.

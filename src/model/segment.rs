@@ -52,7 +52,11 @@ impl Segment {
     /// How many of the items `0..total` are this segment's.
     pub fn share(self, total: u64) -> u64 {
         let (i, c) = (u64::from(self.index), u64::from(self.count.max(1)));
-        if total > i { (total - i - 1) / c + 1 } else { 0 }
+        if total > i {
+            (total - i - 1) / c + 1
+        } else {
+            0
+        }
     }
 
     /// This segment's part of an open flow's `max_vus`: its share of the arrivals needs its share
@@ -88,9 +92,7 @@ impl FromStr for Segment {
         let index: u32 = i.trim().parse().map_err(|_| usage())?;
         let count: u32 = c.trim().parse().map_err(|_| usage())?;
         if count == 0 || count > MAX_SEGMENTS {
-            return Err(format!(
-                "segment `{s}`: COUNT must be 1 to {MAX_SEGMENTS}"
-            ));
+            return Err(format!("segment `{s}`: COUNT must be 1 to {MAX_SEGMENTS}"));
         }
         if index >= count {
             return Err(format!(
@@ -189,7 +191,12 @@ mod tests {
         assert!("3/3".parse::<Segment>().unwrap_err().contains("`2/3`"));
         assert!("0/0".parse::<Segment>().unwrap_err().contains("COUNT"));
         assert!("1".parse::<Segment>().unwrap_err().contains("INDEX/COUNT"));
-        assert!("a/3".parse::<Segment>().unwrap_err().contains("INDEX/COUNT"));
+        assert!(
+            "a/3"
+                .parse::<Segment>()
+                .unwrap_err()
+                .contains("INDEX/COUNT")
+        );
         assert!(Segment::WHOLE.is_whole() && Segment::WHOLE.owns(5));
     }
 }

@@ -10,9 +10,9 @@ use crate::model::{
 };
 use crate::model::{ErrorClass, ModelKind, PoissonFit, StepResult, TimingResult, Work};
 use crate::model::{GateSpec, Gates, Segment};
-use crate::schedule::FlowEnd;
 use crate::scenario::Plan;
 use crate::scenario::plan::{Flow, LoadModel};
+use crate::schedule::FlowEnd;
 
 /// When the run happened: its wall-clock start, its length so far (s), whether a signal stopped
 /// it, and its interval.

@@ -24,15 +24,15 @@ use crate::schedule::{ControlHandle, run_flow, run_hook};
 
 mod assemble;
 mod collector;
-mod merge;
 mod memory;
+mod merge;
 mod outdir;
 
 use assemble::{Span, assemble};
 use collector::{Collector, CollectorOut};
 
-pub use merge::{MergeError, Merged, merge};
 pub use memory::{available_memory_bytes, estimated_memory_bytes, histogram_bytes};
+pub use merge::{MergeError, Merged, merge};
 pub use outdir::{LOCK_FILE, OutLock, estimated_output_bytes, prepare_out};
 
 /// The shortest measurement interval: each interval costs a histogram per active key and a line

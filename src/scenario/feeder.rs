@@ -4,8 +4,8 @@
 //! traffic. Rows are shared (`Arc`), so handing one to a virtual user copies a pointer.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rand::Rng;
 

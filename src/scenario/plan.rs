@@ -14,8 +14,8 @@ use rhai::ImmutableString;
 use serde_json_path::JsonPath;
 
 use super::feeder::{Feeder, Pick};
-use crate::model::Segment;
 use super::template::Template;
+use crate::model::Segment;
 use crate::scenario::curve::Curve;
 use crate::script::{Scripts, Snippet};
 use crate::units::{Span, SpanRange};

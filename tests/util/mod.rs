@@ -170,6 +170,7 @@ impl TestServer {
 ///   only when writers run beside them
 /// - `ANY /echo` → `{"method","query","body","headers":{cookie,content-type,traceparent,…}}`
 /// - `GET /setcookie` → sets `sid=abc123` and `theme=dark`
+/// - `GET /user/NAME` → 200 (the path records who called)
 pub fn start_server(cfg: ServerConfig) -> TestServer {
     let seen = Arc::new(Seen::default());
     let tls = cfg.tls.then(tls_acceptor);
@@ -418,6 +419,7 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
             );
             r
         }
+        p if p.starts_with("/user/") => reply(200, r#"{"ok":true}"#),
         _ => reply(404, r#"{"error":"not found"}"#),
     };
     seen.in_flight.fetch_sub(1, Ordering::SeqCst);

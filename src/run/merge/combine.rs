@@ -39,9 +39,13 @@ pub(super) fn results(parts: &[&RunResult]) -> RunResult {
         tool: format!("stampede {}", env!("CARGO_PKG_VERSION")),
         scenario: first.scenario.clone(),
         source: first.source.clone(),
-        started_at_unix_ms: first
-            .start_at_unix_ms
-            .unwrap_or_else(|| parts.iter().map(|p| p.started_at_unix_ms).min().unwrap_or(0)),
+        started_at_unix_ms: first.start_at_unix_ms.unwrap_or_else(|| {
+            parts
+                .iter()
+                .map(|p| p.started_at_unix_ms)
+                .min()
+                .unwrap_or(0)
+        }),
         duration_s: parts.iter().map(|p| p.duration_s).fold(0.0, f64::max),
         interrupted: parts.iter().any(|p| p.interrupted),
         interval_s: first.interval_s,
@@ -126,7 +130,9 @@ fn hist<'a>(ls: impl Iterator<Item = Option<&'a Latency>>) -> Option<Hist> {
     any.then_some(sum)
 }
 
-fn classes<'a>(ms: impl Iterator<Item = &'a BTreeMap<ErrorClass, u64>>) -> BTreeMap<ErrorClass, u64> {
+fn classes<'a>(
+    ms: impl Iterator<Item = &'a BTreeMap<ErrorClass, u64>>,
+) -> BTreeMap<ErrorClass, u64> {
     let mut out = BTreeMap::new();
     for m in ms {
         for (c, n) in m {
@@ -277,9 +283,8 @@ fn work(fs: &[&FlowResult]) -> Option<Work> {
     if n == 0 {
         return ws.first().map(|w| (*w).clone());
     }
-    let mean = |g: fn(&Work) -> f64| {
-        ws.iter().map(|w| g(w) * w.iterations as f64).sum::<f64>() / n as f64
-    };
+    let mean =
+        |g: fn(&Work) -> f64| ws.iter().map(|w| g(w) * w.iterations as f64).sum::<f64>() / n as f64;
     let median = |g: fn(&Work) -> u64| {
         let mut v: Vec<(u64, u64)> = ws.iter().map(|w| (g(w), w.iterations)).collect();
         v.sort_unstable();

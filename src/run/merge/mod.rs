@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::model::threshold::{Expr, Threshold};
-use crate::model::{
-    IntervalRow, RunResult, SegmentFlow, SegmentSummary, SelfCheck, SelfCheckName,
-};
+use crate::model::{IntervalRow, RunResult, SegmentFlow, SegmentSummary, SelfCheck, SelfCheckName};
 use crate::report::hlog::{HlogWriter, LoggedInterval, read_intervals};
 
 /// Why a set of segments was not merged.
@@ -81,7 +79,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         .map_or(SystemTime::UNIX_EPOCH, |ms| {
             SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
         });
-    if let Err(e) = write_hlog(&out.join("intervals.hlog"), start, &merged_intervals, interval) {
+    if let Err(e) = write_hlog(
+        &out.join("intervals.hlog"),
+        start,
+        &merged_intervals,
+        interval,
+    ) {
         write_errors.push(format!("cannot write intervals.hlog: {e}"));
     }
     write_errors.extend(
@@ -203,9 +206,7 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
             r.start_at_unix_ms.map_or_else(
                 || "no --start-at".into(),
                 |ms| {
-                    crate::units::format_instant(
-                        SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
-                    )
+                    crate::units::format_instant(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
                 },
             )
         },
@@ -382,7 +383,11 @@ fn judge(result: &mut RunResult, parts: &[Part]) {
 }
 
 fn summary(r: &RunResult) -> SegmentSummary {
-    let steps = r.flows.iter().filter(|f| f.is_load()).flat_map(|f| &f.steps);
+    let steps = r
+        .flows
+        .iter()
+        .filter(|f| f.is_load())
+        .flat_map(|f| &f.steps);
     SegmentSummary {
         index: r.segment.map_or(0, |s| s.index),
         hostname: r.environment.hostname.clone(),

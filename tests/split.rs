@@ -1,0 +1,344 @@
+//! One run split across processes: `--segment`, `--start-at` and `stampede merge`, against what
+//! the test server counted.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use stampede::model::RunResult;
+
+use crate::util::*;
+
+/// Three kinds of flow (uniform open with two steps, Poisson open, closed with a shared
+/// iteration budget), a threshold that holds and one that fails.
+const MIXED: &str = "journeys:
+  buy: [ { name: ok, get: /ok }, { name: slow, get: '/slow?ms=5' } ]
+  poke: [ { name: status, get: '/status?code=200' } ]
+  chat: [ { name: echo, get: /echo } ]
+flows:
+  buyers: { journey: buy, rate: 40/s, duration: 3s }
+  pokers: { journey: poke, rate: 100/s, duration: 3s, arrivals: poisson }
+  chatters: { journey: chat, vus: 4, iterations: 30, duration: 3s }
+thresholds:
+  buyers.ok: [ \"p99 < 2s\" ]
+  buyers.slow: [ \"p50 < 1ms\" ]
+";
+
+fn unix_in(d: Duration) -> String {
+    let at = SystemTime::now() + d;
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    format!("{secs:.3}")
+}
+
+/// Starts `count` segments of `scenario` as separate processes, all at `start_at`, each writing
+/// into `base/seg-N`; waits for them and returns their folders and exit codes.
+fn run_segments(
+    scenario: &Path,
+    base: &Path,
+    count: u32,
+    start_at: &str,
+    extra: &[&str],
+) -> Vec<(PathBuf, i32)> {
+    let children: Vec<(PathBuf, std::process::Child)> = (0..count)
+        .map(|i| {
+            let out = base.join(format!("seg-{i}"));
+            let child = std::process::Command::new(bin())
+                .args([
+                    "run",
+                    scenario.to_str().unwrap(),
+                    "--quiet",
+                    "--no-progress",
+                ])
+                .args(["--out", out.to_str().unwrap()])
+                .args(["--segment", &format!("{i}/{count}"), "--start-at", start_at])
+                .args(extra)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (out, child)
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(out, c)| {
+            let o = c.wait_with_output().unwrap();
+            (out, o.status.code().unwrap_or(-1))
+        })
+        .collect()
+}
+
+fn merge(dirs: &[&Path], out: &Path) -> (i32, String, String) {
+    let mut args = vec!["merge"];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+    args.extend(["--out", out.to_str().unwrap()]);
+    run_bin(&args)
+}
+
+fn verdicts(r: &RunResult) -> BTreeSet<(String, bool)> {
+    r.thresholds
+        .iter()
+        .map(|v| (format!("{} {}", v.key, v.threshold), v.passed))
+        .collect()
+}
+
+#[test]
+fn three_segments_merge_into_what_one_process_sends_and_judges() {
+    let (whole_srv, split_srv) = (
+        start_server(ServerConfig::default()),
+        start_server(ServerConfig::default()),
+    );
+    let d = dir();
+    let s = write_scenario(d.path(), &whole_srv.url(), MIXED);
+    let (whole_code, _, whole, _) = run_bin_scenario(&s, &[]);
+
+    // Time for three processes to load the scenario before the shared start.
+    let start_at = unix_in(Duration::from_secs(4));
+    let segs = run_segments(&s, d.path(), 3, &start_at, &["--target", &split_srv.url()]);
+    let dirs: Vec<&Path> = segs.iter().map(|(p, _)| p.as_path()).collect();
+    for (p, _) in &segs {
+        let r = stampede::report::read_json(&p.join("results.json")).unwrap();
+        assert_eq!(
+            r.start_late_ms,
+            Some(0.0),
+            "{}: a segment began late; the shared start left too little time",
+            p.display()
+        );
+    }
+    let merged_dir = d.path().join("merged");
+    let (code, stdout, stderr) = merge(&dirs, &merged_dir);
+    let merged = stampede::report::read_json(&merged_dir.join("results.json"))
+        .unwrap_or_else(|e| panic!("{e}; exit {code}: {stderr}"));
+
+    // What the servers received, path by path: the whole plan, exactly, both ways.
+    for path in ["/ok", "/slow", "/status", "/echo"] {
+        assert_eq!(
+            split_srv.seen.arrivals(path).len(),
+            whole_srv.seen.arrivals(path).len(),
+            "{path}: the segments together sent what one process sent"
+        );
+    }
+    assert_eq!(whole_srv.seen.arrivals("/ok").len(), 120);
+    assert_eq!(whole_srv.seen.arrivals("/echo").len(), 30);
+    for (key, path) in [
+        ("buyers.ok", "/ok"),
+        ("buyers.slow", "/slow"),
+        ("pokers.status", "/status"),
+        ("chatters.echo", "/echo"),
+    ] {
+        assert_eq!(
+            step(&merged, key).requests,
+            split_srv.seen.arrivals(path).len() as u64,
+            "{key}: merged count against the server's"
+        );
+    }
+    for f in ["buyers", "pokers", "chatters"] {
+        assert_eq!(flow(&merged, f).planned, flow(&whole, f).planned, "{f}");
+        assert_eq!(
+            flow(&merged, f).iterations_ok,
+            flow(&whole, f).iterations_ok,
+            "{f}"
+        );
+    }
+    // The same distribution within noise: 5 ms of server time, a few ms of loopback either way.
+    let (m, w) = (
+        step(&merged, "buyers.slow").latency.as_ref().unwrap(),
+        step(&whole, "buyers.slow").latency.as_ref().unwrap(),
+    );
+    assert!(m.p50_us >= 5_000 && w.p50_us >= 5_000);
+    assert!(
+        m.p50_us.abs_diff(w.p50_us) < 5_000,
+        "p50 merged {} µs, whole {} µs",
+        m.p50_us,
+        w.p50_us
+    );
+    assert_eq!(
+        hist(m).len(),
+        120,
+        "the merged histogram holds every request"
+    );
+    // The same verdicts, judged on the merged data, and the same exit code.
+    assert_eq!(verdicts(&merged), verdicts(&whole));
+    assert_eq!(code, whole_code, "{stdout}\n{stderr}");
+    assert_eq!(code, 1, "the failing threshold fails the merged run too");
+    // The Poisson fit is judged on the merged arrivals only (a third of a Poisson process is
+    // not one).
+    for (p, _) in &segs {
+        let r = stampede::report::read_json(&p.join("results.json")).unwrap();
+        assert!(flow(&r, "pokers").poisson.is_none());
+        assert!(!flow(&r, "pokers").arrival_bins.is_empty());
+    }
+    let fit = flow(&merged, "pokers").poisson.as_ref().unwrap();
+    assert_eq!(
+        Some(fit.bins),
+        flow(&whole, "pokers").poisson.as_ref().map(|p| p.bins)
+    );
+    assert_eq!(merged.merged.len(), 3);
+    assert!(merged.segment.is_none() && merged.start_at_unix_ms.is_some());
+    assert!(stdout.contains("merged from 3 segments"), "{stdout}");
+    // Interval histograms were added: the merged log holds every request once.
+    let logged = stampede::report::hlog::recover(&merged_dir.join("intervals.hlog")).unwrap();
+    let ok = logged.iter().find(|r| r.key == "buyers.ok").unwrap();
+    assert_eq!(ok.hist.len(), 120);
+    let rows: u64 = merged
+        .intervals
+        .iter()
+        .filter(|r| r.key == "buyers.ok")
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(rows, 120);
+    for f in ["junit.xml", "report.html", "intervals.csv"] {
+        assert!(merged_dir.join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn merge_refuses_a_set_that_is_not_one_whole_run() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = ok_scenario(d.path(), &srv, "rate: 20/s, duration: 1s");
+    let start_at = unix_in(Duration::from_secs(2));
+    let segs = run_segments(&s, d.path(), 2, &start_at, &[]);
+    let other = run_segments(
+        &s,
+        &d.path().join("other"),
+        2,
+        &start_at,
+        &["--rate", "30/s"],
+    );
+    let out = d.path().join("merged");
+    let (s0, s1, o1) = (&segs[0].0, &segs[1].0, &other[1].0);
+
+    let (code, _, err) = merge(&[s0], &out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("segment 1/2 is missing"), "{err}");
+
+    let (code, _, err) = merge(&[s0, s1, s1], &out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("segment 1/2 is given 2 times"), "{err}");
+
+    let (code, _, err) = merge(&[s0, o1], &out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a different scenario"), "{err}");
+    assert!(
+        !out.join("results.json").exists(),
+        "nothing is written for a refused set"
+    );
+
+    let (code, _, err) = merge(&[s0, s1], &out);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        stampede::report::read_json(&out.join("results.json"))
+            .unwrap()
+            .flows[0]
+            .planned,
+        20
+    );
+}
+
+#[test]
+fn a_segment_that_begins_late_keeps_the_shared_schedule_and_counts_what_it_missed() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = ok_scenario(d.path(), &srv, "rate: 50/s, duration: 3s");
+    // The shared start was 1.5 s ago.
+    let past = unix_in(Duration::ZERO)
+        .parse::<f64>()
+        .map(|t| format!("{:.3}", t - 1.5))
+        .unwrap();
+    let segs = run_segments(&s, d.path(), 1, &past, &[]);
+    let code = segs[0].1;
+    let r = stampede::report::read_json(&segs[0].0.join("results.json")).unwrap();
+    let f = flow(&r, "f");
+    assert!(
+        r.start_late_ms.unwrap() >= 1500.0,
+        "{:?}, exit {code}",
+        r.start_late_ms
+    );
+    assert_eq!(
+        f.planned, 150,
+        "the plan is not shifted: every arrival is planned"
+    );
+    assert!(
+        f.missed_at_start >= 75,
+        "the 75 arrivals due in the first 1.5 s were missed: {}",
+        f.missed_at_start
+    );
+    assert!(f.dropped >= f.missed_at_start);
+    assert_eq!(
+        f.iterations_ok + f.iterations_failed + f.dropped + f.interrupted,
+        150
+    );
+    assert_eq!(
+        srv.seen.arrivals("/ok").len() as u64,
+        f.iterations_ok + f.iterations_failed,
+        "what was missed was never sent"
+    );
+}
+
+#[test]
+fn segments_never_share_a_unique_feeder_row() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let rows: String = (0..30).map(|i| format!("u{i:02}\n")).collect();
+    write(d.path(), "users.csv", &format!("name\n{rows}"));
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "data:\n  users: { csv: users.csv, pick: unique }\njourneys:\n  j: [ { name: me, get: '/user/{{ users.name }}' } ]\nflows:\n  f: { journey: j, vus: 9, per_vu_iterations: 2, duration: 10s }\n",
+    );
+    let paths = |srv: &TestServer| -> Vec<String> {
+        let a = srv.seen.arrivals.lock().unwrap();
+        let mut v: Vec<String> = a
+            .iter()
+            .flat_map(|(p, t)| std::iter::repeat_n(p.clone(), t.len()))
+            .collect();
+        v.sort();
+        v
+    };
+    for i in 0..3 {
+        let out = d.path().join(format!("seg-{i}"));
+        let exit = run_cli(&[
+            "run",
+            s.to_str().unwrap(),
+            "--segment",
+            &format!("{i}/3"),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(exit, stampede::exit::Exit::Passed, "segment {i}");
+    }
+    let split = paths(&srv);
+    assert_eq!(split.len(), 18, "9 users, 2 iterations each");
+    let users: BTreeSet<&String> = split.iter().collect();
+    assert_eq!(users.len(), 9, "each user's row is its own: {split:?}");
+
+    let whole_srv = start_server(ServerConfig::default());
+    let (exit, _) = run_scenario_with(&s, &d.path().join("whole"), &["--target", &whole_srv.url()]);
+    assert_eq!(exit, stampede::exit::Exit::Passed);
+    assert_eq!(
+        paths(&whole_srv),
+        split,
+        "the segments used the rows one process uses"
+    );
+}
+
+#[test]
+fn validate_shows_a_segments_share() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = ok_scenario(d.path(), &srv, "rate: 100/s, duration: 10s");
+    let (code, out, err) = run_bin(&["validate", s.to_str().unwrap(), "--segment", "1/3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("segment 1/3"), "{out}");
+    assert!(
+        out.contains("arrivals 2, 5, 8") && out.contains("333 of 1000 arrivals"),
+        "{out}"
+    );
+    let (code, _, err) = run_bin(&["validate", s.to_str().unwrap(), "--segment", "3/3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`2/3`"), "{err}");
+}
