@@ -295,7 +295,7 @@ pub fn parse_instant(text: &str) -> Result<std::time::SystemTime, UnitError> {
         ))
     };
     if let Ok(secs) = t.parse::<f64>() {
-        if !(secs.is_finite() && secs >= 0.0 && secs < 1e11) {
+        if !(0.0..1e11).contains(&secs) {
             return Err(err());
         }
         return Ok(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));

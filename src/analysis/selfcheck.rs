@@ -231,6 +231,7 @@ mod tests {
             steps: Vec::new(),
             work: None,
             poisson: None,
+            ..Default::default()
         };
         RunResult {
             schema_version: 1,
@@ -259,6 +260,7 @@ mod tests {
             self_checks: Vec::new(),
             db_load: Vec::new(),
             trends: Vec::new(),
+            ..Default::default()
         }
     }
 
