@@ -26,6 +26,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod demo;
+pub mod deploy;
 pub mod exit;
 pub mod http;
 pub mod journey;

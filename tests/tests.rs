@@ -19,6 +19,7 @@ mod cli;
 mod compare;
 mod compose;
 mod demo;
+mod deploy;
 mod docs;
 mod gate;
 mod hostile;

@@ -313,9 +313,54 @@ pub enum Command {
         /// Where the merged result files go.
         #[arg(long)]
         out: PathBuf,
+        /// Wait up to this long for every segment's results.json to appear (a merge started
+        /// beside the segments, as the Kubernetes merge Job is).
+        #[arg(long, value_parser = parse_span)]
+        wait: Option<Duration>,
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Print Kubernetes manifests that run a scenario split into segments: a ConfigMap with the
+    /// scenario and its files, a results volume, an Indexed Job of segments sharing one
+    /// --start-at, and a Job that merges them (`stampede k8s s.yaml --segments 4 | kubectl
+    /// apply -f -`).
+    K8s {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// How many segments (pods).
+        #[arg(long)]
+        segments: u32,
+        /// When the segments start (RFC 3339 or Unix seconds); by default --start-in from now.
+        #[arg(long, value_parser = parse_instant)]
+        start_at: Option<std::time::SystemTime>,
+        /// Time from now to the start: enough for the pods to be scheduled and pull the image.
+        #[arg(long, value_parser = parse_span, default_value = "2m")]
+        start_in: Duration,
+        /// The container image with stampede in it (built from the Dockerfile).
+        #[arg(long, default_value = "stampede:latest")]
+        image: String,
+        /// Name of the Kubernetes objects (default: the scenario's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Namespace of the objects (default: kubectl's current one).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Base URL of the system under test for every segment.
+        #[arg(long)]
+        target: Option<String>,
+        /// Size of the results volume.
+        #[arg(long, default_value = "1Gi")]
+        storage: String,
+        /// Storage class of the results volume (it must offer ReadWriteMany).
+        #[arg(long)]
+        storage_class: Option<String>,
+        /// CPU each segment asks for.
+        #[arg(long, default_value = "1")]
+        cpu: String,
+        /// Memory each segment asks for (and may use).
+        #[arg(long, default_value = "1Gi")]
+        memory: String,
     },
     /// Start the built-in demo wallet and run the launch scenario against it.
     Demo {
@@ -442,8 +487,37 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
         Command::Merge {
             segments,
             out,
+            wait,
             quiet,
-        } => split::merge(&segments, &out, quiet),
+        } => split::merge(&segments, &out, wait, quiet),
+        Command::K8s {
+            scenario,
+            segments,
+            start_at,
+            start_in,
+            image,
+            name,
+            namespace,
+            target,
+            storage,
+            storage_class,
+            cpu,
+            memory,
+        } => split::k8s(
+            &scenario,
+            &crate::deploy::K8sOptions {
+                segments,
+                start_at: start_at.unwrap_or_else(|| std::time::SystemTime::now() + start_in),
+                image,
+                name: name.unwrap_or_default(),
+                namespace,
+                target,
+                storage,
+                storage_class,
+                cpu,
+                memory,
+            },
+        ),
         Command::Validate {
             scenario,
             load,

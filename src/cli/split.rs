@@ -1,15 +1,28 @@
-//! A run split across processes: `stampede merge` joins the segments' results.
+//! A run split across processes: `stampede merge` joins the segments' results; `stampede k8s`
+//! prints the manifests that run the segments on Kubernetes.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::CliError;
 use super::execute::exit_for;
 use crate::exit::Exit;
+use crate::model::MAX_SEGMENTS;
 use crate::report;
+use crate::scenario::{self, Overrides};
 
-/// Merges the segments, writes every result file, prints the summary and returns the exit code a
-/// single run with these results would have had.
-pub(super) fn merge(segments: &[PathBuf], out: &Path, quiet: bool) -> Result<Exit, CliError> {
+/// Merges the segments (after waiting up to `wait` for their results), writes every result
+/// file, prints the summary and returns the exit code a single run with these results would
+/// have had.
+pub(super) fn merge(
+    segments: &[PathBuf],
+    out: &Path,
+    wait: Option<Duration>,
+    quiet: bool,
+) -> Result<Exit, CliError> {
+    if let Some(wait) = wait {
+        wait_for_results(segments, wait, quiet);
+    }
     let merged = crate::run::merge(segments, out).map_err(|e| CliError::Input(e.to_string()))?;
     let write_failed = !merged.write_errors.is_empty();
     for e in &merged.write_errors {
@@ -24,4 +37,49 @@ pub(super) fn merge(segments: &[PathBuf], out: &Path, quiet: bool) -> Result<Exi
         );
     }
     Ok(exit_for(&merged.result, write_failed))
+}
+
+/// Waits until every segment folder holds its results.json (written last, by rename) or `wait`
+/// has passed; the merge then refuses a set with a segment still missing, naming it.
+fn wait_for_results(segments: &[PathBuf], wait: Duration, quiet: bool) {
+    let deadline = Instant::now() + wait;
+    let ready = |p: &PathBuf| !p.is_dir() || p.join("results.json").exists();
+    let mut said = false;
+    while Instant::now() < deadline && !segments.iter().all(ready) {
+        if !said && !quiet {
+            let left = segments.iter().filter(|p| !ready(p)).count();
+            eprintln!(
+                "stampede: waiting up to {} for {left} segment(s) to write results.json",
+                crate::units::Span(wait)
+            );
+            said = true;
+        }
+        // Polling a file system for a file another process (another machine) writes: there is
+        // no event to wait on across a network volume.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Prints the Kubernetes manifests for a scenario split into segments.
+pub(super) fn k8s(path: &Path, o: &crate::deploy::K8sOptions) -> Result<Exit, CliError> {
+    if o.segments == 0 || o.segments > MAX_SEGMENTS {
+        return Err(CliError::Input(format!(
+            "--segments must be 1 to {MAX_SEGMENTS}"
+        )));
+    }
+    let plan = scenario::load(
+        path,
+        &Overrides {
+            target: o.target.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    let mut o = o.clone();
+    if o.name.is_empty() {
+        o.name = plan.name.clone();
+    }
+    let text =
+        crate::deploy::kubernetes(&plan, path, &o).map_err(|e| CliError::Input(e.to_string()))?;
+    say!("{text}");
+    Ok(Exit::Passed)
 }

@@ -16,4 +16,4 @@ pub use class::ErrorClass;
 pub use hist::{Hist, new_hist};
 pub use names::{FlowKind, ModelKind, SelfCheckName};
 pub use result::*;
-pub use segment::{GateSpec, Gates, Segment, SegmentFlow, SegmentSummary};
+pub use segment::{GateSpec, Gates, MAX_SEGMENTS, Segment, SegmentFlow, SegmentSummary};

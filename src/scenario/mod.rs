@@ -211,20 +211,45 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
     diags.finish();
     match plan {
         Some(mut p) if diags.is_empty() => {
-            p.digest = digest(text, ov);
+            let file = |kind| {
+                move |path: &String| plan::ScenarioFile {
+                    path: path.clone(),
+                    kind,
+                }
+            };
+            p.files = raw
+                .scripts
+                .iter()
+                .map(file(plan::FileKind::Script))
+                .chain(
+                    raw.data
+                        .values()
+                        .filter_map(|f| f.csv.as_ref().or(f.jsonl.as_ref()))
+                        .map(file(plan::FileKind::Data)),
+                )
+                .collect();
+            p.digest = digest(path, text, &p.files, ov);
             Ok(p)
         }
         _ => Err(diags),
     }
 }
 
-/// SHA-256 of the scenario text and the overrides that shape the plan (hex). Two processes with
-/// the same digest run the same plan, so their segments can be merged.
-fn digest(text: &str, ov: &Overrides) -> String {
+/// SHA-256 of the scenario text, the files it reads (scripts, data) and the overrides that shape
+/// the plan (hex). Two processes with the same digest run the same plan, so their segments can
+/// be merged.
+fn digest(path: &Path, text: &str, files: &[plan::ScenarioFile], ov: &Overrides) -> String {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update(text.as_bytes());
     h.update([0]);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for f in files {
+        h.update(f.path.as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(dir.join(&f.path)).unwrap_or_default());
+        h.update([0]);
+    }
     let shape = Overrides {
         segment: None,
         ..ov.clone()

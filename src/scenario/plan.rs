@@ -54,9 +54,29 @@ pub struct Plan {
     pub shared: std::sync::OnceLock<Vec<(ImmutableString, rhai::Dynamic)>>,
     /// The share of a split run this process runs ([`Plan::split`]).
     pub segment: Segment,
-    /// SHA-256 (hex) of the scenario text and the overrides that shaped this plan: what the
-    /// segments of one split run must agree on.
+    /// SHA-256 (hex) of the scenario text, the files it reads and the overrides that shaped this
+    /// plan: what the segments of one split run must agree on.
     pub digest: String,
+    /// The files the scenario reads, as written: relative to its folder.
+    pub files: Vec<ScenarioFile>,
+}
+
+/// A file a scenario reads besides itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioFile {
+    /// Its path as written, relative to the scenario's folder.
+    pub path: String,
+    /// What it holds.
+    pub kind: FileKind,
+}
+
+/// What a scenario's file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A Rhai script library.
+    Script,
+    /// A feeder's rows (which may hold credentials).
+    Data,
 }
 
 /// Settings that apply to the whole run.

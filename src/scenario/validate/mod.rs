@@ -419,6 +419,7 @@ impl<'a> Validator<'a> {
             shared: std::sync::OnceLock::new(),
             segment: crate::model::Segment::WHOLE,
             digest: String::new(),
+            files: Vec::new(),
         };
         if !self.apply_overrides(&mut plan, ov) {
             return None;
