@@ -192,6 +192,11 @@ fn three_segments_merge_into_what_one_process_sends_and_judges() {
     for f in ["junit.xml", "report.html", "intervals.csv"] {
         assert!(merged_dir.join(f).exists(), "{f}");
     }
+    let html = std::fs::read_to_string(merged_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Merged from 3 segments"),
+        "the page names the segments"
+    );
 }
 
 #[test]
@@ -275,6 +280,16 @@ fn a_segment_that_begins_late_keeps_the_shared_schedule_and_counts_what_it_misse
         srv.seen.arrivals("/ok").len() as u64,
         f.iterations_ok + f.iterations_failed,
         "what was missed was never sent"
+    );
+    let late = self_check(&r, "late_start");
+    assert!(
+        !late.passed && late.detail.contains("missed"),
+        "{}",
+        late.detail
+    );
+    assert_eq!(
+        code, 3,
+        "missing arrivals is the generator's limit, not the target's"
     );
 }
 

@@ -24,6 +24,10 @@
 //!   connections that would hold more ports in TIME_WAIT ([`TIME_WAIT`]) than the local range has.
 //!   Both are the generator's problem, not the target's.
 //!
+//! - **Late start**: a segment of a split run that began after `--start-at` missed the arrivals
+//!   due before it began (counted as dropped, since the plan called for them); the generator did
+//!   not offer them, so it is the generator's limit, not the target's result.
+//!
 //! - **Internal failures**: iterations in which stampede itself failed (a caught panic, error
 //!   class `internal`). Their requests were never measured, so the numbers miss them.
 //!
@@ -112,6 +116,21 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
                 ),
             });
         }
+    }
+    for f in r.flows.iter().filter(|f| f.missed_at_start > 0) {
+        out.push(SelfCheck {
+            check: SelfCheckName::LateStart,
+            flow: Some(f.name.clone()),
+            passed: false,
+            detail: format!(
+                "flow {} missed {} arrivals that fell due before {} began ({:.0} ms after --start-at):                  the generator did not offer them, so the totals lack them — start the segments earlier                  (a later --start-at)",
+                f.name,
+                f.missed_at_start,
+                r.segment
+                    .map_or_else(|| "the process".to_string(), |s| format!("segment {s}")),
+                r.start_late_ms.unwrap_or(0.0)
+            ),
+        });
     }
     let internal: u64 = r
         .flows

@@ -28,12 +28,16 @@ pub fn encode(h: &Hist) -> String {
     }
 }
 
-/// Decodes [`encode`]'s output.
+/// Decodes [`encode`]'s output, as a histogram that grows like a recorded one, so another can be
+/// added to it whatever its range (a decoded histogram's range is otherwise fixed to its values,
+/// and `add` refuses wider ones).
 pub fn decode(text: &str) -> Result<Hist, CodecError> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim())?;
-    Deserializer::new()
+    let mut h: Hist = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(CodecError::Decode)
+        .map_err(CodecError::Decode)?;
+    h.auto(true);
+    Ok(h)
 }
 
 #[cfg(test)]
@@ -51,5 +55,18 @@ mod tests {
         let back = decode(&text).unwrap();
         assert_eq!(back, h);
         assert!(decode("not base64!").is_err());
+    }
+
+    #[test]
+    fn decoded_histograms_grow_to_take_what_is_added() {
+        // A merge starts from one decoded histogram and adds the others: one whose range is
+        // wider must not be refused (it was, silently, losing a segment's requests).
+        let mut small = super::super::hist::new_hist();
+        small.record(5).unwrap();
+        let mut wide = super::super::hist::new_hist();
+        wide.record(3_600_000_000).unwrap();
+        let mut sum = decode(&encode(&small)).unwrap();
+        sum.add(&decode(&encode(&wide)).unwrap()).unwrap();
+        assert_eq!(sum.len(), 2);
     }
 }

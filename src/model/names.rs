@@ -81,6 +81,8 @@ named! {
         Saturation = "saturation",
         /// Local ports or descriptors ran out.
         ConnectionChurn = "connection_churn",
+        /// A segment of a split run began after the shared start and missed arrivals.
+        LateStart = "late_start",
         /// A check this version does not know (an older file's `dropped`, a newer file's new
         /// check): read, so the file still loads, and written back as `other`.
         #[serde(other)]

@@ -123,9 +123,11 @@ pub fn read_intervals(path: &Path) -> Result<Vec<LoggedInterval>, LogError> {
         else {
             continue;
         };
-        let Ok(hist) = deserializer.deserialize::<u64, _>(&mut raw.as_slice()) else {
+        let Ok(mut hist) = deserializer.deserialize::<u64, _>(&mut raw.as_slice()) else {
             continue;
         };
+        // Intervals are added up by whoever reads them; a wider one must fit.
+        hist.auto(true);
         out.push(LoggedInterval {
             tag: h
                 .tag()
@@ -196,4 +198,26 @@ pub fn render_recovered(rs: &[Recovered]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_adds_intervals_of_any_range() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("i.hlog");
+        let mut w = HlogWriter::create(&path, SystemTime::now()).unwrap();
+        let (mut fast, mut slow) = (crate::model::new_hist(), crate::model::new_hist());
+        fast.record(5).unwrap();
+        slow.record(3_600_000_000).unwrap();
+        let second = Duration::from_secs(1);
+        w.write("f.a", &fast, Duration::ZERO, second).unwrap();
+        w.write("f.a", &slow, second, second).unwrap();
+        w.flush().unwrap();
+        let r = recover(&path).unwrap();
+        assert_eq!(r[0].hist.len(), 2, "the slow interval was refused");
+        assert_eq!(r[0].intervals, 2);
+    }
 }

@@ -262,6 +262,66 @@ fn flow_section(r: &RunResult, rows: &Rows<'_>, f: &FlowResult, out: &mut String
     out.push_str("</section>");
 }
 
+/// A segment of a split run (which, how late it began), or a merged run's segments side by side.
+fn split_run(r: &RunResult, out: &mut String) {
+    if let Some(seg) = r.segment {
+        let late = r.start_late_ms.unwrap_or(0.0);
+        let _ = write!(
+            out,
+            r#"<section><h2>Segment {seg}</h2><p>One segment of run <code>{id}</code>{late}. <code>stampede merge</code> joins the segments into the whole run.</p></section>"#,
+            id = escape(&r.run_id),
+            late = if late > 0.0 {
+                format!(
+                    ": it began {} after the shared start, and missed what fell due before",
+                    ms((late * 1000.0) as u64)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    if r.merged.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        r#"<section><h2>Segments</h2><p>Merged from {} segments of run <code>{}</code>: every figure above is computed on the merged histograms. A segment whose p99 interval lies apart from the others' ran somewhere different, not a different load.</p><table><thead><tr><th>segment</th><th>host</th><th>began late</th><th>requests</th><th>failed</th><th>iteration p99 (95% interval) per flow</th><th>own self-checks</th></tr></thead><tbody>"#,
+        r.merged.len(),
+        escape(&r.run_id)
+    );
+    for s in &r.merged {
+        let flows: Vec<String> = s
+            .flows
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} ({}–{})",
+                    escape(&f.name),
+                    ms(f.p99_us),
+                    ms(f.p99_ci[0]),
+                    ms(f.p99_ci[1])
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            s.index,
+            escape(s.hostname.as_deref().unwrap_or("?")),
+            ms((s.start_late_ms * 1000.0) as u64),
+            s.requests,
+            s.failed,
+            flows.join("<br>"),
+            if s.failed_checks.is_empty() {
+                "passed".to_string()
+            } else {
+                escape(&s.failed_checks.join("; "))
+            }
+        );
+    }
+    out.push_str("</tbody></table></section>");
+}
+
 fn ms(us: u64) -> String {
     short_duration(std::time::Duration::from_micros(us))
 }
@@ -312,6 +372,7 @@ pub fn render(r: &RunResult) -> String {
         );
     }
     out.push_str("</tbody></table></section>");
+    split_run(r, &mut out);
     if !r.thresholds.is_empty() {
         out.push_str(r#"<section><h2>Thresholds</h2><table class="verdicts"><thead><tr><th></th><th>key</th><th>threshold</th><th>observed</th><th>limit</th></tr></thead><tbody>"#);
         for v in &r.thresholds {
