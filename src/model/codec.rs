@@ -66,7 +66,7 @@ mod tests {
         let mut wide = super::super::hist::new_hist();
         wide.record(3_600_000_000).unwrap();
         let mut sum = decode(&encode(&small)).unwrap();
-        sum.add(&decode(&encode(&wide)).unwrap()).unwrap();
+        sum.add(decode(&encode(&wide)).unwrap()).unwrap();
         assert_eq!(sum.len(), 2);
     }
 }
