@@ -785,9 +785,10 @@ fn validate(path: &Path, ov: &Overrides) -> Result<Exit, CliError> {
         for line in plan.shares() {
             sayln!("    {line}");
         }
-        sayln!(
-            "    setup and teardown run in every segment; `stampede merge` joins the segments' results"
-        );
+        if plan.flows.iter().any(|f| !f.is_load()) {
+            sayln!("    setup and teardown run in every segment");
+        }
+        sayln!("    `stampede merge` joins the segments' results");
     }
     sayln!(
         "  memory: about {} MiB (histograms per flow and step, virtual users at peak)",

@@ -704,6 +704,23 @@ impl Plan {
                 ordinal(u64::from(seg.index) + 1)
             )
         };
+        // Every segment's count, so an uneven split (3 users over 4 segments) shows.
+        let all = |total: u64| {
+            if c > 16 {
+                return String::new();
+            }
+            let each: Vec<String> = (0..seg.count)
+                .map(|index| {
+                    Segment {
+                        index,
+                        count: seg.count,
+                    }
+                    .share(total)
+                    .to_string()
+                })
+                .collect();
+            format!(" [segments 0–{}: {}]", c - 1, each.join(", "))
+        };
         let mut out = Vec::new();
         for f in self.flows.iter().filter(|f| f.is_load()) {
             let text = match &f.model {
@@ -715,18 +732,20 @@ impl Plan {
                         ""
                     };
                     format!(
-                        "{}: {} of {total} arrivals{poisson}, up to {} users",
+                        "{}: {} of {total} arrivals{poisson}, up to {} users{}",
                         owned("arrivals"),
                         seg.share(total),
-                        seg.max_vus(o.max_vus)
+                        seg.max_vus(o.max_vus),
+                        all(total)
                     )
                 }
                 LoadModel::Closed(c) => {
                     let peak = (c.curve.peak() + 1e-9).floor() as u64;
                     let mut t = format!(
-                        "{}: {} of {peak} users at peak",
+                        "{}: {} of {peak} users at peak{}",
                         owned("users"),
-                        seg.share(peak)
+                        seg.share(peak),
+                        all(peak)
                     );
                     if let Some(n) = c.iterations {
                         t.push_str(&format!(", {n} of the flow's iterations"));
