@@ -59,7 +59,7 @@ pub enum DeployError {
     },
     /// The scenario and its files are too large for a ConfigMap.
     #[error(
-        "the scenario and the files it reads are {0} bytes, over a ConfigMap's 1 MiB\n  hint: build an image with the files in it (see deploy/k8s/README.md) and run the Job from there"
+        "the scenario and the files it reads are {0} bytes; a ConfigMap or Secret holds at most 1 MiB\n  hint: build an image with the files in it (deploy/k8s/README.md, \"Large data files\")"
     )]
     TooLarge(usize),
 }

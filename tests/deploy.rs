@@ -56,8 +56,11 @@ fn k8s_manifests_are_valid_kubernetes_objects_that_run_and_merge_every_segment()
         "http://wallet:8080",
         "--namespace",
         "load",
+        "--image",
+        "registry.example.com/stampede:1",
     ]);
     assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "no warning with a cluster target: {err}");
     let docs = documents(&out);
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(
@@ -160,6 +163,33 @@ fn k8s_manifests_are_valid_kubernetes_objects_that_run_and_merge_every_segment()
     );
     let (code, out, err) = run_bin(&["validate", in_pod.to_str().unwrap(), "--segment", "2/3"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn k8s_warns_of_a_loopback_target_and_refuses_a_start_without_lead_time() {
+    let scenario = root().join("scenarios/usdt-launch.yaml");
+    let s = scenario.to_str().unwrap();
+    let image = "registry.example.com/stampede:1";
+    let (code, _, err) = run_bin(&["k8s", s, "--segments", "2", "--image", image]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("loopback") && err.contains("--target"),
+        "{err}"
+    );
+    let (code, _, err) = run_bin(&[
+        "k8s",
+        s,
+        "--segments",
+        "2",
+        "--image",
+        image,
+        "--start-in",
+        "0s",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--start-in"), "{err}");
+    let (code, _, err) = run_bin(&["k8s", s, "--segments", "2"]);
+    assert_eq!(code, 2, "--image is required: {err}");
 }
 
 #[test]

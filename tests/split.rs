@@ -189,6 +189,16 @@ fn three_segments_merge_into_what_one_process_sends_and_judges() {
         .map(|r| r.count)
         .sum();
     assert_eq!(rows, 120);
+    // Each segment offers a third of the rate; the merged rows offer the whole.
+    let target = |r: &RunResult| {
+        r.intervals
+            .iter()
+            .filter(|row| row.key == "buyers.iteration")
+            .filter_map(|row| row.target)
+            .fold(0.0, f64::max)
+    };
+    assert_eq!(target(&merged), target(&whole));
+    assert!((target(&merged) - 40.0).abs() < 1e-6, "{}", target(&merged));
     for f in ["junit.xml", "report.html", "intervals.csv"] {
         assert!(merged_dir.join(f).exists(), "{f}");
     }
@@ -287,6 +297,16 @@ fn a_segment_that_begins_late_keeps_the_shared_schedule_and_counts_what_it_misse
         "{}",
         late.detail
     );
+    assert!(
+        !late.detail.contains("(0 ms") && !late.detail.contains("  "),
+        "{}",
+        late.detail
+    );
+    assert!(
+        f.dropped_cause.is_none(),
+        "missed arrivals are not the target's drops: {:?}",
+        f.dropped_cause
+    );
     assert_eq!(
         code, 3,
         "missing arrivals is the generator's limit, not the target's"
@@ -356,4 +376,99 @@ fn validate_shows_a_segments_share() {
     let (code, _, err) = run_bin(&["validate", s.to_str().unwrap(), "--segment", "3/3"]);
     assert_eq!(code, 2);
     assert!(err.contains("`2/3`"), "{err}");
+}
+
+#[test]
+fn a_start_after_the_whole_load_is_refused() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = ok_scenario(d.path(), &srv, "rate: 50/s, duration: 3s");
+    let past = format!(
+        "{:.3}",
+        unix_in(Duration::ZERO).parse::<f64>().unwrap() - 600.0
+    );
+    let (code, _, err) = run_bin(&[
+        "run",
+        s.to_str().unwrap(),
+        "--segment",
+        "0/2",
+        "--start-at",
+        &past,
+        "--out",
+        d.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--start-at"), "{err}");
+    assert!(srv.seen.arrivals("/ok").is_empty());
+}
+
+#[test]
+fn a_shared_iteration_budget_is_run_whole_with_fewer_users_than_segments() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = ok_scenario(d.path(), &srv, "vus: 2, iterations: 50, duration: 20s");
+    let start_at = unix_in(Duration::from_secs(2));
+    let segs = run_segments(&s, d.path(), 3, &start_at, &[]);
+    let dirs: Vec<&Path> = segs.iter().map(|(p, _)| p.as_path()).collect();
+    assert_eq!(
+        srv.seen.arrivals("/ok").len(),
+        50,
+        "the segment with no user must not hold iterations"
+    );
+    let out = d.path().join("merged");
+    let (code, stdout, err) = merge(&dirs, &out);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(flow(&r, "f").iterations_ok, 50);
+    assert!(
+        flow(&r, "f").model.contains("50"),
+        "{}",
+        flow(&r, "f").model
+    );
+}
+
+#[test]
+fn merge_waits_for_segments_that_have_not_started_and_never_overwrites_one() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = ok_scenario(d.path(), &srv, "rate: 20/s, duration: 1s");
+    let (seg0, seg1) = (d.path().join("seg-0"), d.path().join("seg-1"));
+    let out = d.path().join("merged");
+    // The merge starts first, as a Kubernetes merge Job does: the folders do not exist yet.
+    let waiting = std::process::Command::new(bin())
+        .args(["merge", seg0.to_str().unwrap(), seg1.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--wait", "120s", "--quiet"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start_at = unix_in(Duration::from_secs(2));
+    run_segments(&s, d.path(), 2, &start_at, &[]);
+    let o = waiting.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        stampede::report::read_json(&out.join("results.json"))
+            .unwrap()
+            .flows[0]
+            .planned,
+        20
+    );
+    let (code, _, err) = merge(&[&seg0, &seg1], &seg0);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--out"), "{err}");
+    let (code, _, err) = run_bin(&[
+        "merge",
+        seg0.to_str().unwrap(),
+        d.path().join("never").to_str().unwrap(),
+        "--out",
+        d.path().join("m2").to_str().unwrap(),
+        "--wait",
+        "1s",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did not finish"), "{err}");
 }

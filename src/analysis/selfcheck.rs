@@ -123,7 +123,9 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
             flow: Some(f.name.clone()),
             passed: false,
             detail: format!(
-                "flow {} missed {} arrivals that fell due before {} began ({:.0} ms after --start-at):                  the generator did not offer them, so the totals lack them — start the segments earlier                  (a later --start-at)",
+                "flow {} missed {} arrivals that fell due before {} began ({:.0} ms after --start-at): \
+                 the generator did not offer them, so the totals lack them — leave the processes more \
+                 time to start (a --start-at further ahead)",
                 f.name,
                 f.missed_at_start,
                 r.segment

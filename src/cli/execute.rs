@@ -58,7 +58,35 @@ fn run_checked(
             crate::units::Span(plan.load_length())
         )));
     }
+    check_start(&plan, &opts)?;
     run_loaded(plan, opts, quiet)
+}
+
+/// `--start-at` against the plan: a start whose whole load is already over would send nothing
+/// (and pass every gate on no data), so it is refused; a segment without a start cannot be
+/// merged, which is said before the run rather than after it.
+fn check_start(plan: &scenario::Plan, opts: &RunOptions) -> Result<(), CliError> {
+    let Some(at) = opts.start_at else {
+        if !plan.segment.is_whole() {
+            eprintln!(
+                "warning: segment {} runs without --start-at: it starts now, and `stampede merge` \
+                 needs every segment to share one --start-at",
+                plan.segment
+            );
+        }
+        return Ok(());
+    };
+    let end = at + plan.load_length();
+    if end <= std::time::SystemTime::now() {
+        return Err(CliError::Input(format!(
+            "--start-at {} is over: the load ({}) would have ended at {}, so nothing would be sent\n  \
+             hint: choose a start ahead of now, e.g. --start-at $(date -u -d '+30 sec' +%FT%TZ)",
+            crate::units::format_instant(at),
+            crate::units::Span(plan.load_length()),
+            crate::units::format_instant(end)
+        )));
+    }
+    Ok(())
 }
 
 /// The plan's sockets and memory against this machine's limits; every problem is reported.

@@ -332,13 +332,14 @@ pub enum Command {
         #[arg(long)]
         segments: u32,
         /// When the segments start (RFC 3339 or Unix seconds); by default --start-in from now.
-        #[arg(long, value_parser = parse_instant)]
+        #[arg(long, value_parser = parse_instant, conflicts_with = "start_in")]
         start_at: Option<std::time::SystemTime>,
         /// Time from now to the start: enough for the pods to be scheduled and pull the image.
         #[arg(long, value_parser = parse_span, default_value = "2m")]
         start_in: Duration,
-        /// The container image with stampede in it (built from the Dockerfile).
-        #[arg(long, default_value = "stampede:latest")]
+        /// The container image with stampede in it, built from the Dockerfile and pushed where
+        /// the cluster pulls from (e.g. registry.example.com/stampede:1).
+        #[arg(long)]
         image: String,
         /// Name of the Kubernetes objects (default: the scenario's name).
         #[arg(long)]

@@ -43,7 +43,8 @@ pub(super) fn merge(
 /// has passed; the merge then refuses a set with a segment still missing, naming it.
 fn wait_for_results(segments: &[PathBuf], wait: Duration, quiet: bool) {
     let deadline = Instant::now() + wait;
-    let ready = |p: &PathBuf| !p.is_dir() || p.join("results.json").exists();
+    // A segment makes its folder when it starts and writes results.json (by rename) last.
+    let ready = |p: &PathBuf| p.is_file() || p.join("results.json").exists();
     let mut said = false;
     while Instant::now() < deadline && !segments.iter().all(ready) {
         if !said && !quiet {
@@ -67,6 +68,18 @@ pub(super) fn k8s(path: &Path, o: &crate::deploy::K8sOptions) -> Result<Exit, Cl
             "--segments must be 1 to {MAX_SEGMENTS}"
         )));
     }
+    let lead = o
+        .start_at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    if lead < Duration::from_secs(10) {
+        return Err(CliError::Input(format!(
+            "the start ({}) leaves {} before it: the pods need time to be scheduled and pull the image\n  \
+             hint: --start-in 2m, or a --start-at further ahead",
+            crate::units::format_instant(o.start_at),
+            crate::units::Span(lead)
+        )));
+    }
     let plan = scenario::load(
         path,
         &Overrides {
@@ -77,6 +90,19 @@ pub(super) fn k8s(path: &Path, o: &crate::deploy::K8sOptions) -> Result<Exit, Cl
     let mut o = o.clone();
     if o.name.is_empty() {
         o.name = plan.name.clone();
+    }
+    let loopback = plan.origins.iter().any(|origin| {
+        let host = origin.host.trim_matches(['[', ']']);
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if loopback {
+        eprintln!(
+            "warning: the scenario's target is a loopback address, which in a pod is the pod itself\n  \
+             hint: --target http://SERVICE.NAMESPACE:PORT (the system under test as the cluster sees it)"
+        );
     }
     let text =
         crate::deploy::kubernetes(&plan, path, &o).map_err(|e| CliError::Input(e.to_string()))?;

@@ -65,6 +65,22 @@ impl Segment {
         whole.div_ceil(u64::from(self.count.max(1))).max(1)
     }
 
+    /// This segment's part of a closed flow's shared budget of `n` iterations, when the flow has
+    /// at most `users` users: only segments that own a user can run iterations, so the budget
+    /// is divided exactly among the first `min(count, users)` segments (users are striped, so
+    /// those are the ones that own one).
+    pub fn budget(self, n: u64, users: u64) -> u64 {
+        let active = u64::from(self.count.max(1)).min(users.max(1));
+        if u64::from(self.index) >= active {
+            return 0;
+        }
+        Segment {
+            index: self.index,
+            count: active as u32,
+        }
+        .share(n)
+    }
+
     /// The `k`-th item (from 0) this segment owns, as an index into the whole sequence.
     pub fn global(self, k: u64) -> u64 {
         k.saturating_mul(u64::from(self.count.max(1)))
@@ -116,6 +132,9 @@ pub struct SegmentSummary {
     pub hostname: Option<String>,
     /// How long after the shared start instant it started (0 when on time).
     pub start_late_ms: f64,
+    /// It was stopped by a signal before its load ended (its share is short).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// Requests it sent.
     pub requests: u64,
     /// Of which failed.
@@ -179,6 +198,20 @@ mod tests {
                     assert_eq!(owned.len() as u64, s.share(total));
                     for (k, n) in owned.iter().enumerate() {
                         assert_eq!(s.global(k as u64), *n);
+                    }
+                }
+                for users in 1..10u64 {
+                    let budgets: Vec<u64> = segs.iter().map(|s| s.budget(total, users)).collect();
+                    assert_eq!(
+                        budgets.iter().sum::<u64>(),
+                        total,
+                        "{count} {total} {users}"
+                    );
+                    for (s, b) in segs.iter().zip(&budgets) {
+                        assert!(
+                            s.share(users) > 0 || *b == 0,
+                            "a segment without users holds {b}"
+                        );
                     }
                 }
             }

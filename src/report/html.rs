@@ -308,7 +308,11 @@ fn split_run(r: &RunResult, out: &mut String) {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             s.index,
             escape(s.hostname.as_deref().unwrap_or("?")),
-            ms((s.start_late_ms * 1000.0) as u64),
+            match (s.start_late_ms > 0.0, s.interrupted) {
+                (true, _) => ms((s.start_late_ms * 1000.0) as u64),
+                (false, true) => "interrupted".into(),
+                (false, false) => "on time".into(),
+            },
             s.requests,
             s.failed,
             flows.join("<br>"),

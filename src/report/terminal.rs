@@ -147,10 +147,10 @@ fn split_run(out: &mut String, r: &RunResult) {
             s.hostname.as_deref().unwrap_or("?"),
             s.requests,
             s.failed,
-            if s.start_late_ms > 0.0 {
-                format!(", began {} late", ms((s.start_late_ms * 1000.0) as u64))
-            } else {
-                String::new()
+            match (s.start_late_ms > 0.0, s.interrupted) {
+                (true, _) => format!(", began {} late", ms((s.start_late_ms * 1000.0) as u64)),
+                (false, true) => ", interrupted".into(),
+                (false, false) => String::new(),
             },
             flows.join(", ")
         );

@@ -31,11 +31,13 @@ pub(super) struct Span {
 /// means waiting on the target: that is the target's result (it can fail `dropped`, `rate` and
 /// `errors` thresholds), not the generator failing. By Little's law the flow needed about its
 /// peak rate × the time an iteration takes.
-fn dropped_cause(f: &Flow, fs: &FlowStats, segment: Segment) -> Option<String> {
+fn dropped_cause(f: &Flow, fs: &FlowStats, segment: Segment, missed: u64) -> Option<String> {
     let LoadModel::Open(open) = &f.model else {
         return None;
     };
-    if fs.dropped == 0 {
+    // Arrivals a late segment missed are the generator's (the `late_start` self-check).
+    let dropped = fs.dropped.saturating_sub(missed);
+    if dropped == 0 {
         return None;
     }
     // A segment's users (and its share of the rate).
@@ -57,9 +59,9 @@ fn dropped_cause(f: &Flow, fs: &FlowStats, segment: Segment) -> Option<String> {
         "flow {} dropped {} of {} planned arrivals ({:.1}%): all {} of its users (max_vus) were busy \
          waiting on the target when they were due. Raise max_vus{needed}",
         f.name,
-        fs.dropped,
+        dropped,
         fs.planned,
-        fs.dropped as f64 * 100.0 / fs.planned.max(1) as f64,
+        dropped as f64 * 100.0 / fs.planned.max(1) as f64,
         max_vus,
     ))
 }
@@ -130,7 +132,12 @@ pub(super) fn assemble(
                     LoadModel::Open(_) => plan.settings.arrival_slack.as_micros() as u64,
                     LoadModel::Closed(_) => 0,
                 },
-                dropped_cause: dropped_cause(f, fs, plan.segment),
+                dropped_cause: dropped_cause(
+                    f,
+                    fs,
+                    plan.segment,
+                    ends.get(fi).map_or(0, |e| e.missed),
+                ),
                 errors: class_counts(&fs.errors),
                 work: work(fs),
                 // A segment's share of a Poisson flow is not Poisson (every third arrival of

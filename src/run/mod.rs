@@ -403,17 +403,18 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         g.local_ports = local_port_range();
         g
     });
-    result.db_load = crate::analysis::load::db_load(&result.flows);
-    result.trends = crate::analysis::trend::trends(&result);
-    result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
-    result.self_checks = crate::analysis::selfcheck::checks(&result);
-    result.aborted = aborted;
+    // Who and when first: the self-checks name a late segment.
     result.run_id = opts
         .run_id
         .clone()
         .unwrap_or_else(|| run_id(&plan.digest, opts.start_at));
     result.start_at_unix_ms = opts.start_at.map(unix_ms);
     result.start_late_ms = opts.start_at.map(|_| late.as_secs_f64() * 1000.0);
+    result.db_load = crate::analysis::load::db_load(&result.flows);
+    result.trends = crate::analysis::trend::trends(&result);
+    result.thresholds = verdicts(&plan.thresholds, plan.settings.checks_gate, &result);
+    result.self_checks = crate::analysis::selfcheck::checks(&result);
+    result.aborted = aborted;
     if let Some(why) = setup_failed {
         result.thresholds.push(crate::model::Verdict {
             pattern: "setup".into(),

@@ -195,6 +195,12 @@ impl Curve {
         self.cumulative(self.len())
     }
 
+    /// How many uniform arrivals the curve makes: one at each whole unit of its integral below
+    /// the total (the executor's arrival n is due where the integral reaches n).
+    pub fn arrivals(&self) -> u64 {
+        (self.total() - 1e-9).ceil().max(0.0) as u64
+    }
+
     /// The earliest `t` at which the integral reaches `x`, or `None` past the curve's end.
     pub fn time_of(&self, x: f64) -> Option<f64> {
         let mut start = 0.0;

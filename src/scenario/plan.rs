@@ -520,7 +520,7 @@ impl Flow {
                 o.curve.peak(),
                 Span(self.length()),
                 o.max_vus,
-                o.curve.total().floor() as u64,
+                o.curve.arrivals(),
             ),
             LoadModel::Closed(c) => {
                 let pacing = match (c.pace, c.think) {
@@ -672,17 +672,13 @@ impl Plan {
 
     /// Makes this plan one segment of a split run: open flows keep every `count`-th arrival and
     /// closed flows every `count`-th user (in the executors, which also divide an open flow's
-    /// `max_vus`, rounded up), shared iteration budgets are divided exactly, and feeders hand out
+    /// `max_vus`, rounded up, and a shared iteration budget among the segments that own a
+    /// user: [`Segment::budget`]), and feeders hand out
     /// the rows this segment owns, so no `unique` row is used by two segments.
     pub fn split(&mut self, segment: Segment) {
         self.segment = segment;
         if segment.is_whole() {
             return;
-        }
-        for f in self.flows.iter_mut().filter(|f| f.is_load()) {
-            if let LoadModel::Closed(c) = &mut f.model {
-                c.iterations = c.iterations.map(|n| segment.share(n));
-            }
         }
         for feeder in &self.feeders {
             feeder.stripe(segment);
@@ -725,7 +721,7 @@ impl Plan {
         for f in self.flows.iter().filter(|f| f.is_load()) {
             let text = match &f.model {
                 LoadModel::Open(o) => {
-                    let total = o.curve.cumulative(o.curve.len()).floor() as u64;
+                    let total = o.curve.arrivals();
                     let poisson = if o.arrivals == Arrivals::Poisson {
                         " (a Poisson flow: about that many)"
                     } else {
@@ -748,7 +744,10 @@ impl Plan {
                         all(peak)
                     );
                     if let Some(n) = c.iterations {
-                        t.push_str(&format!(", {n} of the flow's iterations"));
+                        t.push_str(&format!(
+                            ", {} of the flow's {n} iterations",
+                            seg.budget(n, peak)
+                        ));
                     }
                     if let Some(n) = c.per_vu_iterations {
                         t.push_str(&format!(", {n} per user"));

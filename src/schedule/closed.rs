@@ -26,11 +26,16 @@ const TICK: Duration = Duration::from_millis(50);
 /// Runs a closed-model flow.
 pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control: Control) {
     let (target_tx, target_rx) = watch::channel(0u64);
-    let remaining = Arc::new(AtomicU64::new(closed.iterations.unwrap_or(u64::MAX)));
+    let segment = ctx.plan.segment;
+    let peak_users = (closed.curve.peak() + 1e-9).floor() as u64;
+    let remaining = Arc::new(AtomicU64::new(
+        closed
+            .iterations
+            .map_or(u64::MAX, |n| segment.budget(n, peak_users)),
+    ));
     let mut tasks: JoinSet<()> = JoinSet::new();
     // Users are numbered across the whole flow; a split run's segment makes the ones it owns
     // (user k when it owns k − 1), so the segments' users add up to the curve.
-    let segment = ctx.plan.segment;
     let mut spawned = 0u64;
     let mut made = 0u64;
     let mut owned = 0u64;
@@ -56,7 +61,12 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
             *v = target;
             changed
         });
-        gauges.set_target(level);
+        // A segment's target is its own users, so the segments' targets add up to the curve.
+        gauges.set_target(if segment.is_whole() {
+            level
+        } else {
+            segment.share(target) as f64
+        });
         while spawned < target {
             spawned += 1;
             if !segment.owns(spawned - 1) {

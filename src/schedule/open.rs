@@ -140,9 +140,11 @@ pub async fn run(
         gauges
             .busy_vus
             .store(created.saturating_sub(idle), Ordering::Relaxed);
+        // A segment offers its share of the rate.
         gauges.set_target(
             open.curve
-                .level_at(now.saturating_duration_since(flow_start).as_secs_f64()),
+                .level_at(now.saturating_duration_since(flow_start).as_secs_f64())
+                / f64::from(segment.count.max(1)),
         );
     }
     gauges.set_target(0.0);

@@ -54,9 +54,12 @@ pub(super) fn results(parts: &[&RunResult]) -> RunResult {
             .flows
             .iter()
             .map(|f| {
-                let same: Vec<&FlowResult> = parts
+                let same: Vec<(u32, &FlowResult)> = parts
                     .iter()
-                    .filter_map(|p| p.flows.iter().find(|g| g.name == f.name))
+                    .filter_map(|p| {
+                        let seg = p.segment.map_or(0, |s| s.index);
+                        p.flows.iter().find(|g| g.name == f.name).map(|g| (seg, g))
+                    })
                     .collect();
                 flow(&same)
             })
@@ -142,7 +145,18 @@ fn classes<'a>(
     out
 }
 
-fn flow(fs: &[&FlowResult]) -> FlowResult {
+fn flow(segs: &[(u32, &FlowResult)]) -> FlowResult {
+    // Each segment's dropped-arrival cause speaks of its own users and share: kept as its own.
+    let causes: Vec<String> = segs
+        .iter()
+        .filter_map(|(i, f)| {
+            f.dropped_cause
+                .as_ref()
+                .map(|c| format!("segment {i}: {c}"))
+        })
+        .collect();
+    let fs: Vec<&FlowResult> = segs.iter().map(|(_, f)| *f).collect();
+    let fs = fs.as_slice();
     let f0 = fs[0];
     let sum = |g: fn(&FlowResult) -> u64| fs.iter().map(|f| g(f)).sum::<u64>();
     let mut bins: Vec<u32> = Vec::new();
@@ -154,7 +168,6 @@ fn flow(fs: &[&FlowResult]) -> FlowResult {
             *b += n;
         }
     }
-    let causes: Vec<String> = fs.iter().filter_map(|f| f.dropped_cause.clone()).collect();
     FlowResult {
         name: f0.name.clone(),
         kind: f0.kind,

@@ -28,6 +28,11 @@ pub enum MergeError {
     /// The results are not the segments of one split run; every reason is listed.
     #[error("these results are not one whole split run:\n{}", .0.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"))]
     NotOneRun(Vec<String>),
+    /// `--out` is one of the segments' folders.
+    #[error(
+        "--out `{0}` is one of the segments: the merge would overwrite its results\n  hint: choose another folder for the merged run"
+    )]
+    OutIsInput(PathBuf),
     /// The output folder could not be made.
     #[error("cannot write the merged results to `{path}`: {source}")]
     Out {
@@ -58,6 +63,13 @@ struct Part {
 /// results.json), checks that they are one whole split run, merges them, and writes every result
 /// file into `out`.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
+    let target = absolute(out);
+    if let Some(d) = dirs.iter().find(|d| {
+        let d = absolute(d);
+        d == target || d.parent() == Some(target.as_path()) && d.ends_with("results.json")
+    }) {
+        return Err(MergeError::OutIsInput(d.clone()));
+    }
     let mut parts = Vec::new();
     for d in dirs {
         parts.push(read_part(d)?);
@@ -98,7 +110,42 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     })
 }
 
+/// A path made absolute (lexically) to compare folders given different ways.
+fn absolute(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn read_part(d: &Path) -> Result<Part, MergeError> {
+    let unfinished = |what: String| {
+        MergeError::Read(format!(
+            "{what}: the segment did not finish (or never started, or failed before writing it)\n  \
+             hint: check that segment's log; `merge --wait D` waits for segments still running"
+        ))
+    };
+    if !d.exists() {
+        return Err(unfinished(format!("`{}` does not exist", d.display())));
+    }
+    if d.is_dir() && !d.join("results.json").exists() {
+        return Err(unfinished(format!(
+            "`{}` holds no results.json",
+            d.display()
+        )));
+    }
     let (json, dir) = if d.is_dir() {
         (d.join("results.json"), d.to_path_buf())
     } else {
@@ -135,10 +182,18 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
         return Err(MergeError::NotOneRun(vec!["no results were given".into()]));
     };
     for p in parts.iter().filter(|p| p.result.segment.is_none()) {
-        why.push(format!(
-            "{} is a whole run, not a segment (it ran without --segment)",
-            name(p)
-        ));
+        why.push(if p.result.merged.is_empty() {
+            format!(
+                "{} is a whole run, not a segment (it ran without --segment)",
+                name(p)
+            )
+        } else {
+            format!(
+                "{} is already a merged run (of {} segments); merge the segments' own folders",
+                name(p),
+                p.result.merged.len()
+            )
+        });
     }
     let counts: BTreeMap<u32, Vec<String>> = parts
         .iter()
@@ -196,7 +251,7 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
         }
     };
     differ(
-        "a different scenario (or different --rate, --scale, --duration … options)",
+        "a different scenario (or files it reads, or different --target, --rate, --scale, --duration … options)",
         &|r| short(&r.scenario_digest),
         &mut why,
     );
@@ -218,7 +273,10 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
         &|r| format!("{}s", r.interval_s),
         &mut why,
     );
-    if parts.iter().all(|p| p.result.start_at_unix_ms.is_none()) {
+    if parts
+        .iter()
+        .all(|p| p.result.start_at_unix_ms.is_none() && p.result.segment.is_some())
+    {
         why.push(
             "the segments ran without --start-at, so their intervals cannot be lined up on one clock"
                 .into(),
@@ -392,6 +450,7 @@ fn summary(r: &RunResult) -> SegmentSummary {
         index: r.segment.map_or(0, |s| s.index),
         hostname: r.environment.hostname.clone(),
         start_late_ms: r.start_late_ms.unwrap_or(0.0),
+        interrupted: r.interrupted,
         requests: steps.clone().map(|s| s.requests).sum(),
         failed: steps.map(|s| s.failed).sum(),
         flows: r
