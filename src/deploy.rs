@@ -57,6 +57,11 @@ pub enum DeployError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The scenario names a file by an absolute path, which the pods do not have.
+    #[error(
+        "the scenario reads `{0}` by an absolute path, which the pods do not have\n  hint: write it relative to the scenario's folder, so it travels with the scenario"
+    )]
+    Absolute(String),
     /// The scenario and its files are too large for a ConfigMap.
     #[error(
         "the scenario and the files it reads are {0} bytes; a ConfigMap or Secret holds at most 1 MiB\n  hint: build an image with the files in it (deploy/k8s/README.md, \"Large data files\")"
@@ -271,6 +276,9 @@ pub fn kubernetes(plan: &Plan, scenario: &Path, o: &K8sOptions) -> Result<String
 /// holds them all, so the scenario's relative paths (`../scripts/x.rhai`) still resolve in the
 /// pod. The scenario comes first.
 fn place(scenario: &Path, files: &[ScenarioFile]) -> Result<Vec<Placed>, DeployError> {
+    if let Some(f) = files.iter().find(|f| Path::new(&f.path).is_absolute()) {
+        return Err(DeployError::Absolute(f.path.clone()));
+    }
     let dir = scenario.parent().unwrap_or(Path::new(""));
     let mut paths = vec![normal(scenario)];
     paths.extend(files.iter().map(|f| normal(&dir.join(&f.path))));

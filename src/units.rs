@@ -307,12 +307,17 @@ pub fn parse_instant(text: &str) -> Result<std::time::SystemTime, UnitError> {
 
 /// An instant as RFC 3339 in UTC, to the millisecond (`2026-12-01T16:30:00.000Z`).
 pub fn format_instant(at: std::time::SystemTime) -> String {
-    let at = time::OffsetDateTime::from(at);
-    let at = at
-        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
-        .unwrap_or(at);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| format!("{at}"))
+    let ms = match at.duration_since(std::time::SystemTime::UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_millis()).unwrap_or(i128::MAX),
+        Err(e) => -i128::try_from(e.duration().as_millis()).unwrap_or(i128::MAX),
+    };
+    // Outside the years RFC 3339 can write (a corrupt file, an absurd offset): say so plainly.
+    match time::OffsetDateTime::from_unix_timestamp_nanos(ms.saturating_mul(1_000_000)) {
+        Ok(t) => t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| format!("{ms} ms after 1970-01-01T00:00:00Z")),
+        Err(_) => format!("{ms} ms after 1970-01-01T00:00:00Z"),
+    }
 }
 
 #[cfg(test)]
@@ -333,6 +338,8 @@ mod tests {
                 .contains("RFC 3339")
         );
         assert!(parse_instant("-5").is_err());
+        let far = std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(u64::MAX);
+        assert!(format_instant(far).contains("ms after"));
     }
 
     #[test]

@@ -134,6 +134,24 @@ pub fn checks(r: &RunResult) -> Vec<SelfCheck> {
             ),
         });
     }
+    let late = r.start_late_ms.unwrap_or(0.0);
+    for f in r
+        .flows
+        .iter()
+        .filter(|f| late > 0.0 && f.is_load() && f.model_kind == crate::model::ModelKind::Closed)
+    {
+        out.push(SelfCheck {
+            check: SelfCheckName::LateStart,
+            flow: Some(f.name.clone()),
+            passed: false,
+            detail: format!(
+                "flow {}'s users started {late:.0} ms after --start-at: what they would have run \
+                 before then is missing from the totals — leave the processes more time to start (a \
+                 --start-at further ahead)",
+                f.name
+            ),
+        });
+    }
     let internal: u64 = r
         .flows
         .iter()

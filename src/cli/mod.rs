@@ -508,7 +508,17 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             &scenario,
             &crate::deploy::K8sOptions {
                 segments,
-                start_at: start_at.unwrap_or_else(|| std::time::SystemTime::now() + start_in),
+                start_at: match start_at {
+                    Some(at) => at,
+                    None => std::time::SystemTime::now()
+                        .checked_add(start_in)
+                        .ok_or_else(|| {
+                            CliError::Input(format!(
+                                "--start-in {} is too far ahead",
+                                Span(start_in)
+                            ))
+                        })?,
+                },
                 image,
                 name: name.unwrap_or_default(),
                 namespace,

@@ -66,19 +66,13 @@ impl Segment {
     }
 
     /// This segment's part of a closed flow's shared budget of `n` iterations, when the flow has
-    /// at most `users` users: only segments that own a user can run iterations, so the budget
-    /// is divided exactly among the first `min(count, users)` segments (users are striped, so
-    /// those are the ones that own one).
+    /// at most `users` users: iteration m goes to the segment that owns user `m mod users`, so
+    /// each segment's part is in proportion to the users it owns (a segment without users gets
+    /// none) and the parts add up to `n` exactly. The flow then keeps its shape: every user
+    /// runs about as many iterations as in one process.
     pub fn budget(self, n: u64, users: u64) -> u64 {
-        let active = u64::from(self.count.max(1)).min(users.max(1));
-        if u64::from(self.index) >= active {
-            return 0;
-        }
-        Segment {
-            index: self.index,
-            count: active as u32,
-        }
-        .share(n)
+        let users = users.max(1);
+        (n / users) * self.share(users) + self.share(n % users)
     }
 
     /// The `k`-th item (from 0) this segment owns, as an index into the whole sequence.
@@ -212,6 +206,9 @@ mod tests {
                             s.share(users) > 0 || *b == 0,
                             "a segment without users holds {b}"
                         );
+                        // In proportion to its users, within one iteration.
+                        let fair = total as f64 * s.share(users) as f64 / users as f64;
+                        assert!((*b as f64 - fair).abs() < 1.0 + 1e-9, "{b} vs {fair}");
                     }
                 }
             }

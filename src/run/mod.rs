@@ -277,7 +277,10 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             .spawn(move || c.run())
     };
 
-    let busy = WorkerBusy::start();
+    // Measured from the schedule's start: a wait for --start-at idles the runtime, and counting
+    // it would dilute a saturated load below the limit.
+    let mut busy = WorkerBusy::start();
+    let mut busy_from_t0 = t0 > Instant::now();
     // The generator's CPU is judged over the load: the graceful stop's wait for slow answers
     // idles the runtime, and counting it would hide a generator that was saturated throughout.
     let mut busy_at_load_end: Option<(Instant, Duration)> = None;
@@ -308,6 +311,10 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let mut aborted: Option<String> = None;
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(t0)), if busy_from_t0 => {
+                busy = WorkerBusy::start();
+                busy_from_t0 = false;
+            }
             changed = abort_rx.changed(), if aborted.is_none() => {
                 let reason = if changed.is_ok() { abort_rx.borrow().clone() } else { None };
                 if let Some(reason) = reason {

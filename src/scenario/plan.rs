@@ -16,6 +16,7 @@ use serde_json_path::JsonPath;
 use super::feeder::{Feeder, Pick};
 use super::template::Template;
 use crate::model::Segment;
+use crate::model::threshold::Limit;
 use crate::scenario::curve::Curve;
 use crate::script::{Scripts, Snippet};
 use crate::units::{Span, SpanRange};
@@ -682,6 +683,17 @@ impl Plan {
         }
         for feeder in &self.feeders {
             feeder.stripe(segment);
+        }
+        // A segment judges its own share: `rate > 80/s` over three segments is `> 26.7/s` each
+        // (live `abort_on_fail` included). Shares and latencies need no scaling. The text as
+        // written stays, for the merge to judge the whole again.
+        let k = f64::from(segment.count);
+        for t in &mut self.thresholds {
+            t.expr.limit = match t.expr.limit {
+                Limit::Count(c) => Limit::Count(c / k),
+                Limit::PerSecond(r) => Limit::PerSecond(r / k),
+                other => other,
+            };
         }
     }
 

@@ -158,6 +158,19 @@ fn flow(segs: &[(u32, &FlowResult)]) -> FlowResult {
     let fs: Vec<&FlowResult> = segs.iter().map(|(_, f)| *f).collect();
     let fs = fs.as_slice();
     let f0 = fs[0];
+    // Rates are counts over the flow's active span, which every segment measures from the
+    // shared start; a segment that ended sooner (fewer users, an early abort) measured a shorter
+    // one. The merged span is the longest, read back as count ÷ rate.
+    let span = fs
+        .iter()
+        .flat_map(|f| {
+            std::iter::once((f.iterations_ok + f.iterations_failed, f.iteration_rate))
+                .chain(f.steps.iter().map(|s| (s.requests, s.rate)))
+        })
+        .filter(|(n, rate)| *n > 0 && *rate > 0.0)
+        .map(|(n, rate)| n as f64 / rate)
+        .fold(0.0, f64::max);
+    let per_s = |n: u64| if span > 0.0 { n as f64 / span } else { 0.0 };
     let sum = |g: fn(&FlowResult) -> u64| fs.iter().map(|f| g(f)).sum::<u64>();
     let mut bins: Vec<u32> = Vec::new();
     for f in fs {
@@ -180,7 +193,7 @@ fn flow(segs: &[(u32, &FlowResult)]) -> FlowResult {
         interrupted: sum(|f| f.interrupted),
         planned: sum(|f| f.planned),
         dropped: sum(|f| f.dropped),
-        iteration_rate: fs.iter().map(|f| f.iteration_rate).sum(),
+        iteration_rate: per_s(sum(|f| f.iterations_ok + f.iterations_failed)),
         iteration: latency(fs.iter().map(|f| f.iteration.as_ref())),
         schedule_lag: latency(fs.iter().map(|f| f.schedule_lag.as_ref())),
         target_lag: latency(fs.iter().map(|f| f.target_lag.as_ref())),
@@ -204,13 +217,13 @@ fn flow(segs: &[(u32, &FlowResult)]) -> FlowResult {
                     .iter()
                     .filter_map(|f| f.steps.iter().find(|t| t.key == s.key))
                     .collect();
-                step(&same)
+                step(&same, &per_s)
             })
             .collect(),
     }
 }
 
-fn step(ss: &[&StepResult]) -> StepResult {
+fn step(ss: &[&StepResult], per_s: &dyn Fn(u64) -> f64) -> StepResult {
     let s0 = ss[0];
     let sum = |g: fn(&StepResult) -> u64| ss.iter().map(|s| g(s)).sum::<u64>();
     let (requests, retries) = (sum(|s| s.requests), sum(|s| s.retries));
@@ -237,7 +250,7 @@ fn step(ss: &[&StepResult]) -> StepResult {
         failed: sum(|s| s.failed),
         errors: classes(ss.iter().map(|s| &s.errors)),
         statuses,
-        rate: ss.iter().map(|s| s.rate).sum(),
+        rate: per_s(requests),
         bytes_in: sum(|s| s.bytes_in),
         bytes_out: sum(|s| s.bytes_out),
         checks_passed: sum(|s| s.checks_passed),
@@ -320,4 +333,30 @@ fn work(fs: &[&FlowResult]) -> Option<Work> {
         bytes_p50: median(|w| w.bytes_p50),
         per_iteration: timings(ws.iter().map(|w| w.per_iteration.as_slice())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(iterations: u64, rate: f64) -> FlowResult {
+        FlowResult {
+            name: "f".into(),
+            iterations_ok: iterations,
+            iteration_rate: rate,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rates_are_counts_over_the_longest_span_not_a_sum_of_rates() {
+        // Segment 0 ran 40 iterations in 1 s, segment 1 ran 20 in 2 s: 60 in 2 s.
+        let (a, b) = (part(40, 40.0), part(20, 10.0));
+        let merged = flow(&[(0, &a), (1, &b)]);
+        assert!(
+            (merged.iteration_rate - 30.0).abs() < 1e-9,
+            "{}",
+            merged.iteration_rate
+        );
+    }
 }

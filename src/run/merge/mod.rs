@@ -81,16 +81,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         source,
     })?;
     let mut result = combine::results(&parts.iter().map(|p| &p.result).collect::<Vec<_>>());
-    let interval = Duration::from_secs_f64(result.interval_s.max(1e-3));
+    // Checked above to be a sane length.
+    let interval = Duration::try_from_secs_f64(result.interval_s).unwrap_or(Duration::from_secs(1));
     let merged_intervals = add_intervals(&parts, interval.as_secs_f64());
     result.intervals = merge_rows(&parts, &merged_intervals, interval.as_secs_f64());
     judge(&mut result, &parts);
     let mut write_errors: Vec<String> = Vec::new();
     let start = result
         .start_at_unix_ms
-        .map_or(SystemTime::UNIX_EPOCH, |ms| {
-            SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-        });
+        .and_then(instant_of)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     if let Err(e) = write_hlog(
         &out.join("intervals.hlog"),
         start,
@@ -261,7 +261,7 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
             r.start_at_unix_ms.map_or_else(
                 || "no --start-at".into(),
                 |ms| {
-                    crate::units::format_instant(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+                    instant_of(ms).map_or_else(|| format!("{ms} ms"), crate::units::format_instant)
                 },
             )
         },
@@ -273,6 +273,20 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
         &|r| format!("{}s", r.interval_s),
         &mut why,
     );
+    differ(
+        "a different --warmup",
+        &|r| format!("{}s", r.warmup_s),
+        &mut why,
+    );
+    for p in parts {
+        let i = p.result.interval_s;
+        if !(i.is_finite() && (0.001..=86_400.0).contains(&i)) {
+            why.push(format!(
+                "{} has an interval of {i} s, which no run writes (a damaged file?)",
+                name(p)
+            ));
+        }
+    }
     if parts
         .iter()
         .all(|p| p.result.start_at_unix_ms.is_none() && p.result.segment.is_some())
@@ -290,7 +304,12 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
 }
 
 fn short(digest: &str) -> String {
-    format!("digest {}", &digest[..digest.len().min(12)])
+    format!("digest {}", digest.chars().take(12).collect::<String>())
+}
+
+/// Milliseconds since the epoch as an instant, if the clock can hold it.
+fn instant_of(ms: u64) -> Option<SystemTime> {
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
 /// Interval `k` of a run: the one that ends at `t` seconds (`t` is an interval row's end).
@@ -321,7 +340,8 @@ fn add_intervals(parts: &[Part], interval: f64) -> Vec<(String, i64, crate::mode
 }
 
 /// Interval rows summed per (key, interval); percentiles from the added interval histograms
-/// (the largest segment percentile where a segment's log is missing).
+/// when they hold every request of the row (the largest segment percentile otherwise: a
+/// segment's log is missing or torn).
 fn merge_rows(
     parts: &[Part],
     hists: &[(String, i64, crate::model::Hist)],
@@ -369,7 +389,10 @@ fn merge_rows(
         .collect();
     rows.into_iter()
         .map(|((k, _), mut r)| {
-            if let Some(h) = index.get(&(r.key.as_str(), k)).filter(|h| !h.is_empty()) {
+            if let Some(h) = index
+                .get(&(r.key.as_str(), k))
+                .filter(|h| !h.is_empty() && h.len() == r.count)
+            {
                 r.p50_us = h.value_at_quantile(0.5);
                 r.p95_us = h.value_at_quantile(0.95);
                 r.p99_us = h.value_at_quantile(0.99);
@@ -438,6 +461,39 @@ fn judge(result: &mut RunResult, parts: &[Part]) {
     }
     result.self_checks = checks;
     result.merged = parts.iter().map(|p| summary(&p.result)).collect();
+    // A segment that sent no load (its setup failed) or stopped early (an `abort_on_fail`
+    // threshold on its share) leaves the merged run short: that fails it, as it would fail a
+    // single run, whatever the thresholds say of what did run.
+    for p in parts {
+        let seg = p.result.segment.map_or(0, |s| s.index);
+        for v in p
+            .result
+            .thresholds
+            .iter()
+            .filter(|v| v.pattern == "setup" && !v.passed)
+        {
+            result.thresholds.push(crate::model::Verdict {
+                pattern: "setup".into(),
+                key: format!("segment {seg}"),
+                note: Some(format!("segment {seg} sent no load")),
+                ..v.clone()
+            });
+        }
+        if let Some(why) = &p.result.aborted
+            && !p.result.thresholds.iter().any(|v| v.pattern == "setup")
+        {
+            result.thresholds.push(crate::model::Verdict {
+                pattern: "segment".into(),
+                key: format!("segment {seg}"),
+                threshold: "runs its whole share".into(),
+                observed: why.clone(),
+                observed_value: None,
+                limit: "-".into(),
+                passed: false,
+                note: Some("it stopped early, so the merged run is short of the plan".into()),
+            });
+        }
+    }
 }
 
 fn summary(r: &RunResult) -> SegmentSummary {
