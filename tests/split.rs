@@ -230,12 +230,19 @@ fn three_segments_merge_into_what_one_process_sends_and_judges() {
         ok_rows.len()
     );
     for i in intervals.iter().filter(|i| i.tag == "buyers.ok") {
-        let end = i.start_s + i.len_s;
+        // The row of the interval that starts at `start_s` is the first to end after it (the
+        // last interval runs to the moment the segments stopped).
         let row = ok_rows
             .iter()
-            .find(|r| (r.t - end).abs() < 0.5)
-            .unwrap_or_else(|| panic!("no row ends near {end} s: {ok_rows:?}"));
-        assert_eq!(row.count, i.hist.len(), "interval ending at {end} s");
+            .find(|r| r.t > i.start_s + 1e-6)
+            .unwrap_or_else(|| panic!("no row for the interval from {} s: {ok_rows:?}", i.start_s));
+        assert_eq!(row.count, i.hist.len(), "the interval from {} s", i.start_s);
+        assert!(
+            (row.t - (i.start_s + i.len_s)).abs() < 0.01,
+            "ends at {} vs {}",
+            row.t,
+            i.start_s + i.len_s
+        );
     }
     let html = std::fs::read_to_string(merged_dir.join("report.html")).unwrap();
     assert!(

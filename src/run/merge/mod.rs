@@ -84,7 +84,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     // Checked above to be a sane length.
     let interval = Duration::try_from_secs_f64(result.interval_s).unwrap_or(Duration::from_secs(1));
     let merged_intervals = add_intervals(&parts, interval.as_secs_f64());
-    result.intervals = merge_rows(&parts, &merged_intervals, interval.as_secs_f64());
+    result.intervals = merge_rows(&parts, &merged_intervals);
     judge(&mut result, &parts);
     let mut write_errors: Vec<String> = Vec::new();
     let start = result
@@ -312,46 +312,65 @@ fn instant_of(ms: u64) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
-/// Interval `k` of a run: the one that ends at `t` seconds (`t` is an interval row's end).
-fn index_of_end(t: f64, interval: f64) -> i64 {
-    ((t / interval) - 1e-6).ceil() as i64 - 1
+/// Each interval row's index `k` (it starts at `start_at + k·interval`), by its end `t`. The
+/// collector writes a row for every flow in every interval, so a segment's distinct ends, in
+/// order, are its intervals 0, 1, 2, …; the end alone cannot say, since the last interval runs
+/// over its nominal end (to the moment the segment stopped, 3.02 s for an interval from 2 s).
+fn interval_index(rows: &[IntervalRow]) -> BTreeMap<u64, i64> {
+    let mut ends: Vec<u64> = rows.iter().map(|r| r.t.to_bits()).collect();
+    ends.sort_by(|a, b| f64::from_bits(*a).total_cmp(&f64::from_bits(*b)));
+    ends.dedup();
+    ends.into_iter().zip(0..).collect()
 }
 
-/// The segments' interval histograms added per (tag, interval), in tag order of first sight.
-fn add_intervals(parts: &[Part], interval: f64) -> Vec<(String, i64, crate::model::Hist)> {
-    let mut out: Vec<(String, i64, crate::model::Hist)> = Vec::new();
+/// One interval of one tag, added over the segments.
+struct Added {
+    tag: String,
+    /// The interval's index: it starts at `start_at + k·interval`.
+    k: i64,
+    /// Its longest length in any segment (the last interval is partial).
+    len_s: f64,
+    hist: crate::model::Hist,
+}
+
+/// The segments' interval histograms added per (tag, interval), in interval order.
+fn add_intervals(parts: &[Part], interval: f64) -> Vec<Added> {
+    let mut out: Vec<Added> = Vec::new();
     let mut at: BTreeMap<(String, i64), usize> = BTreeMap::new();
     for p in parts {
         for i in &p.intervals {
             let k = (i.start_s / interval).round() as i64;
             match at.get(&(i.tag.clone(), k)) {
                 Some(&j) => {
-                    let _ = out[j].2.add(&i.hist);
+                    let _ = out[j].hist.add(&i.hist);
+                    out[j].len_s = out[j].len_s.max(i.len_s);
                 }
                 None => {
                     at.insert((i.tag.clone(), k), out.len());
-                    out.push((i.tag.clone(), k, i.hist.clone()));
+                    out.push(Added {
+                        tag: i.tag.clone(),
+                        k,
+                        len_s: i.len_s,
+                        hist: i.hist.clone(),
+                    });
                 }
             }
         }
     }
-    out.sort_by_key(|(_, k, _)| *k);
+    out.sort_by_key(|a| a.k);
     out
 }
 
 /// Interval rows summed per (key, interval); percentiles from the added interval histograms
 /// when they hold every request of the row (the largest segment percentile otherwise: a
 /// segment's log is missing or torn).
-fn merge_rows(
-    parts: &[Part],
-    hists: &[(String, i64, crate::model::Hist)],
-    interval: f64,
-) -> Vec<IntervalRow> {
+fn merge_rows(parts: &[Part], hists: &[Added]) -> Vec<IntervalRow> {
     let mut rows: BTreeMap<(i64, usize), IntervalRow> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for p in parts {
+        let index = interval_index(&p.result.intervals);
         for r in &p.result.intervals {
-            let k = index_of_end(r.t, interval);
+            let k = index.get(&r.t.to_bits()).copied().unwrap_or(0);
             let o = order.iter().position(|x| *x == r.key).unwrap_or_else(|| {
                 order.push(r.key.clone());
                 order.len() - 1
@@ -385,7 +404,7 @@ fn merge_rows(
     }
     let index: BTreeMap<(&str, i64), &crate::model::Hist> = hists
         .iter()
-        .map(|(tag, k, h)| ((tag.as_str(), *k), h))
+        .map(|a| ((a.tag.as_str(), a.k), &a.hist))
         .collect();
     rows.into_iter()
         .map(|((k, _), mut r)| {
@@ -533,13 +552,14 @@ fn summary(r: &RunResult) -> SegmentSummary {
 fn write_hlog(
     path: &Path,
     start: SystemTime,
-    hists: &[(String, i64, crate::model::Hist)],
+    hists: &[Added],
     interval: Duration,
 ) -> std::io::Result<()> {
     let mut w = HlogWriter::create(path, start)?;
-    for (tag, k, h) in hists {
-        let at = interval.mul_f64((*k).max(0) as f64);
-        w.write(tag, h, at, interval)?;
+    for a in hists {
+        let at = interval.mul_f64(a.k.max(0) as f64);
+        let len = Duration::try_from_secs_f64(a.len_s).unwrap_or(interval);
+        w.write(&a.tag, &a.hist, at, len)?;
     }
     w.flush()
 }
