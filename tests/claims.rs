@@ -426,7 +426,7 @@ fn each_open_arrival_takes_its_own_unique_row_and_every_arrival_is_accounted_for
     let s = write_scenario(
         d.path(),
         &srv.url(),
-        "data:\n  users: { csv: users.csv, pick: unique }\ndefaults: { on_error: continue }\njourneys:\n  j: [ { name: a, get: '/user/{{ users.name }}', check: { status: 404 } } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 500ms, max_vus: 1 }\n",
+        "data:\n  users: { csv: users.csv, pick: unique }\ndefaults: { on_error: continue }\njourneys:\n  j: [ { name: a, get: '/user/{{ users.name }}', check: { status: 200 } } ]\nflows:\n  f: { journey: j, rate: 20/s, duration: 500ms, max_vus: 1 }\n",
     );
     let (_, _, r, _) = run_bin_scenario(&s, &[]);
     let f = flow(&r, "f");
