@@ -29,6 +29,7 @@ pub mod demo;
 pub mod deploy;
 pub mod exit;
 pub mod http;
+pub mod import;
 pub mod journey;
 pub mod metrics;
 pub mod model;

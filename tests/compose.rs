@@ -243,3 +243,53 @@ fn the_dashboard_queries_metrics_the_wallet_exports() {
     }
     assert!(seen >= 6);
 }
+
+#[test]
+fn the_stampede_dashboard_queries_metrics_stampede_serves_where_prometheus_scrapes_them() {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/grafana/dashboards/stampede.json")).unwrap(),
+    )
+    .unwrap();
+    // Histogram series carry suffixes; the families are what the endpoint declares.
+    let families: Vec<&str> = stampede::run::live::METRIC_NAMES
+        .iter()
+        .map(|n| n.trim_end_matches("_total"))
+        .collect();
+    let re = regex::Regex::new(r"stampede_[a-z_]+").unwrap();
+    let mut seen = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            for m in re.find_iter(t["expr"].as_str().unwrap()) {
+                let name = m
+                    .as_str()
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count")
+                    .trim_end_matches("_total");
+                assert!(
+                    families.contains(&name),
+                    "the dashboard queries {}, which stampede does not serve",
+                    m.as_str()
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 10);
+    // Prometheus scrapes the load service at the address it listens on.
+    let compose = yaml("docker-compose.yml");
+    let command = strings(&compose["services"]["load"]["command"]);
+    let at = command
+        .iter()
+        .position(|a| a == "--metrics-listen")
+        .unwrap();
+    let port = command[at + 1].rsplit(':').next().unwrap().to_string();
+    let prom = yaml("deploy/prometheus/prometheus.yml");
+    let targets: Vec<String> = prom["scrape_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|j| strings(&j["static_configs"][0]["targets"]))
+        .collect();
+    assert!(targets.contains(&format!("load:{port}")), "{targets:?}");
+}

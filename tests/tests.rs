@@ -21,6 +21,7 @@ mod compose;
 mod demo;
 mod deploy;
 mod docs;
+mod ecosystem;
 mod gate;
 mod hostile;
 mod http;

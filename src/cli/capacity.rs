@@ -228,6 +228,9 @@ pub(super) fn capacity(
     let mut next = search.first();
     let mut refused: Option<(f64, String)> = None;
     let mut failure: Option<CliError> = None;
+    // One set of options for every step: the live metrics endpoint (if any) is started once
+    // and serves the whole search.
+    let base = run.options()?;
     let outcome = loop {
         let (factor, extension) = match next {
             Next::Stop(o) => break o,
@@ -286,7 +289,7 @@ pub(super) fn capacity(
         let opts = RunOptions {
             out: dir.clone(),
             warmup,
-            ..run.options()
+            ..base.clone()
         };
         let outcome = match run_plan(plan, &opts) {
             Ok(o) => o,

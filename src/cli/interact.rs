@@ -43,6 +43,8 @@ pub(super) fn interact(
         }
     }
     let mut done: Vec<Phase> = Vec::new();
+    // One set of options for every phase: the live metrics endpoint is started once.
+    let base = run.options()?;
     for (i, flows) in phases.iter().enumerate() {
         if i > 0 {
             std::thread::sleep(settle);
@@ -59,7 +61,7 @@ pub(super) fn interact(
         let dir = out.map(|d| d.join(format!("phase-{label}")));
         let opts = RunOptions {
             out: dir.clone(),
-            ..run.options()
+            ..base.clone()
         };
         let outcome = run_plan(plan, &opts)?;
         if let Some(dir) = &dir {

@@ -36,6 +36,7 @@ mod error;
 mod execute;
 mod interact;
 mod split;
+mod tools;
 
 pub use error::CliError;
 
@@ -160,18 +161,41 @@ pub struct RunArgs {
     /// (`capacity`: 5s by default.)
     #[arg(long, value_parser = parse_span)]
     pub warmup: Option<Duration>,
+    /// Serve live Prometheus metrics at http://ADDR/metrics while the run goes (port 0 picks a
+    /// free port; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl RunArgs {
-    fn options(&self) -> RunOptions {
-        RunOptions {
+    fn options(&self) -> Result<RunOptions, CliError> {
+        Ok(RunOptions {
             out: self.out.clone(),
             progress: !self.no_progress && !self.quiet && std::io::stderr().is_terminal(),
             interval: self.interval,
             warmup: self.warmup.unwrap_or_default(),
             start_at: None,
             run_id: None,
-        }
+            live: self.live_metrics()?,
+        })
+    }
+
+    /// Starts the live metrics endpoint, when asked for, and says where it is.
+    fn live_metrics(&self) -> Result<Option<std::sync::Arc<crate::run::live::Live>>, CliError> {
+        let Some(addr) = self.metrics_listen else {
+            return Ok(None);
+        };
+        let cannot = |e: std::io::Error| {
+            CliError::Input(format!(
+                "--metrics-listen {addr}: cannot listen there: {e}\n  hint: choose a free port, or port 0 for any"
+            ))
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(cannot)?;
+        let bound = listener.local_addr().map_err(cannot)?;
+        let live = std::sync::Arc::new(crate::run::live::Live::default());
+        crate::run::live::serve(listener, live.clone()).map_err(cannot)?;
+        eprintln!("stampede: live metrics at http://{bound}/metrics");
+        Ok(Some(live))
     }
 }
 
@@ -206,7 +230,40 @@ pub enum Command {
         /// Show one segment's share of a split run (INDEX/COUNT, INDEX from 0).
         #[arg(long, env = "STAMPEDE_SEGMENT", value_parser = parse_segment)]
         segment: Option<crate::model::Segment>,
+        /// Print the result as JSON on stdout (problems with file, line, column, message and
+        /// hint), for editors and CI annotations.
+        #[arg(long)]
+        json: bool,
     },
+    /// Turn a browser recording (HAR) into a scenario: one step per request to the page's
+    /// origin, values the server issued correlated (extracted and sent back), recorded secrets
+    /// replaced by variables.
+    Import {
+        /// The .har file (from the browser's network panel: "Save all as HAR").
+        har: PathBuf,
+        /// Where the scenario goes (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The origin to keep, e.g. https://shop.example.com (default: the page's).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Keep static assets (scripts, styles, images, fonts).
+        #[arg(long)]
+        keep_static: bool,
+        /// Keep requests to other hosts.
+        #[arg(long)]
+        keep_third_party: bool,
+        /// Name of the journey and its flow.
+        #[arg(long, default_value = "recorded")]
+        name: String,
+    },
+    /// Print a shell completion script: `stampede completions bash > /etc/bash_completion.d/stampede`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `stampede man > stampede.1; man ./stampede.1`.
+    Man,
     /// Print the JSON Schema of the scenario format (or of results.json).
     Schema {
         /// The schema of results.json instead.
@@ -453,7 +510,7 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             let opts = RunOptions {
                 start_at: split.start_at,
                 run_id: split.run_id.clone(),
-                ..run.options()
+                ..run.options()?
             };
             let ov = Overrides {
                 segment: split.segment,
@@ -533,13 +590,47 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             scenario,
             load,
             segment,
-        } => validate(
-            &scenario,
-            &Overrides {
+            json,
+        } => {
+            let ov = Overrides {
                 segment,
                 ..load.overrides()
+            };
+            if json {
+                tools::validate_json(&scenario, &ov)
+            } else {
+                validate(&scenario, &ov)
+            }
+        }
+        Command::Import {
+            har,
+            out,
+            origin,
+            keep_static,
+            keep_third_party,
+            name,
+        } => tools::import(
+            &har,
+            out.as_deref(),
+            &crate::import::ImportOptions {
+                origin,
+                keep_static,
+                keep_third_party,
+                name,
             },
         ),
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "stampede",
+                &mut text,
+            );
+            say!("{}", String::from_utf8_lossy(&text));
+            Ok(Exit::Passed)
+        }
+        Command::Man => tools::man(),
         Command::Schema { results, capacity } => {
             let schema = if results {
                 report::results_schema()
@@ -609,7 +700,7 @@ fn dispatch(cli: Cli) -> Result<Exit, CliError> {
             scenario,
             load,
             run,
-        } => demo::run_demo(&scenario, &load.overrides(), run.options(), run.quiet),
+        } => demo::run_demo(&scenario, &load.overrides(), run.options()?, run.quiet),
         Command::DemoTarget { listen, config } => demo::serve(listen, config.into()),
     }
 }

@@ -40,6 +40,8 @@ pub(super) struct Collector {
     pub(super) progress: Option<Progress>,
     pub(super) stop: mpsc::Receiver<()>,
     pub(super) abort: tokio::sync::watch::Sender<Option<String>>,
+    /// Live metrics to fold each interval into (`--metrics-listen`).
+    pub(super) metrics: Option<std::sync::Arc<super::live::Live>>,
 }
 
 impl Collector {
@@ -63,6 +65,7 @@ impl Collector {
             progress,
             stop,
             abort,
+            metrics,
         } = self;
         let (registry, plan) = (&*registry, &*plan);
         let live: Vec<&Threshold> = plan.thresholds.iter().filter(|t| t.abort_on_fail).collect();
@@ -72,7 +75,7 @@ impl Collector {
             t0,
             (interval, warmup),
             &mut hlog,
-            progress.as_ref(),
+            (progress.as_ref(), metrics.as_deref()),
             &stop,
             |cumulative, elapsed, warmup_done| {
                 if aborted || live.is_empty() {
@@ -129,7 +132,7 @@ fn collect_loop(
     t0: Instant,
     (interval, warmup): (Duration, Duration),
     hlog: &mut Option<HlogWriter>,
-    progress: Option<&Progress>,
+    (progress, metrics): (Option<&Progress>, Option<&super::live::Live>),
     stop: &mpsc::Receiver<()>,
     mut on_interval: impl FnMut(&Stats, Duration, Duration),
 ) -> CollectorOut {
@@ -239,6 +242,9 @@ fn collect_loop(
         }
         // Only whole intervals are left out, so the totals cover a known span; a run that ends
         // inside its warm-up keeps what it has rather than nothing.
+        if let Some(m) = metrics {
+            m.absorb(registry, keys, &st, len);
+        }
         if end_off <= warmup && !last {
             warmup_done = end_off;
         } else {

@@ -251,7 +251,7 @@ impl Live {
                     let labels = [
                         ("flow", flow.as_str()),
                         ("step", step),
-                        ("class", class.as_str()),
+                        ("class", class.name()),
                     ];
                     m.encode_family(&labels)?
                         .encode_counter::<NoLabelSet, _, u64>(n, None)?;

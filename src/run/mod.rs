@@ -24,6 +24,7 @@ use crate::schedule::{ControlHandle, run_flow, run_hook};
 
 mod assemble;
 mod collector;
+pub mod live;
 mod memory;
 mod merge;
 mod outdir;
@@ -57,6 +58,8 @@ pub struct RunOptions {
     /// The run's id (`--run-id`); by default made from the scenario digest and `start_at`, so
     /// every segment of a split run gets the same one without being told.
     pub run_id: Option<String>,
+    /// Live metrics to keep up to date (`--metrics-listen`), shared by the process's runs.
+    pub live: Option<Arc<live::Live>>,
 }
 
 impl Default for RunOptions {
@@ -68,6 +71,7 @@ impl Default for RunOptions {
             warmup: Duration::ZERO,
             start_at: None,
             run_id: None,
+            live: None,
         }
     }
 }
@@ -202,7 +206,14 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     let mut signals = Signals::new();
     let mut interrupted = false;
     let mut setup_failed: Option<String> = None;
+    let phase = |p: live::Phase| {
+        if let Some(l) = &opts.live {
+            l.set_phase(p);
+        }
+    };
+    phase(live::Phase::Starting);
     if let Some(i) = plan.hook(FlowKind::Setup) {
+        phase(live::Phase::Setup);
         let done = tokio::select! {
             vu = run_hook(hook_ctx(i)) => Ok(vu),
             _ = signals.next() => Err(()),
@@ -271,6 +282,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             progress,
             stop: stop_rx,
             abort: abort_tx,
+            metrics: opts.live.clone(),
         };
         std::thread::Builder::new()
             .name("stampede-collector".into())
@@ -281,6 +293,11 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     // it would dilute a saturated load below the limit.
     let mut busy = WorkerBusy::start();
     let mut busy_from_t0 = t0 > Instant::now();
+    phase(if busy_from_t0 {
+        live::Phase::Starting
+    } else {
+        live::Phase::Load
+    });
     // The generator's CPU is judged over the load: the graceful stop's wait for slow answers
     // idles the runtime, and counting it would hide a generator that was saturated throughout.
     let mut busy_at_load_end: Option<(Instant, Duration)> = None;
@@ -314,6 +331,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(t0)), if busy_from_t0 => {
                 busy = WorkerBusy::start();
                 busy_from_t0 = false;
+                phase(live::Phase::Load);
             }
             changed = abort_rx.changed(), if aborted.is_none() => {
                 let reason = if changed.is_ok() { abort_rx.borrow().clone() } else { None };
@@ -321,6 +339,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
                     eprintln!("\nstampede: {reason}; stopping the run");
                     aborted = Some(reason);
                     handle.stop();
+                    phase(live::Phase::Stopping);
                     let at = tokio::time::Instant::now() + graceful;
                     cancel_at = Some(cancel_at.map_or(at, |c| c.min(at)));
                 }
@@ -333,6 +352,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             },
             _ = tokio::time::sleep_until(load_end), if !load_ended => {
                 load_ended = true;
+                phase(live::Phase::Stopping);
                 busy_at_load_end.get_or_insert_with(|| busy.snapshot());
                 handle.stop();
                 cancel_at.get_or_insert(tokio::time::Instant::now() + graceful);
@@ -345,6 +365,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
                 } else {
                     interrupted = true;
                     busy_at_load_end.get_or_insert_with(|| busy.snapshot());
+                    phase(live::Phase::Stopping);
                     eprintln!("\nstampede: stopping (in-flight iterations get {graceful:?}; press Ctrl-C again to stop at once)");
                     handle.stop();
                     let at = tokio::time::Instant::now() + graceful;
@@ -363,6 +384,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         && !hard_stop
         && let Some(i) = plan.hook(FlowKind::Teardown)
     {
+        phase(live::Phase::Teardown);
         tokio::select! {
             _ = run_hook(hook_ctx(i)) => {}
             _ = signals.next() => eprintln!("\nstampede: teardown interrupted"),
@@ -376,6 +398,8 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             None
         }
     };
+    // After the collector folded its last interval in.
+    phase(live::Phase::Done);
     let collected = collected.unwrap_or_else(|| CollectorOut {
         cumulative: registry.collect(),
         rows: Vec::new(),
