@@ -184,9 +184,10 @@ fn two_runs_given_one_out_folder_cannot_interleave() {
         )),
         "{stderr}"
     );
-    assert_eq!(first.wait().unwrap().code(), Some(0));
+    let code = first.wait().unwrap().code().unwrap_or(-1);
     // The first run's files are whole and its own.
     let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_exit(code, 0, &r, "the first run");
     assert!(flow(&r, "f").iterations_ok > 0);
     let (code, _, stderr) = run_bin(&["report", out.join("intervals.hlog").to_str().unwrap()]);
     assert_eq!(code, 0, "the interval log parses: {stderr}");

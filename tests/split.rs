@@ -258,11 +258,12 @@ fn merge_refuses_a_set_that_is_not_one_whole_run() {
     let s = ok_scenario(d.path(), &srv, "rate: 20/s, duration: 1s");
     let start_at = unix_in(Duration::from_secs(3));
     let segs = run_segments(&s, d.path(), 2, &start_at, &[]);
+    // Started after the first set is done, so at its own start (a shared one would be over).
     let other = run_segments(
         &s,
         &d.path().join("other"),
         2,
-        &start_at,
+        &unix_in(Duration::from_secs(3)),
         &["--rate", "30/s"],
     );
     let out = d.path().join("merged");

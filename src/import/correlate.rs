@@ -31,6 +31,9 @@ pub(super) enum Source {
     },
     /// A response header.
     Header(String),
+    /// A cookie the response set (`Set-Cookie`), sent back somewhere other than the cookie
+    /// jar's `Cookie` header (a double-submit CSRF token).
+    Cookie(String),
     /// An HTML hidden input (`<input type="hidden" name=… value=…>`), by name, with the regex
     /// that finds its value.
     Hidden {
@@ -60,6 +63,7 @@ impl Source {
         match self {
             Source::Json { key, .. } => key.clone(),
             Source::Header(h) => h.trim_start_matches("x-").to_string(),
+            Source::Cookie(c) => c.clone(),
             Source::Hidden { name, .. } => name.clone(),
         }
     }
@@ -70,6 +74,7 @@ impl Source {
         let (k, v) = match self {
             Source::Json { path, .. } => ("json", path.clone()),
             Source::Header(h) => ("header", h.clone()),
+            Source::Cookie(c) => ("cookie", c.clone()),
             Source::Hidden { regex, .. } => ("regex", regex.clone()),
         };
         m.insert(Yaml::String(k.into()), Yaml::String(v));
@@ -82,6 +87,7 @@ impl Source {
         match self {
             Source::Json { path, .. } => format!("JSON {path}"),
             Source::Header(h) => format!("header {h}"),
+            Source::Cookie(c) => format!("cookie {c}"),
             Source::Hidden { name, .. } => format!("hidden input {name}"),
         }
     }
@@ -94,6 +100,14 @@ pub(super) fn candidates(e: &Entry) -> Vec<(Source, String)> {
         let n = h.name.to_ascii_lowercase();
         if n.starts_with("x-") && !PLAIN_HEADERS.contains(&n.as_str()) && usable(&h.value) {
             out.push((Source::Header(n), h.value.clone()));
+        } else if n == "set-cookie"
+            && let Some((name, value)) = h.value.split(';').next().and_then(|c| c.split_once('='))
+            && usable(value.trim())
+        {
+            out.push((
+                Source::Cookie(name.trim().to_string()),
+                value.trim().to_string(),
+            ));
         }
     }
     let Some(body) = e.response.content.body() else {

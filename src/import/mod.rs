@@ -262,29 +262,26 @@ fn name_steps(steps: &mut [Step]) {
     for s in steps.iter_mut() {
         let path = s.url.split(['?', '#']).next().unwrap_or("");
         let path = path.rsplit("://").next().unwrap_or(path);
-        let mut base: String = format!("{}_{}", s.method, path)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let mut base = ident(&format!("{}_{}", s.method, path));
         while base.contains("__") {
             base = base.replace("__", "_");
         }
-        let base = base.trim_matches('_').chars().take(40).collect::<String>();
-        let mut name = base.clone();
-        let mut n = 2;
-        while used.contains(&name) {
-            name = format!("{base}_{n}");
-            n += 1;
-        }
-        used.push(name.clone());
-        s.name = name;
+        let base: String = base.trim_matches('_').chars().take(40).collect();
+        s.name = unique(&base, &mut used);
     }
+}
+
+/// Lower-case letters, digits and `_` only.
+fn ident(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Finds the values later requests send back, turns them into extractions and templates, and
@@ -389,16 +386,7 @@ fn uncorrelated(s: &Step, report: &mut Vec<String>) {
 }
 
 fn unique(base: &str, names: &mut Vec<String>) -> String {
-    let base: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let base = ident(base);
     let base = if base.starts_with(|c: char| c.is_ascii_alphabetic()) {
         base
     } else {
@@ -631,6 +619,28 @@ mod tests {
             ]
         );
         assert_eq!(decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn a_cookie_sent_back_in_a_header_is_extracted_as_a_cookie() {
+        let har = Har::parse(
+            r#"{"log":{"entries":[
+              {"request":{"method":"GET","url":"https://a.example/","headers":[]},
+               "response":{"status":200,"headers":[{"name":"Set-Cookie","value":"csrftoken=ck-1234567890; Path=/"}],
+                           "content":{"mimeType":"text/html","text":"<p>hi</p>"}}},
+              {"request":{"method":"POST","url":"https://a.example/save","headers":[{"name":"X-CSRFToken","value":"ck-1234567890"},{"name":"Cookie","value":"csrftoken=ck-1234567890"}]},
+               "response":{"status":200,"headers":[],"content":{"mimeType":"application/json","text":"{}"}}}
+            ]}}"#,
+        )
+        .unwrap();
+        let out = import(&har, &ImportOptions::default()).unwrap();
+        assert!(!out.yaml.contains("ck-1234567890"), "{}", out.yaml);
+        assert!(out.yaml.contains("cookie: csrftoken"), "{}", out.yaml);
+        assert!(
+            out.yaml.contains("x-csrftoken: '{{ csrftoken }}'"),
+            "{}",
+            out.yaml
+        );
     }
 
     #[test]
