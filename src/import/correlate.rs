@@ -124,8 +124,12 @@ pub(super) fn candidates(e: &Entry) -> Vec<(Source, String)> {
     out
 }
 
+/// Long enough, one word, and with a digit (or long): `approved`, `application/json` are words
+/// a later request may hold by chance; tokens and ids carry digits.
 fn usable(v: &str) -> bool {
-    v.len() >= MIN_LEN && !v.contains(char::is_whitespace)
+    v.len() >= MIN_LEN
+        && !v.contains(char::is_whitespace)
+        && (v.chars().any(|c| c.is_ascii_digit()) || v.len() >= 20)
 }
 
 fn json_values(v: &Value, path: &str, key: &str, out: &mut Vec<(Source, String)>) {
@@ -220,7 +224,7 @@ mod tests {
     #[test]
     fn json_values_carry_their_paths() {
         let v: Value = serde_json::from_str(
-            r#"{"data":{"token":"tok-1234567","odd key":"abcdefghij"},"n":1}"#,
+            r#"{"data":{"token":"tok-1234567","odd key":"abc123defg"},"n":1}"#,
         )
         .unwrap();
         let mut out = Vec::new();

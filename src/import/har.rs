@@ -156,6 +156,8 @@ pub(super) fn split_url(url: &str) -> Option<(String, String)> {
     let (scheme, rest) = url.split_once("://")?;
     let cut = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (host, path) = rest.split_at(cut);
+    // `user:password@host`: the credentials are never part of the origin.
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let path = path.split('#').next().unwrap_or("");
     let path = if path.is_empty() || path.starts_with('?') {
         format!("/{path}")

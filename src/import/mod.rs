@@ -85,16 +85,42 @@ const STATIC: [&str; 16] = [
 fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
-        "password", "passwd", "secret", "apikey", "api_key", "api-key",
+        "password",
+        "passwd",
+        "secret",
+        "apikey",
+        "api_key",
+        "api-key",
+        "token",
+        "credential",
     ]
     .iter()
     .any(|s| n.contains(s))
-        || ["pwd", "otp", "pin"]
-            .iter()
-            .any(|s| n == *s || n.ends_with(&format!("_{s}")) || n.ends_with(&format!("-{s}")))
-        || n == "authorization"
-        || n == "proxy-authorization"
+        || n.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+            [
+                "pwd",
+                "pass",
+                "otp",
+                "pin",
+                "auth",
+                "authorization",
+                "session",
+                "sessionid",
+                "sid",
+                "jwt",
+                "cookie",
+                "bearer",
+                "key",
+            ]
+            .contains(&w)
+        })
 }
+
+/// Names the scenario reserves for built-in values.
+const BUILTINS: [&str; 4] = ["vu", "iteration", "uuid", "timestamp_ms"];
+
+/// Methods a scenario step can have.
+const METHODS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
 
 /// One request kept for the journey.
 #[derive(Debug)]
@@ -146,9 +172,29 @@ pub fn import(har: &Har, o: &ImportOptions) -> Result<Imported, HarError> {
             statics += 1;
             continue;
         }
-        let start = har::seconds(&e.started_date_time).unwrap_or(0.0);
-        let gap_s = last_end.map_or(0.0, |end| (start - end).max(0.0));
-        last_end = Some(start + e.time.max(0.0) / 1000.0);
+        let method = e.request.method.to_ascii_lowercase();
+        let preflight = method == "options"
+            && e.request
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("access-control-request-method"));
+        if preflight {
+            continue;
+        }
+        if !METHODS.contains(&method.as_str()) {
+            report.push(format!(
+                "left out {} {}: a step cannot send that method",
+                e.request.method, path
+            ));
+            continue;
+        }
+        // A gap is a think time only when both times are readable, and at most 10 minutes.
+        let start = har::seconds(&e.started_date_time);
+        let gap_s = match (start, last_end) {
+            (Some(s), Some(end)) => (s - end).clamp(0.0, 600.0),
+            _ => 0.0,
+        };
+        last_end = start.map(|s| s + e.time.max(0.0) / 1000.0);
         let headers = e
             .request
             .headers
@@ -162,7 +208,7 @@ pub fn import(har: &Har, o: &ImportOptions) -> Result<Imported, HarError> {
             .collect();
         steps.push(Step {
             name: String::new(),
-            method: e.request.method.to_ascii_lowercase(),
+            method,
             url: if ours { path } else { e.request.url.clone() },
             headers,
             body: e.request.post_data.as_ref().map(body_of),
@@ -207,9 +253,8 @@ fn is_static(path: &str, mime: &str) -> bool {
 
 fn body_of(p: &har::PostData) -> Body {
     let mime = p.mime_type.to_ascii_lowercase();
-    if mime.contains("json")
-        && let Ok(v) = serde_json::from_str::<Value>(&p.text)
-    {
+    // Browsers post `JSON.stringify` output as text/plain when a script sets no type.
+    if let Ok(v @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(&p.text) {
         return Body::Json(v);
     }
     if mime.contains("x-www-form-urlencoded") {
@@ -285,7 +330,7 @@ fn ident(s: &str) -> String {
 }
 
 /// Finds the values later requests send back, turns them into extractions and templates, and
-/// replaces the credentials nothing issued with variables.
+/// replaces the credentials nothing issued with variables (one per value).
 fn correlate_steps(
     har: &Har,
     steps: &mut [Step],
@@ -294,9 +339,14 @@ fn correlate_steps(
 ) {
     let mut issued: Vec<Found> = Vec::new();
     let mut names: Vec<String> = Vec::new();
+    let mut secrets: Vec<(String, String)> = Vec::new();
     for i in 0..steps.len() {
-        // What this request sends that an earlier response issued.
-        for f in &issued {
+        // What this request sends that an earlier response issued; longest first, so a token
+        // is matched whole before a shorter value it contains.
+        let mut order: Vec<usize> = (0..issued.len()).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(issued[k].value.len()));
+        for k in order {
+            let f = &issued[k];
             let uses = substitute(&mut steps[i], &f.value, &format!("{{{{ {} }}}}", f.var));
             if uses > 0 && !steps[f.step].extract.iter().any(|(n, _)| *n == f.var) {
                 let spec = f.source.extract_spec();
@@ -315,7 +365,7 @@ fn correlate_steps(
                 ));
             }
         }
-        replace_secrets(&mut steps[i], vars, report);
+        replace_secrets(&mut steps[i], &mut secrets, &mut names, report);
         uncorrelated(&steps[i], report);
         // What this response issues, for the requests after it.
         let entry = &har.log.entries[steps[i].entry];
@@ -332,6 +382,54 @@ fn correlate_steps(
             });
         }
     }
+    // A secret found in one place is replaced wherever else it was recorded (a token in a
+    // header and in a query string is one variable), and so are cookie values the browser
+    // sent, outside the cookie jar.
+    for e in &har.log.entries {
+        for h in e
+            .request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+        {
+            for c in h.value.split(';') {
+                if let Some((name, value)) = c.split_once('=')
+                    && value.trim().len() >= 6
+                    && !secrets.iter().any(|(v, _)| v == value.trim())
+                {
+                    let var = unique(name.trim(), &mut names);
+                    secrets.push((value.trim().to_string(), var));
+                }
+            }
+        }
+    }
+    for (value, var) in &secrets {
+        let template = format!("{{{{ {var} }}}}");
+        let mut used = 0;
+        for s in steps.iter_mut() {
+            used += substitute(s, value, &template);
+        }
+        if !vars.iter().any(|(v, _)| v == var) && (used > 0 || !value.is_empty()) {
+            if used > 0 || vars_declared(steps, var) {
+                vars.push((var.clone(), String::new()));
+            }
+        }
+    }
+}
+
+/// Whether any step reads `var`.
+fn vars_declared(steps: &[Step], var: &str) -> bool {
+    let t = format!("{{{{ {var} }}}}");
+    steps.iter().any(|s| {
+        s.url.contains(&t)
+            || s.headers.iter().any(|(_, v)| v.contains(&t))
+            || match &s.body {
+                Some(Body::Json(v)) => v.to_string().contains(&t),
+                Some(Body::Form(p)) => p.iter().any(|(_, v)| v.contains(&t)),
+                Some(Body::Text(x)) => x.contains(&t),
+                None => false,
+            }
+    })
 }
 
 /// Values a request sends that look issued (long, letters and digits mixed) but that no earlier
@@ -346,9 +444,8 @@ fn uncorrelated(s: &Step, report: &mut Vec<String>) {
             && v.chars().any(|c| c.is_ascii_alphabetic())
     };
     let mut places: Vec<String> = Vec::new();
-    for (name, value) in &s.headers {
-        let v = value.rsplit(' ').next().unwrap_or(value);
-        if opaque(v) {
+    for (name, value) in s.headers.iter().filter(|(n, _)| n.starts_with("x-")) {
+        if opaque(value) {
             places.push(format!("header {name}"));
         }
     }
@@ -387,7 +484,9 @@ fn uncorrelated(s: &Step, report: &mut Vec<String>) {
 
 fn unique(base: &str, names: &mut Vec<String>) -> String {
     let base = ident(base);
-    let base = if base.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    let base = if base.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !BUILTINS.contains(&base.as_str())
+    {
         base
     } else {
         format!("v_{base}")
@@ -402,13 +501,58 @@ fn unique(base: &str, names: &mut Vec<String>) -> String {
     name
 }
 
-/// Replaces `value` by `template` everywhere in a request; returns how many places.
+/// Characters that continue a token: a match next to one is part of a longer value.
+fn token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.+/=%".contains(c)
+}
+
+/// Replaces whole occurrences of `value` in `text` by `template`, outside the templates already
+/// written; returns how many.
+fn replace_whole(text: &mut String, value: &str, template: &str) -> usize {
+    if value.is_empty() || !text.contains(value) {
+        return 0;
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut n, mut rest) = (0, text.as_str());
+    while let Some(at) = rest.find(value) {
+        let before = &rest[..at];
+        // Inside `{{ … }}` when the last `{{` before the match is not closed yet.
+        let inside = before
+            .rfind("{{")
+            .is_some_and(|o| !before[o..].contains("}}"))
+            || out.rfind("{{").is_some_and(|o| !out[o..].contains("}}")) && before.is_empty();
+        let prev = before
+            .chars()
+            .next_back()
+            .or_else(|| out.chars().next_back());
+        let next = rest[at + value.len()..].chars().next();
+        out.push_str(before);
+        if inside || prev.is_some_and(token_char) || next.is_some_and(token_char) {
+            out.push_str(value);
+        } else {
+            out.push_str(template);
+            n += 1;
+        }
+        rest = &rest[at + value.len()..];
+    }
+    out.push_str(rest);
+    if n > 0 {
+        *text = out;
+    }
+    n
+}
+
+/// Replaces `value` (as recorded, or percent-encoded) by `template` everywhere in a request;
+/// returns how many places.
 fn substitute(s: &mut Step, value: &str, template: &str) -> usize {
+    let mut encoded = Vec::new();
+    crate_url_encode(value, &mut encoded);
+    let encoded = String::from_utf8_lossy(&encoded).into_owned();
     let mut n = 0;
     let mut swap = |text: &mut String| {
-        if text.contains(value) {
-            *text = text.replace(value, template);
-            n += 1;
+        n += replace_whole(text, value, template);
+        if encoded != value {
+            n += replace_whole(text, &encoded, template);
         }
     };
     swap(&mut s.url);
@@ -428,12 +572,20 @@ fn substitute(s: &mut Step, value: &str, template: &str) -> usize {
     n
 }
 
+/// Percent-encoding as a query string carries a value.
+fn crate_url_encode(text: &str, out: &mut Vec<u8>) {
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+}
+
 fn substitute_json(v: &mut Value, value: &str, template: &str) -> usize {
     match v {
-        Value::String(s) if s.contains(value) => {
-            *s = s.replace(value, template);
-            1
-        }
+        Value::String(s) => replace_whole(s, value, template),
         Value::Number(x) if x.to_string() == value => {
             *v = Value::String(template.to_string());
             1
@@ -450,59 +602,116 @@ fn substitute_json(v: &mut Value, value: &str, template: &str) -> usize {
     }
 }
 
-/// Credentials the recording holds that no response issued: replaced by empty variables.
-fn replace_secrets(s: &mut Step, vars: &mut Vec<(String, String)>, report: &mut Vec<String>) {
-    let mut names: Vec<String> = vars.iter().map(|(n, _)| n.clone()).collect();
+/// Text left when the templates and an auth scheme are taken out: what a secret still holds
+/// literally.
+fn literal_part(v: &str) -> String {
+    let v = v.trim();
+    // `Bearer …`, `Basic …`: the scheme is not the secret.
+    let v = v
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.chars().all(|c| c.is_ascii_alphabetic()))
+        .map_or(v, |(_, rest)| rest);
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(o) = rest.find("{{") {
+        out.push_str(&rest[..o]);
+        rest = rest[o..].find("}}").map_or("", |c| &rest[o + c + 2..]);
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}
+
+/// Credentials the recording holds that no response issued: replaced by variables, one per
+/// value (`secrets` maps each recorded value to its variable).
+fn replace_secrets(
+    s: &mut Step,
+    secrets: &mut Vec<(String, String)>,
+    names: &mut Vec<String>,
+    report: &mut Vec<String>,
+) {
     let step = s.name.clone();
-    let mut declare = |base: &str, what: String, vars: &mut Vec<(String, String)>| {
-        let var = unique(base, &mut names);
-        report.push(format!(
-            "replaced a recorded secret with `{var}` ({what} of step {step}): set it in `vars` or a feeder"
-        ));
-        vars.push((var.clone(), String::new()));
+    let mut declare = |base: &str, value: &str, what: String| -> String {
+        let var = match secrets.iter().find(|(v, _)| v == value) {
+            Some((_, var)) => var.clone(),
+            None => {
+                let var = unique(base, names);
+                report.push(format!(
+                    "replaced a recorded secret with `{var}` ({what} of step {step}): set {} before running",
+                    env_name(&var)
+                ));
+                secrets.push((value.to_string(), var.clone()));
+                var
+            }
+        };
         format!("{{{{ {var} }}}}")
     };
     for (name, value) in &mut s.headers {
-        if is_secret_name(name) && !value.contains("{{") {
-            let (scheme, _) = value.split_once(' ').unwrap_or(("", ""));
-            let t = declare(
-                if name == "authorization" {
-                    "authorization"
-                } else {
-                    name
-                },
-                format!("header {name}"),
-                vars,
-            );
-            *value = if scheme.is_empty() {
-                t
-            } else {
-                format!("{scheme} {t}")
-            };
+        let lit = literal_part(value);
+        if is_secret_name(name) && !lit.is_empty() {
+            let t = declare(name, &lit, format!("header {name}"));
+            *value = value.replacen(&lit, &t, 1);
         }
     }
+    if let Some((path, query)) = s.url.clone().split_once('?') {
+        let mut parts = Vec::new();
+        for kv in query.split('&') {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let lit = literal_part(v);
+            if is_secret_name(&decode(k)) && !lit.is_empty() {
+                let t = declare(&decode(k), &decode(&lit), format!("query {}", decode(k)));
+                parts.push(format!("{k}={}", v.replacen(&lit, &t, 1)));
+            } else {
+                parts.push(kv.to_string());
+            }
+        }
+        s.url = format!("{path}?{}", parts.join("&"));
+    }
     match &mut s.body {
-        Some(Body::Json(v)) => secret_json(v, &mut |k| declare(k, format!("body field {k}"), vars)),
+        Some(Body::Json(v)) => secret_json(v, &mut |k, value| {
+            declare(k, value, format!("body field {k}"))
+        }),
         Some(Body::Form(pairs)) => {
             for (k, v) in pairs {
-                if is_secret_name(k) && !v.contains("{{") {
-                    *v = declare(k, format!("form field {k}"), vars);
+                let lit = literal_part(v);
+                if is_secret_name(k) && !lit.is_empty() {
+                    let t = declare(k, &lit, format!("form field {k}"));
+                    *v = v.replacen(&lit, &t, 1);
                 }
             }
         }
-        _ => {}
+        Some(Body::Text(t)) => {
+            let lower = t.to_ascii_lowercase();
+            let holds = ["password", "passwd", "secret", "token", "api_key", "apikey"]
+                .iter()
+                .any(|w| lower.contains(w));
+            if holds && !literal_part(t).is_empty() {
+                let whole = t.clone();
+                *t = declare("body", &whole, "the body (it mentions a credential)".into());
+            }
+        }
+        None => {}
     }
 }
 
-fn secret_json(v: &mut Value, declare: &mut dyn FnMut(&str) -> String) {
+fn secret_json(v: &mut Value, declare: &mut dyn FnMut(&str, &str) -> String) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                match x {
-                    Value::String(s) if is_secret_name(k) && !s.contains("{{") => {
-                        *s = declare(k);
+                let literal = match &*x {
+                    Value::String(s) => Some(literal_part(s)),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                };
+                match literal {
+                    Some(lit) if is_secret_name(k) && !lit.is_empty() => {
+                        let whole = match &*x {
+                            Value::String(s) if literal_part(s) == *s => s.clone(),
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        *x = Value::String(declare(k, &whole));
                     }
-                    other => secret_json(other, declare),
+                    _ => secret_json(x, declare),
                 }
             }
         }
@@ -511,17 +720,20 @@ fn secret_json(v: &mut Value, declare: &mut dyn FnMut(&str) -> String) {
     }
 }
 
+/// The environment variable a secret variable is read from.
+fn env_name(var: &str) -> String {
+    format!("STAMPEDE_{}", var.to_ascii_uppercase())
+}
+
 fn y(s: &str) -> Yaml {
     Yaml::String(s.to_string())
 }
 
 /// The scenario text: a header comment, then target, vars, the journey and one flow.
 fn render(origin: &str, o: &ImportOptions, steps: &[Step], vars: &[(String, String)]) -> String {
-    let name = if o.name.is_empty() {
-        "recorded"
-    } else {
-        &o.name
-    };
+    let clean = ident(&o.name);
+    let clean = clean.trim_matches('_');
+    let name = if clean.is_empty() { "recorded" } else { clean };
     let mut journey = Vec::new();
     for s in steps {
         if s.gap_s >= 0.1 {
@@ -565,9 +777,18 @@ fn render(origin: &str, o: &ImportOptions, steps: &[Step], vars: &[(String, Stri
             }
             m.insert(y("extract"), Yaml::Mapping(x));
         }
-        let mut check = Mapping::new();
-        check.insert(y("status"), Yaml::Number(s.status.into()));
-        m.insert(y("check"), Yaml::Mapping(check));
+        // No status recorded (a cancelled request): no check. A 304 answered a conditional
+        // request whose validators are not replayed, so 200 is as right.
+        if (100..600).contains(&s.status) {
+            let mut check = Mapping::new();
+            let status = if s.status == 304 {
+                Yaml::Sequence(vec![Yaml::Number(200.into()), Yaml::Number(304.into())])
+            } else {
+                Yaml::Number(s.status.into())
+            };
+            check.insert(y("status"), status);
+            m.insert(y("check"), Yaml::Mapping(check));
+        }
         journey.push(Yaml::Mapping(m));
     }
     let mut top = Mapping::new();
@@ -575,8 +796,13 @@ fn render(origin: &str, o: &ImportOptions, steps: &[Step], vars: &[(String, Stri
     top.insert(y("target"), y(origin));
     if !vars.is_empty() {
         let mut v = Mapping::new();
-        for (k, val) in vars {
-            v.insert(y(k), y(val));
+        for (k, _) in vars {
+            // Read from the environment and masked in every output; unset is an error, so a
+            // forgotten credential stops the run at once instead of sending empty values.
+            let mut spec = Mapping::new();
+            spec.insert(y("env"), y(&env_name(k)));
+            spec.insert(y("secret"), Yaml::Bool(true));
+            v.insert(y(k), Yaml::Mapping(spec));
         }
         top.insert(y("vars"), Yaml::Mapping(v));
     }
@@ -594,8 +820,8 @@ fn render(origin: &str, o: &ImportOptions, steps: &[Step], vars: &[(String, Stri
     let _ = writeln!(
         out,
         "# Imported from a browser recording by `stampede import`: one user runs the journey once.\n\
-         # Point it elsewhere with --target; raise the load in `flows`. Empty `vars` are recorded\n\
-         # secrets left out: fill them in (or read them from a feeder) before running."
+         # Point it elsewhere with --target; raise the load in `flows`. `vars` are the recorded\n\
+         # secrets, left out: set their environment variables (STAMPEDE_…) before running."
     );
     out.push_str(&serde_yaml::to_string(&Yaml::Mapping(top)).unwrap_or_default());
     if !out.ends_with('\n') {

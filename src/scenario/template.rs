@@ -224,11 +224,7 @@ fn push_text(
 ) -> Result<(), TemplateError> {
     let mut last = 0;
     for (offset, name) in placeholders(text)? {
-        let lit = &text[last..offset];
-        match escape {
-            Escape::JsonString => push_lit(segs, &json_escape(lit)),
-            _ => push_lit(segs, lit),
-        }
+        push_lit(segs, &escape_literal(&text[last..offset], escape));
         let v = resolve(name).map_err(|message| TemplateError { offset, message })?;
         segs.push(Seg::Var(v, escape));
         let close = text[offset..]
@@ -236,11 +232,22 @@ fn push_text(
             .map_or(text.len(), |c| offset + c + 2);
         last = close;
     }
-    match escape {
-        Escape::JsonString => push_lit(segs, &json_escape(&text[last..])),
-        _ => push_lit(segs, &text[last..]),
-    }
+    push_lit(segs, &escape_literal(&text[last..], escape));
     Ok(())
+}
+
+/// Written text escaped as a rendered value would be (a query or form value's `&` and spaces
+/// are data, not separators).
+fn escape_literal(lit: &str, escape: Escape) -> String {
+    match escape {
+        Escape::JsonString => json_escape(lit),
+        Escape::Url => {
+            let mut out = Vec::with_capacity(lit.len());
+            url_encode(lit, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        Escape::None | Escape::JsonValue => lit.to_string(),
+    }
 }
 
 fn json_escape(s: &str) -> String {
@@ -454,6 +461,19 @@ mod tests {
         let mut scope = Scope::new();
         scope.push("token", ImmutableString::from("abc"));
         assert_eq!(render(&t, &scope).unwrap(), "/u/ann/abc?vu=3");
+    }
+
+    #[test]
+    fn query_and_form_values_are_encoded_literals_and_all() {
+        // The README promises `query:` and `form:` values URL-encoded: `&`, `+`, `=`, spaces
+        // and non-ASCII in the written text too, not only in what a variable renders.
+        let t = Template::compile("a&b=c d+e café {{ token }}", Escape::Url, &mut resolve).unwrap();
+        let mut scope = Scope::new();
+        scope.push("token", ImmutableString::from("x/y"));
+        assert_eq!(
+            render(&t, &scope).unwrap(),
+            "a%26b%3Dc%20d%2Be%20caf%C3%A9%20x%2Fy"
+        );
     }
 
     #[test]
