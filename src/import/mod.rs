@@ -409,10 +409,8 @@ fn correlate_steps(
         for s in steps.iter_mut() {
             used += substitute(s, value, &template);
         }
-        if !vars.iter().any(|(v, _)| v == var) && (used > 0 || !value.is_empty()) {
-            if used > 0 || vars_declared(steps, var) {
-                vars.push((var.clone(), String::new()));
-            }
+        if !vars.iter().any(|(v, _)| v == var) && (used > 0 || vars_declared(steps, var)) {
+            vars.push((var.clone(), String::new()));
         }
     }
 }
