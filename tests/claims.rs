@@ -474,3 +474,19 @@ fn a_saturated_generator_fails_its_cpu_check_even_when_the_graceful_stop_waits()
     assert!(!sat.passed, "{}", sat.detail);
     assert_eq!(code, Some(3));
 }
+
+#[test]
+fn two_runs_of_one_scenario_send_different_traces() {
+    // The response body (with the traceparent the server saw) is in a failed check's message.
+    let srv = start_server(ServerConfig::default());
+    let body = "defaults: { on_error: continue }\njourneys:\n  j: [ { name: e, get: /echo, check: { status: 201 } } ]\nflows: { f: { journey: j, vus: 1, per_vu_iterations: 1 } }\n";
+    let trace = |r: &stampede::report::RunResult| {
+        let m = &r.error_examples[0].message;
+        let at = m.find("traceparent").unwrap_or_else(|| panic!("{m}"));
+        m[at..].split('-').nth(1).unwrap().to_string()
+    };
+    let (_, _, a) = run_against(&srv.url(), body, &[]);
+    let (_, _, b) = run_against(&srv.url(), body, &[]);
+    assert_eq!(trace(&a).len(), 32);
+    assert_ne!(trace(&a), trace(&b), "the same trace id in two runs");
+}

@@ -47,7 +47,17 @@ pub(super) fn import(
 pub(super) fn validate_json(path: &Path, ov: &Overrides) -> Result<Exit, CliError> {
     let (problems, flows) = match scenario::load(path, ov) {
         Ok(plan) => (
-            Vec::new(),
+            // The machine's limits, as plain `validate` checks them.
+            match super::execute::check_budget(&plan, path) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![serde_json::json!({
+                    "file": path.display().to_string(),
+                    "line": serde_json::Value::Null,
+                    "column": serde_json::Value::Null,
+                    "message": e.to_string(),
+                    "hint": serde_json::Value::Null,
+                })],
+            },
             plan.flows
                 .iter()
                 .map(|f| serde_json::json!({ "name": f.name, "plan": f.describe() }))

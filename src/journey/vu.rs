@@ -174,7 +174,9 @@ impl VirtualUser {
         {
             self.scope.push("iteration", self.iteration as i64);
         }
-        self.trace_id = self.rng.random::<u128>() | 1;
+        // Trace ids come from the OS-seeded generator, not the user's seeded one: the same
+        // scenario run twice must not send the same traces (they would collide in a tracer).
+        self.trace_id = rand::rng().random::<u128>() | 1;
         self.work = crate::metrics::IterationWork::default();
         for t in &mut self.iter_timing {
             t.1 = 0.0;

@@ -243,7 +243,7 @@ fn collect_loop(
         // Only whole intervals are left out, so the totals cover a known span; a run that ends
         // inside its warm-up keeps what it has rather than nothing.
         if let Some(m) = metrics {
-            m.absorb(registry, keys, &st, len);
+            m.absorb((registry, keys, plan), &st, len);
         }
         if end_off <= warmup && !last {
             warmup_done = end_off;

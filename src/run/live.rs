@@ -144,7 +144,16 @@ impl Live {
     pub fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::Relaxed);
         if p == Phase::Done {
-            self.lock().runs += 1;
+            let mut s = self.lock();
+            s.runs += 1;
+            // Nothing runs between runs (a capacity step's pause): the gauges say so instead of
+            // repeating the last interval.
+            for f in s.flows.values_mut() {
+                f.busy_vus = 0;
+                f.vus = 0;
+                f.target = 0.0;
+                f.achieved = 0.0;
+            }
         }
     }
 
@@ -153,7 +162,12 @@ impl Live {
     }
 
     /// Folds one interval's stats (of `len`) in: counters grow, gauges take the interval's end.
-    pub fn absorb(&self, registry: &Registry, keys: &KeyTable, st: &Stats, len: Duration) {
+    pub fn absorb(
+        &self,
+        (registry, keys, plan): (&Registry, &KeyTable, &crate::scenario::Plan),
+        st: &Stats,
+        len: Duration,
+    ) {
         let mut s = self.lock();
         for (fi, fk) in keys.flows.iter().enumerate() {
             for (si, step) in fk.steps.iter().enumerate() {
@@ -190,8 +204,14 @@ impl Live {
             t.busy_vus = g.busy_vus.load(Ordering::Relaxed);
             t.vus = g.vus.load(Ordering::Relaxed);
             t.target = g.target();
-            t.achieved = f.iterations() as f64 / len.as_secs_f64().max(1e-3);
-            t.open = f.planned > 0 || t.open;
+            // A stub of an interval at the end would make a spike of a rate: keep the last.
+            if len >= Duration::from_millis(100) {
+                t.achieved = f.iterations() as f64 / len.as_secs_f64();
+            }
+            t.open = matches!(
+                plan.flows.get(fi).map(|f| &f.model),
+                Some(crate::scenario::plan::LoadModel::Open(_))
+            );
             if let Some(h) = f.lag.as_deref() {
                 t.lag.add(h);
             }
@@ -419,14 +439,22 @@ pub const METRIC_NAMES: [&str; 14] = [
     "stampede_schedule_lag_seconds",
 ];
 
+/// Connections the endpoint serves at once.
+const MAX_CONNECTIONS: usize = 16;
+/// How long a client may take to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves `/metrics` on `listener` until the process ends, on a thread of its own (its own
 /// small runtime), so a scrape never waits behind the run's workers and the endpoint outlives
 /// each run of a capacity search.
 pub fn serve(listener: std::net::TcpListener, live: std::sync::Arc<Live>) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()?;
+    // A scraper needs one connection; a few more are allowed, the rest are closed at once, so
+    // idle clients cannot take the run's file descriptors.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     std::thread::Builder::new()
         .name("stampede-metrics".into())
         .spawn(move || {
@@ -436,17 +464,26 @@ pub fn serve(listener: std::net::TcpListener, live: std::sync::Arc<Live>) -> std
                 };
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
+                        // Out of descriptors: wait rather than spin on the error.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
                         continue;
                     };
                     let live = live.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         let svc = hyper::service::service_fn(move |req| {
                             let live = live.clone();
                             async move { Ok::<_, std::convert::Infallible>(respond(&req, &live)) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                            .await;
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(HEADER_TIMEOUT)
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                        // A connection lives at most a minute: scrapers reconnect.
+                        let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
                     });
                 }
             });
