@@ -359,6 +359,10 @@ fn completions_and_the_manual_are_generated_from_the_commands() {
         out.contains(".TH stampede 1") && out.contains("STAMPEDE MERGE"),
         "{out}"
     );
+    assert!(
+        out.contains("EXIT STATUS") && out.contains("STAMPEDE_SEGMENT"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -124,6 +124,36 @@ pub(super) fn man() -> Result<Exit, CliError> {
             .render_options_section(&mut out)
             .map_err(fail)?;
     }
+    out.extend_from_slice(EXIT_STATUS.as_bytes());
     say!("{}", String::from_utf8_lossy(&out));
     Ok(Exit::Passed)
 }
+
+/// The manual's exit codes and environment (the README has the long form).
+const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+0
+passed
+.TP
+1
+a threshold (or a gated check) failed, or compare \-\-fail\-if found a regression
+.TP
+2
+invalid input: scenario, script, arguments, an unwritable \-\-out, a merge of segments that are not one run
+.TP
+3
+the run cannot be trusted because of the generator's own limits (its lateness, CPU, ports, a segment that began late)
+.TP
+4
+compare \-\-fail\-if could not decide a bound; capacity left a level undecided
+.TP
+130
+interrupted (every result file is still written)
+.SH ENVIRONMENT
+.TP
+STAMPEDE_TARGET
+the target, as \-\-target
+.TP
+STAMPEDE_SEGMENT, STAMPEDE_START_AT, STAMPEDE_RUN_ID
+a split run's segment, start and id, as \-\-segment, \-\-start\-at, \-\-run\-id
+"#;

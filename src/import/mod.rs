@@ -181,6 +181,21 @@ pub fn import(har: &Har, o: &ImportOptions) -> Result<Imported, HarError> {
         if preflight {
             continue;
         }
+        // A recorded `{{` would be read as a template: such a request cannot be written as
+        // recorded, so it is named and left out rather than written wrong.
+        let braces = e.request.url.contains("{{")
+            || e.request.headers.iter().any(|h| h.value.contains("{{"))
+            || e.request
+                .post_data
+                .as_ref()
+                .is_some_and(|p| p.text.contains("{{"));
+        if braces {
+            report.push(format!(
+                "left out {} {}: it sends a literal `{{{{`, which a scenario reads as a template; write that step by hand",
+                e.request.method, path
+            ));
+            continue;
+        }
         if !METHODS.contains(&method.as_str()) {
             report.push(format!(
                 "left out {} {}: a step cannot send that method",
@@ -864,6 +879,29 @@ mod tests {
             out.yaml.contains("x-csrftoken: '{{ csrftoken }}'"),
             "{}",
             out.yaml
+        );
+    }
+
+    #[test]
+    fn a_recorded_template_is_left_out_and_named() {
+        let har = Har::parse(
+            r#"{"log":{"entries":[
+              {"request":{"method":"GET","url":"https://a.example/","headers":[]},
+               "response":{"status":200,"headers":[],"content":{"mimeType":"text/html","text":"hi"}}},
+              {"request":{"method":"POST","url":"https://a.example/greet","headers":[],
+                          "postData":{"mimeType":"text/plain","text":"Hello {{ name }}"}},
+               "response":{"status":200,"headers":[],"content":{"mimeType":"text/plain","text":"ok"}}}
+            ]}}"#,
+        )
+        .unwrap();
+        let out = import(&har, &ImportOptions::default()).unwrap();
+        assert!(!out.yaml.contains("greet"), "{}", out.yaml);
+        assert!(
+            out.report
+                .iter()
+                .any(|l| l.contains("left out POST /greet")),
+            "{:?}",
+            out.report
         );
     }
 
