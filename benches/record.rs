@@ -30,6 +30,7 @@ fn sample(i: u64) -> RequestSample {
         status: Some(200),
         error: None,
         bytes_in: 512,
+        bytes_decoded: 512,
         bytes_out: 256,
         retry: false,
         checks: (1, 0),

@@ -22,6 +22,7 @@ mod demo;
 mod deploy;
 mod docs;
 mod ecosystem;
+mod encoding;
 mod gate;
 mod hostile;
 mod http;

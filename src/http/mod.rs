@@ -9,6 +9,7 @@
 //! Response bodies are streamed: counted and dropped unless the step extracts from them, in which
 //! case they are kept up to `max_body_bytes` and a larger body is a `BodyTooLarge` error.
 
+pub mod decode;
 pub mod server_timing;
 
 use std::future::Future;
@@ -116,6 +117,9 @@ pub struct Exchange {
     pub bytes_in: u64,
     /// Bytes sent (head approximated, plus body).
     pub bytes_out: u64,
+    /// Bytes received once the body is decoded (`Content-Encoding`): the same as `bytes_in`
+    /// unless the step read an encoded body.
+    pub bytes_decoded: u64,
     /// Whether the request was handed to a connection (false when connecting failed): only a
     /// sent request has a latency to record.
     pub sent: bool,
@@ -206,6 +210,7 @@ impl Client {
             error: None,
             bytes_in: 0,
             bytes_out,
+            bytes_decoded: 0,
             sent: false,
             stale: false,
         };
@@ -293,6 +298,9 @@ impl Client {
         };
         let outcome = tokio::time::timeout(timeout, work).await;
         ex.done_at = Instant::now();
+        if ex.bytes_decoded == 0 {
+            ex.bytes_decoded = ex.bytes_in;
+        }
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(fail)) => {
@@ -487,6 +495,14 @@ async fn read_response(
                 buf.extend_from_slice(&data[..n]);
             }
         }
+    }
+    // Only a body the step reads is decoded: decoding one nobody reads would cost CPU for
+    // nothing (its decoded size is then not known, and `bytes_decoded` counts it as sent).
+    if policy.keep
+        && let Some(decoded) = decode::decode(&ex.headers, buf, policy.max_bytes)?
+    {
+        ex.bytes_decoded = (ex.bytes_in - buf.len() as u64).saturating_add(decoded.len() as u64);
+        *buf = decoded;
     }
     Ok(())
 }

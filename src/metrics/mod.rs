@@ -127,6 +127,8 @@ pub struct RequestSample {
     pub error: Option<ErrorClass>,
     /// Bytes received (head and body).
     pub bytes_in: u64,
+    /// Bytes received with the body decoded (`Content-Encoding`).
+    pub bytes_decoded: u64,
     /// Bytes sent (head and body).
     pub bytes_out: u64,
     /// Whether this attempt was a retry.
@@ -163,6 +165,8 @@ pub struct StepStats {
     pub statuses: Vec<(u16, u64)>,
     /// Bytes received.
     pub bytes_in: u64,
+    /// Bytes received with bodies decoded.
+    pub bytes_decoded: u64,
     /// Bytes sent.
     pub bytes_out: u64,
     /// Checks passed.
@@ -323,6 +327,7 @@ impl StepStats {
             }
         }
         self.bytes_in += s.bytes_in;
+        self.bytes_decoded += s.bytes_decoded;
         self.bytes_out += s.bytes_out;
         self.checks_passed += s.checks.0 as u64;
         self.checks_failed += s.checks.1 as u64;
@@ -348,6 +353,7 @@ impl StepStats {
             }
         }
         self.bytes_in += o.bytes_in;
+        self.bytes_decoded += o.bytes_decoded;
         self.bytes_out += o.bytes_out;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
@@ -822,6 +828,7 @@ mod tests {
             status: Some(200),
             error: None,
             bytes_in: 10,
+            bytes_decoded: 10,
             bytes_out: 5,
             retry: false,
             checks: (1, 0),

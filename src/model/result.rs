@@ -261,8 +261,12 @@ pub struct StepResult {
     pub statuses: BTreeMap<String, u64>,
     /// Requests per second over the flow's active time.
     pub rate: f64,
-    /// Bytes received.
+    /// Bytes received (on the wire).
     pub bytes_in: u64,
+    /// Bytes received with `Content-Encoding` undone, for bodies the step read (others count
+    /// as received).
+    #[serde(default)]
+    pub bytes_decoded: u64,
     /// Bytes sent.
     pub bytes_out: u64,
     /// Checks passed.

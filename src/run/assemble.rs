@@ -247,6 +247,7 @@ fn step_result(
             0.0
         },
         bytes_in: s.bytes_in,
+        bytes_decoded: s.bytes_decoded,
         bytes_out: s.bytes_out,
         checks_passed: s.checks_passed,
         checks_failed: s.checks_failed,

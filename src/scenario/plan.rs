@@ -62,6 +62,12 @@ pub struct Plan {
     pub files: Vec<ScenarioFile>,
 }
 
+/// `Accept-Encoding` for `defaults.accept_encoding: browser`: what Chromium sends.
+pub const BROWSER_ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
+
+/// The content codings the client undoes (`http::decode`).
+pub const DECODABLE: [&str; 5] = ["gzip", "x-gzip", "deflate", "br", "zstd"];
+
 /// A file a scenario reads besides itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioFile {

@@ -188,6 +188,10 @@ pub struct RawDefaults {
     pub checks_gate: Option<bool>,
     /// Send a W3C `traceparent` header on every request (default true).
     pub traceparent: Option<bool>,
+    /// Send `Accept-Encoding` with every request: a list (`gzip, br`) or `browser` for what
+    /// Chromium sends (gzip, deflate, br, zstd). Off unless set, like k6; encoded responses are
+    /// decoded before extraction and checks either way.
+    pub accept_encoding: Option<String>,
     /// Open model: how late an arrival may start so that arrivals close together share one
     /// wake-up (default 500us; 0s wakes for every arrival). Lower is more exact and costs more CPU.
     pub arrival_slack: Option<String>,

@@ -277,6 +277,7 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
         "x-api-key",
         "user-agent",
         "proxy-authorization",
+        "accept-encoding",
     ]
     .iter()
     .filter_map(|h| {

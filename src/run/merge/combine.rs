@@ -253,6 +253,7 @@ fn step(ss: &[&StepResult], per_s: &dyn Fn(u64) -> f64) -> StepResult {
         rate: per_s(requests),
         bytes_in: sum(|s| s.bytes_in),
         bytes_out: sum(|s| s.bytes_out),
+        bytes_decoded: sum(|s| s.bytes_decoded),
         checks_passed: sum(|s| s.checks_passed),
         checks_failed: sum(|s| s.checks_failed),
         latency: latency(ss.iter().map(|s| s.latency.as_ref())),

@@ -340,6 +340,36 @@ impl Validator<'_> {
                 ),
             }
         }
+        if let Some(ae) = &d.accept_encoding {
+            let text = if ae.trim() == "browser" {
+                crate::scenario::plan::BROWSER_ACCEPT_ENCODING.to_string()
+            } else {
+                ae.clone()
+            };
+            let unknown: Vec<&str> = text
+                .split(',')
+                .map(|c| c.split(';').next().unwrap_or("").trim())
+                .filter(|c| {
+                    !c.is_empty()
+                        && *c != "identity"
+                        && *c != "*"
+                        && !crate::scenario::plan::DECODABLE.contains(c)
+                })
+                .collect();
+            if !unknown.is_empty() {
+                v.err(
+                    "defaults.accept_encoding",
+                    format!(
+                        "stampede cannot decode {}: use gzip, deflate, br, zstd, or `browser`",
+                        unknown.join(", ")
+                    ),
+                );
+            } else if let Ok(hv) = HeaderValue::from_str(&text)
+                && !out.iter().any(|(n, _)| n == http::header::ACCEPT_ENCODING)
+            {
+                out.push((http::header::ACCEPT_ENCODING, HeaderTemplate::Static(hv)));
+            }
+        }
         out
     }
 }
