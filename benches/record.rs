@@ -31,6 +31,7 @@ fn sample(i: u64) -> RequestSample {
         error: None,
         bytes_in: 512,
         bytes_decoded: 512,
+        redirects: 0,
         bytes_out: 256,
         retry: false,
         checks: (1, 0),

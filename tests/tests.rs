@@ -29,6 +29,7 @@ mod http;
 mod interact;
 mod journeys;
 mod limits;
+mod redirects;
 mod report_html;
 mod run_closed;
 mod run_open;

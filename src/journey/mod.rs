@@ -8,6 +8,7 @@
 
 mod check;
 mod failure;
+mod redirect;
 mod request;
 mod vu;
 

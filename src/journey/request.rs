@@ -72,11 +72,13 @@ pub(super) async fn execute(
             replayed = true;
             continue;
         }
-        vu.work.requests += 1;
+        // Every hop of a redirect chain is part of this step.
+        let (ex, hops, last_origin) = super::redirect::follow(r, vu, ctx, ex, policy).await;
+        vu.work.requests += 1 + u64::from(hops);
         vu.work.bytes += ex.bytes_in + ex.bytes_out;
         let mut cookies_dropped = 0;
         if ex.error.is_none() {
-            cookies_dropped = vu.store_cookies(r.origin, &ex.headers);
+            cookies_dropped = vu.store_cookies(last_origin, &ex.headers);
             if let Some(st) = ex
                 .headers
                 .get("server-timing")
@@ -105,6 +107,7 @@ pub(super) async fn execute(
             error,
             bytes_in: ex.bytes_in,
             bytes_decoded: ex.bytes_decoded,
+            redirects: hops,
             bytes_out: ex.bytes_out,
             retry: attempt > 0,
             checks: (passed, failure.is_some() as u32),
@@ -143,6 +146,7 @@ fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample 
         error: Some(class),
         bytes_in: 0,
         bytes_decoded: 0,
+        redirects: 0,
         bytes_out: 0,
         retry,
         checks: (0, 0),
@@ -189,7 +193,7 @@ fn render_ctx(vu: &VirtualUser) -> RenderCtx<'_> {
     }
 }
 
-fn build(
+pub(super) fn build(
     r: &Request,
     vu: &mut VirtualUser,
     ctx: &FlowCtx,

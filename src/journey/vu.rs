@@ -33,6 +33,9 @@ pub struct VirtualUser {
     pub conns: Connections,
     /// Cookies: (origin index, name, value).
     pub cookies: Vec<(usize, String, String)>,
+    /// Origins a redirect led to that the plan does not name; their connection and cookie
+    /// slots follow the plan's (`plan.origins.len() + i`).
+    pub(crate) extra_origins: Vec<crate::scenario::plan::Origin>,
     /// Current row of each feeder.
     pub rows: Vec<Option<Row>>,
     /// Random source for think times and jitter.
@@ -100,6 +103,7 @@ impl VirtualUser {
             scope,
             conns: Connections::default(),
             cookies: Vec::new(),
+            extra_origins: Vec::new(),
             rows: vec![None; plan.feeders.len()],
             rng: SmallRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             buf: Vec::new(),

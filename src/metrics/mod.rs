@@ -129,6 +129,8 @@ pub struct RequestSample {
     pub bytes_in: u64,
     /// Bytes received with the body decoded (`Content-Encoding`).
     pub bytes_decoded: u64,
+    /// Redirects followed to the response.
+    pub redirects: u32,
     /// Bytes sent (head and body).
     pub bytes_out: u64,
     /// Whether this attempt was a retry.
@@ -167,6 +169,8 @@ pub struct StepStats {
     pub bytes_in: u64,
     /// Bytes received with bodies decoded.
     pub bytes_decoded: u64,
+    /// Redirects followed.
+    pub redirects: u64,
     /// Bytes sent.
     pub bytes_out: u64,
     /// Checks passed.
@@ -328,6 +332,7 @@ impl StepStats {
         }
         self.bytes_in += s.bytes_in;
         self.bytes_decoded += s.bytes_decoded;
+        self.redirects += u64::from(s.redirects);
         self.bytes_out += s.bytes_out;
         self.checks_passed += s.checks.0 as u64;
         self.checks_failed += s.checks.1 as u64;
@@ -354,6 +359,7 @@ impl StepStats {
         }
         self.bytes_in += o.bytes_in;
         self.bytes_decoded += o.bytes_decoded;
+        self.redirects += o.redirects;
         self.bytes_out += o.bytes_out;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
@@ -829,6 +835,7 @@ mod tests {
             error: None,
             bytes_in: 10,
             bytes_decoded: 10,
+            redirects: 0,
             bytes_out: 5,
             retry: false,
             checks: (1, 0),

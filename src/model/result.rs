@@ -267,6 +267,10 @@ pub struct StepResult {
     /// as received).
     #[serde(default)]
     pub bytes_decoded: u64,
+    /// Redirects followed (every hop is part of the step: its latency runs to the last
+    /// response).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redirects: u64,
     /// Bytes sent.
     pub bytes_out: u64,
     /// Checks passed.

@@ -219,6 +219,26 @@ fn steps_table(f: &FlowResult, out: &mut String) {
         );
     }
     out.push_str("</tbody></table>");
+    let redirected: Vec<String> = f
+        .steps
+        .iter()
+        .filter(|s| s.redirects > 0)
+        .map(|s| {
+            format!(
+                "<code>{}</code> followed {} ({:.1} per request)",
+                escape(&s.name),
+                s.redirects,
+                s.redirects as f64 / s.requests.max(1) as f64
+            )
+        })
+        .collect();
+    if !redirected.is_empty() {
+        let _ = write!(
+            out,
+            "<p>Redirects (each step's latency covers every hop): {}</p>",
+            redirected.join("; ")
+        );
+    }
 }
 
 /// Live steps' latency beside background work, when the flow had any.

@@ -270,6 +270,15 @@ pub fn render(r: &RunResult) -> String {
         );
         checks(&mut out, r, f);
         hidden_stalls(&mut out, f);
+        for s in f.steps.iter().filter(|s| s.redirects > 0) {
+            let _ = writeln!(
+                out,
+                "  redirects: {} followed {} ({:.1} per request; latency covers every hop)",
+                s.name,
+                s.redirects,
+                s.redirects as f64 / s.requests.max(1) as f64
+            );
+        }
     }
     for t in r.trends.iter().filter(|t| t.creeping) {
         let _ = writeln!(out, "\ncreeping latency: {}", t.verdict);

@@ -248,6 +248,7 @@ fn step_result(
         },
         bytes_in: s.bytes_in,
         bytes_decoded: s.bytes_decoded,
+        redirects: s.redirects,
         bytes_out: s.bytes_out,
         checks_passed: s.checks_passed,
         checks_failed: s.checks_failed,

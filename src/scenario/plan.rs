@@ -109,6 +109,8 @@ pub struct Settings {
     pub checks_gate: bool,
     /// Open model: the most an arrival may start late so that close arrivals share a wake-up.
     pub arrival_slack: Duration,
+    /// Redirects a request follows unless its step says otherwise.
+    pub redirects: u32,
 }
 
 /// HTTP version policy.
@@ -224,6 +226,8 @@ pub struct Request {
     pub timeout: Duration,
     /// Whether the response body must be kept (extraction or checks read it).
     pub keeps_body: bool,
+    /// Redirects it follows (the step's, else the default).
+    pub redirects: u32,
     /// Whether the body must be parsed as JSON.
     pub parses_json: bool,
 }

@@ -188,6 +188,8 @@ pub struct RawDefaults {
     pub checks_gate: Option<bool>,
     /// Send a W3C `traceparent` header on every request (default true).
     pub traceparent: Option<bool>,
+    /// Redirects each request follows (default 10; 0 to see the 3xx itself).
+    pub redirects: Option<u32>,
     /// Send `Accept-Encoding` with every request: a list (`gzip, br`) or `browser` for what
     /// Chromium sends (gzip, deflate, br, zstd). Off unless set, like k6; encoded responses are
     /// decoded before extraction and checks either way.
@@ -320,6 +322,8 @@ pub struct RawStep {
     pub retry: Option<RawRetry>,
     /// Timeout for this request (overrides the default).
     pub timeout: Option<String>,
+    /// Redirects this request follows (overrides the default; 0 to check the 3xx itself).
+    pub redirects: Option<u32>,
     /// Pause: `2s`, `{ uniform: 1s..3s }`, `{ normal: { mean: 2s, stddev: 500ms } }`,
     /// `{ exponential: 2s }`.
     pub think: Option<RawThink>,

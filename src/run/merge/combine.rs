@@ -254,6 +254,7 @@ fn step(ss: &[&StepResult], per_s: &dyn Fn(u64) -> f64) -> StepResult {
         bytes_in: sum(|s| s.bytes_in),
         bytes_out: sum(|s| s.bytes_out),
         bytes_decoded: sum(|s| s.bytes_decoded),
+        redirects: sum(|s| s.redirects),
         checks_passed: sum(|s| s.checks_passed),
         checks_failed: sum(|s| s.checks_failed),
         latency: latency(ss.iter().map(|s| s.latency.as_ref())),

@@ -31,6 +31,7 @@ impl Validator<'_> {
             traceparent: d.traceparent.unwrap_or(true),
             checks_gate: d.checks_gate.unwrap_or(false),
             arrival_slack: DEFAULT_ARRIVAL_SLACK,
+            redirects: d.redirects.unwrap_or(10),
         };
         if let Some(t) = &d.arrival_slack {
             match self.span("defaults.arrival_slack", t) {

@@ -69,6 +69,8 @@ pub(crate) struct Validator<'a> {
     idx: &'a LocationIndex,
     diags: Diagnostics,
     default_headers: Vec<(HeaderName, HeaderTemplate)>,
+    /// `defaults.redirects`, for steps that do not set their own.
+    redirects: u32,
     secrets: Secrets,
     /// Whether the file has flow entries (some may have failed to parse and are reported already).
     pub(crate) flows_written: bool,
@@ -115,6 +117,7 @@ impl<'a> Validator<'a> {
             idx,
             diags: Diagnostics::default(),
             default_headers: Vec::new(),
+            redirects: 10,
             secrets: Secrets::default(),
             flows_written: false,
             target_invalid: false,
@@ -171,6 +174,7 @@ impl<'a> Validator<'a> {
     pub(crate) fn build(&mut self, raw: &RawScenario, ov: &Overrides) -> Option<Plan> {
         let before = self.diags.0.len();
         let settings = self.settings(&raw.defaults);
+        self.redirects = settings.redirects;
         self.default_headers = self.compile_default_headers(&raw.defaults);
         let default_target = ov
             .target

@@ -402,6 +402,7 @@ impl Validator<'_> {
             timeout,
             keeps_body,
             parses_json,
+            redirects: s.redirects.unwrap_or(self.redirects),
         })
     }
 
