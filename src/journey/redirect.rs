@@ -116,17 +116,7 @@ pub(super) async fn follow(
         bytes_in += ex.bytes_in;
         bytes_out += ex.bytes_out;
         decoded += ex.bytes_decoded;
-        if let Some(st) = ex
-            .headers
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-        {
-            let mut metrics = Vec::new();
-            crate::http::server_timing::parse(st, &mut metrics);
-            ctx.registry
-                .server_timing(ctx.key_base + r.id.0 as usize, &metrics);
-            vu.tally(&metrics);
-        }
+        super::request::server_timing(ctx, ctx.key_base + r.id.0 as usize, vu, &ex.headers);
         ex = ctx
             .client
             .send(

@@ -79,16 +79,7 @@ pub(super) async fn execute(
         let mut cookies_dropped = 0;
         if ex.error.is_none() {
             cookies_dropped = vu.store_cookies(last_origin, &ex.headers);
-            if let Some(st) = ex
-                .headers
-                .get("server-timing")
-                .and_then(|v| v.to_str().ok())
-            {
-                let mut metrics = Vec::new();
-                crate::http::server_timing::parse(st, &mut metrics);
-                ctx.registry.server_timing(key, &metrics);
-                vu.tally(&metrics);
-            }
+            server_timing(ctx, key, vu, &ex.headers);
         }
         let latency = ex.done_at.saturating_duration_since(due);
         let (passed, failure) = evaluate(r, vu, &ex, latency);
@@ -131,6 +122,17 @@ pub(super) async fn execute(
             }
             _ => return false,
         }
+    }
+}
+
+/// Records a response's `Server-Timing` metrics for the step and the iteration (parsed only
+/// when the response carries the header).
+pub(super) fn server_timing(ctx: &FlowCtx, key: usize, vu: &mut VirtualUser, headers: &HeaderMap) {
+    if let Some(st) = headers.get("server-timing").and_then(|v| v.to_str().ok()) {
+        let mut metrics = Vec::new();
+        crate::http::server_timing::parse(st, &mut metrics);
+        ctx.registry.server_timing(key, &metrics);
+        vu.tally(&metrics);
     }
 }
 
