@@ -13,6 +13,7 @@
 
 mod correlate;
 mod har;
+mod secrets;
 
 use std::fmt::Write as _;
 
@@ -22,6 +23,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 pub use har::{Har, HarError};
 
 use correlate::Found;
+use secrets::{env_name, replace_secrets};
 
 /// What to keep from the recording.
 #[derive(Debug, Clone, Default)]
@@ -80,41 +82,6 @@ const STATIC: [&str; 16] = [
     "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp", "avif", "woff",
     "woff2", "ttf", "eot",
 ];
-
-/// Names of body fields and headers whose recorded values are credentials.
-fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "apikey",
-        "api_key",
-        "api-key",
-        "token",
-        "credential",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
-        || n.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
-            [
-                "pwd",
-                "pass",
-                "otp",
-                "pin",
-                "auth",
-                "authorization",
-                "session",
-                "sessionid",
-                "sid",
-                "jwt",
-                "cookie",
-                "bearer",
-                "key",
-            ]
-            .contains(&w)
-        })
-}
 
 /// Names the scenario reserves for built-in values.
 const BUILTINS: [&str; 4] = ["vu", "iteration", "uuid", "timestamp_ms"];
@@ -615,129 +582,6 @@ fn substitute_json(v: &mut Value, value: &str, template: &str) -> usize {
     }
 }
 
-/// Text left when the templates and an auth scheme are taken out: what a secret still holds
-/// literally.
-fn literal_part(v: &str) -> String {
-    let v = v.trim();
-    // `Bearer …`, `Basic …`: the scheme is not the secret.
-    let v = v
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.chars().all(|c| c.is_ascii_alphabetic()))
-        .map_or(v, |(_, rest)| rest);
-    let mut out = String::new();
-    let mut rest = v;
-    while let Some(o) = rest.find("{{") {
-        out.push_str(&rest[..o]);
-        rest = rest[o..].find("}}").map_or("", |c| &rest[o + c + 2..]);
-    }
-    out.push_str(rest);
-    out.trim().to_string()
-}
-
-/// Credentials the recording holds that no response issued: replaced by variables, one per
-/// value (`secrets` maps each recorded value to its variable).
-fn replace_secrets(
-    s: &mut Step,
-    secrets: &mut Vec<(String, String)>,
-    names: &mut Vec<String>,
-    report: &mut Vec<String>,
-) {
-    let step = s.name.clone();
-    let mut declare = |base: &str, value: &str, what: String| -> String {
-        let var = match secrets.iter().find(|(v, _)| v == value) {
-            Some((_, var)) => var.clone(),
-            None => {
-                let var = unique(base, names);
-                report.push(format!(
-                    "replaced a recorded secret with `{var}` ({what} of step {step}): set {} before running",
-                    env_name(&var)
-                ));
-                secrets.push((value.to_string(), var.clone()));
-                var
-            }
-        };
-        format!("{{{{ {var} }}}}")
-    };
-    for (name, value) in &mut s.headers {
-        let lit = literal_part(value);
-        if is_secret_name(name) && !lit.is_empty() {
-            let t = declare(name, &lit, format!("header {name}"));
-            *value = value.replacen(&lit, &t, 1);
-        }
-    }
-    if let Some((path, query)) = s.url.clone().split_once('?') {
-        let mut parts = Vec::new();
-        for kv in query.split('&') {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let lit = literal_part(v);
-            if is_secret_name(&decode(k)) && !lit.is_empty() {
-                let t = declare(&decode(k), &decode(&lit), format!("query {}", decode(k)));
-                parts.push(format!("{k}={}", v.replacen(&lit, &t, 1)));
-            } else {
-                parts.push(kv.to_string());
-            }
-        }
-        s.url = format!("{path}?{}", parts.join("&"));
-    }
-    match &mut s.body {
-        Some(Body::Json(v)) => secret_json(v, &mut |k, value| {
-            declare(k, value, format!("body field {k}"))
-        }),
-        Some(Body::Form(pairs)) => {
-            for (k, v) in pairs {
-                let lit = literal_part(v);
-                if is_secret_name(k) && !lit.is_empty() {
-                    let t = declare(k, &lit, format!("form field {k}"));
-                    *v = v.replacen(&lit, &t, 1);
-                }
-            }
-        }
-        Some(Body::Text(t)) => {
-            let lower = t.to_ascii_lowercase();
-            let holds = ["password", "passwd", "secret", "token", "api_key", "apikey"]
-                .iter()
-                .any(|w| lower.contains(w));
-            if holds && !literal_part(t).is_empty() {
-                let whole = t.clone();
-                *t = declare("body", &whole, "the body (it mentions a credential)".into());
-            }
-        }
-        None => {}
-    }
-}
-
-fn secret_json(v: &mut Value, declare: &mut dyn FnMut(&str, &str) -> String) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                let literal = match &*x {
-                    Value::String(s) => Some(literal_part(s)),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                };
-                match literal {
-                    Some(lit) if is_secret_name(k) && !lit.is_empty() => {
-                        let whole = match &*x {
-                            Value::String(s) if literal_part(s) == *s => s.clone(),
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        *x = Value::String(declare(k, &whole));
-                    }
-                    _ => secret_json(x, declare),
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| secret_json(x, declare)),
-        _ => {}
-    }
-}
-
-/// The environment variable a secret variable is read from.
-fn env_name(var: &str) -> String {
-    format!("STAMPEDE_{}", var.to_ascii_uppercase())
-}
-
 fn y(s: &str) -> Yaml {
     Yaml::String(s.to_string())
 }
@@ -815,10 +659,12 @@ fn render(origin: &str, o: &ImportOptions, steps: &[Step], vars: &[(String, Stri
     if !vars.is_empty() {
         let mut v = Mapping::new();
         for (k, _) in vars {
-            // Read from the environment and masked in every output; unset is an error, so a
-            // forgotten credential stops the run at once instead of sending empty values.
+            // Read from the environment and masked in every output. Unset, it is a placeholder
+            // that names the variable: the scenario validates as imported, and a forgotten
+            // credential shows at the server as what it is, never as a recorded secret.
             let mut spec = Mapping::new();
             spec.insert(y("env"), y(&env_name(k)));
+            spec.insert(y("default"), y(&format!("set-{}", env_name(k))));
             spec.insert(y("secret"), Yaml::Bool(true));
             v.insert(y(k), Yaml::Mapping(spec));
         }
@@ -839,7 +685,8 @@ fn render(origin: &str, o: &ImportOptions, steps: &[Step], vars: &[(String, Stri
         out,
         "# Imported from a browser recording by `stampede import`: one user runs the journey once.\n\
          # Point it elsewhere with --target; raise the load in `flows`. `vars` are the recorded\n\
-         # secrets, left out: set their environment variables (STAMPEDE_…) before running."
+         # secrets, left out: set their environment variables (STAMPEDE_…) before running; unset,\n\
+         # each sends a placeholder that names it."
     );
     out.push_str(&serde_yaml::to_string(&Yaml::Mapping(top)).unwrap_or_default());
     if !out.ends_with('\n') {
@@ -908,21 +755,5 @@ mod tests {
             "{:?}",
             out.report
         );
-    }
-
-    #[test]
-    fn secrets_are_named_by_their_fields() {
-        for n in [
-            "password",
-            "user_password",
-            "Authorization",
-            "api_key",
-            "pin",
-        ] {
-            assert!(is_secret_name(n), "{n}");
-        }
-        for n in ["user", "amount", "spinach"] {
-            assert!(!is_secret_name(n), "{n}");
-        }
     }
 }
