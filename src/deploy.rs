@@ -320,7 +320,7 @@ fn place(scenario: &Path, files: &[ScenarioFile]) -> Result<Vec<Placed>, DeployE
 }
 
 /// A path made absolute and without `.` and `..` (lexically: the files need not be links).
-fn normal(p: &Path) -> PathBuf {
+pub fn normal(p: &Path) -> PathBuf {
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {

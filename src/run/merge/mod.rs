@@ -63,9 +63,10 @@ struct Part {
 /// results.json), checks that they are one whole split run, merges them, and writes every result
 /// file into `out`.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
-    let target = absolute(out);
+    // Compared made absolute, so `./seg-0` and `seg-0` are one folder.
+    let target = crate::deploy::normal(out);
     if let Some(d) = dirs.iter().find(|d| {
-        let d = absolute(d);
+        let d = crate::deploy::normal(d);
         d == target || d.parent() == Some(target.as_path()) && d.ends_with("results.json")
     }) {
         return Err(MergeError::OutIsInput(d.clone()));
@@ -110,25 +111,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     })
 }
 
-/// A path made absolute (lexically) to compare folders given different ways.
-fn absolute(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(p)
-    };
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 fn read_part(d: &Path) -> Result<Part, MergeError> {
     let unfinished = |what: String| {
