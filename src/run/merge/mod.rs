@@ -111,7 +111,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     })
 }
 
-
 fn read_part(d: &Path) -> Result<Part, MergeError> {
     let unfinished = |what: String| {
         MergeError::Read(format!(
