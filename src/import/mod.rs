@@ -526,7 +526,7 @@ fn replace_whole(text: &mut String, value: &str, template: &str) -> usize {
 /// returns how many places.
 fn substitute(s: &mut Step, value: &str, template: &str) -> usize {
     let mut encoded = Vec::new();
-    crate_url_encode(value, &mut encoded);
+    crate::scenario::template::url_encode(value, &mut encoded);
     let encoded = String::from_utf8_lossy(&encoded).into_owned();
     let mut n = 0;
     let mut swap = |text: &mut String| {
@@ -550,17 +550,6 @@ fn substitute(s: &mut Step, value: &str, template: &str) -> usize {
         None => {}
     }
     n
-}
-
-/// Percent-encoding as a query string carries a value.
-fn crate_url_encode(text: &str, out: &mut Vec<u8>) {
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        }
-    }
 }
 
 fn substitute_json(v: &mut Value, value: &str, template: &str) -> usize {

@@ -4,8 +4,8 @@
 //! kept, and `Authorization` never carried to another origin. A loop or the limit is an error of
 //! the step, with the chain in its message.
 
+use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION};
-use http::{HeaderValue, Method};
 use http_body_util::Full;
 
 use super::{FlowCtx, VirtualUser};
@@ -105,7 +105,7 @@ pub(super) async fn follow(
             headers.remove(AUTHORIZATION);
         }
         headers.remove(COOKIE);
-        if let Some(c) = cookie_header(vu, next_id) {
+        if let Some(c) = vu.cookie_header(next_id) {
             headers.insert(COOKIE, c);
         }
         if !keep_body {
@@ -202,18 +202,4 @@ fn resolve(here: &Origin, path: &str, location: &str) -> Result<(Origin, String)
         format!("{}{location}", if dir.is_empty() { "/" } else { dir })
     };
     Ok((here.clone(), p))
-}
-
-/// The `Cookie` header for `origin` from the user's jar.
-fn cookie_header(vu: &VirtualUser, origin: usize) -> Option<HeaderValue> {
-    let text: Vec<String> = vu
-        .cookies
-        .iter()
-        .filter(|(o, _, _)| *o == origin)
-        .map(|(_, k, v)| format!("{k}={v}"))
-        .collect();
-    if text.is_empty() {
-        return None;
-    }
-    HeaderValue::from_str(&text.join("; ")).ok()
 }

@@ -1,6 +1,5 @@
 //! A request step: render, send, check, extract, retry, record.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -232,18 +231,7 @@ pub(super) fn build(
         };
         headers.insert(name.clone(), v);
     }
-    let mut cookie = String::new();
-    for (o, k, v) in &vu.cookies {
-        if *o == r.origin {
-            if !cookie.is_empty() {
-                cookie.push_str("; ");
-            }
-            let _ = write!(cookie, "{k}={v}");
-        }
-    }
-    if !cookie.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&cookie)
-    {
+    if let Some(v) = vu.cookie_header(r.origin) {
         headers.insert(http::header::COOKIE, v);
     }
     if plan.settings.traceparent {

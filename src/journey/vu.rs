@@ -206,6 +206,24 @@ impl VirtualUser {
         secrets.redact(current.iter().map(String::as_str), text)
     }
 
+    /// The `Cookie` header for `origin` from the jar, when it holds any.
+    pub(crate) fn cookie_header(&self, origin: usize) -> Option<http::HeaderValue> {
+        use std::fmt::Write as _;
+        let mut cookie = String::new();
+        for (o, k, v) in &self.cookies {
+            if *o == origin {
+                if !cookie.is_empty() {
+                    cookie.push_str("; ");
+                }
+                let _ = write!(cookie, "{k}={v}");
+            }
+        }
+        if cookie.is_empty() {
+            return None;
+        }
+        http::HeaderValue::from_str(&cookie).ok()
+    }
+
     /// Stores a response's cookies within browsers' limits, so a server that sets ever more cookies
     /// cannot make every later request carry a megabyte; returns how many it dropped (too large, or
     /// the oldest pushed out).
