@@ -27,6 +27,14 @@ fn the_readme_scenario_reference_validates() {
     )
     .unwrap();
     std::fs::write(root.join("scenarios/data/orders.jsonl"), "{\"id\": 1}\n").unwrap();
+    std::fs::create_dir_all(root.join("scenarios/certs")).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["client".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(root.join("scenarios/certs/client.pem"), cert.pem()).unwrap();
+    std::fs::write(root.join("scenarios/certs/client.key"), key.serialize_pem()).unwrap();
     let lib =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wallet.rhai"))
             .unwrap();

@@ -38,4 +38,5 @@ mod secrets;
 mod signals;
 mod split;
 mod steps;
+mod transport;
 mod trend;

@@ -10,7 +10,9 @@
 //! case they are kept up to `max_body_bytes` and a larger body is a `BodyTooLarge` error.
 
 pub mod decode;
+mod dial;
 pub mod server_timing;
+mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +31,8 @@ use tokio::net::TcpStream;
 
 pub use crate::model::ErrorClass;
 
-use crate::scenario::plan::{HttpVersion, Origin};
+use crate::scenario::plan::{HttpVersion, Origin, Settings};
+use crate::scenario::transport::Transport;
 
 /// Client settings shared by every virtual user of a run (TLS configuration is built once).
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ pub struct Client {
     tls_h2: Arc<rustls::ClientConfig>,
     tls_h1: Arc<rustls::ClientConfig>,
     version: HttpVersion,
+    transport: Arc<Transport>,
 }
 
 enum Sender {
@@ -64,6 +68,8 @@ struct Conn {
     /// Between requests nobody polls it, which is fine: an idle HTTP/1 connection has nothing
     /// to do, and a close by the server is seen when the next request is sent.
     driver: Option<Driver>,
+    /// Set when a proxy forwards this connection's requests: they go in absolute form.
+    forward: Option<Box<dial::Forward>>,
 }
 
 /// One virtual user's open connections, one slot per origin.
@@ -172,14 +178,18 @@ impl StageCell {
 }
 
 impl Client {
-    /// Builds TLS settings once; `insecure` accepts any certificate.
-    pub fn new(version: HttpVersion, insecure: bool) -> Client {
-        let tls_h2 = Arc::new(tls_config(insecure, &[b"h2", b"http/1.1"]));
-        let tls_h1 = Arc::new(tls_config(insecure, &[b"http/1.1"]));
+    /// Builds TLS settings once (`insecure` accepts any certificate; the client certificate,
+    /// host overrides and proxies come from `settings.transport`).
+    pub fn new(settings: &Settings) -> Client {
+        let t = &settings.transport;
+        let id = t.identity.as_deref();
+        let tls_h2 = Arc::new(tls::config(settings.insecure, &[b"h2", b"http/1.1"], id));
+        let tls_h1 = Arc::new(tls::config(settings.insecure, &[b"http/1.1"], id));
         Client {
             tls_h2,
             tls_h1,
-            version,
+            version: settings.http,
+            transport: Arc::new(t.clone()),
         }
     }
 
@@ -236,7 +246,17 @@ impl Client {
                 let Some(conn) = conns.slot(origin_id).as_mut() else {
                     break;
                 };
-                if conn.h2 {
+                if let Some(fwd) = &conn.forward {
+                    // A forwarding proxy reads the target from the request line.
+                    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                    if let Ok(uri) = format!("{}{pq}", fwd.base).parse() {
+                        *req.uri_mut() = uri;
+                    }
+                    if let Some(auth) = &fwd.auth {
+                        req.headers_mut()
+                            .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+                    }
+                } else if conn.h2 {
                     // HTTP/2 needs the full URI for :scheme and :authority.
                     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
                     if let Ok(uri) = format!("{}{pq}", origin.base).parse() {
@@ -334,7 +354,8 @@ impl Client {
     ) -> Result<(Conn, Duration, Option<Duration>), Fail> {
         stage.set(Stage::Connecting);
         let start = Instant::now();
-        let stream = tcp_connect(&origin.host, origin.port).await?;
+        let h2c = self.version == HttpVersion::Http2;
+        let (stream, via) = dial::open(&self.transport, origin, h2c).await?;
         if origin.https {
             stage.set(Stage::Handshake);
         }
@@ -345,7 +366,10 @@ impl Client {
             let (conn, tls) = Box::pin(self.tls_connect(origin, stream)).await?;
             Ok((conn, connect, Some(tls)))
         } else {
-            let conn = handshake(stream, self.version == HttpVersion::Http2).await?;
+            let mut conn = handshake(stream, h2c).await?;
+            if let dial::Via::Forward(f) = via {
+                conn.forward = Some(f);
+            }
             Ok((conn, connect, None))
         }
     }
@@ -382,43 +406,6 @@ impl Client {
     }
 }
 
-async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Fail> {
-    let addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| (ErrorClass::Connect, format!("cannot resolve {host}: {e}")))?;
-    let mut last: Option<Fail> = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => {
-                if is_local_exhaustion(&e) {
-                    // Trying the next address would fail the same way, and this is no
-                    // statement about the target.
-                    return Err((
-                        ErrorClass::Generator,
-                        format!(
-                            "connect to {addr}: {e}: this machine ran out of local ports or file descriptors (see the connection churn self-check)"
-                        ),
-                    ));
-                }
-                let class = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                    ErrorClass::ConnectRefused
-                } else {
-                    ErrorClass::Connect
-                };
-                last = Some((class, format!("connect to {addr}: {e}")));
-            }
-        }
-    }
-    Err(last.unwrap_or((
-        ErrorClass::Connect,
-        format!("{host} resolved to no address"),
-    )))
-}
-
 async fn handshake<T>(io: T, h2: bool) -> Result<Conn, Fail>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -445,6 +432,7 @@ where
         sender: Sender::H2(sender),
         h2: true,
         driver: None,
+        forward: None,
     })
 }
 
@@ -459,6 +447,7 @@ where
         sender: Sender::H1(sender),
         h2: false,
         driver: Some(Box::pin(conn)),
+        forward: None,
     })
 }
 
@@ -613,91 +602,6 @@ pub fn classify(e: &hyper::Error) -> Fail {
         src = s.source();
     }
     (class, msg)
-}
-
-fn tls_config(insecure: bool, alpn: &[&[u8]]) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = match rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-    {
-        Ok(b) => b,
-        // The ring provider supports the default versions; fall back to TLS 1.3 only otherwise.
-        Err(_) => match rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-        {
-            Ok(b) => b,
-            Err(_) => {
-                return rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-            }
-        },
-    };
-    let mut config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config
-}
-
-/// Certificate verifier for `insecure: true`: accepts any certificate, still checks signatures
-/// of the handshake itself so the connection is a real TLS session.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Whether a failed `connect` (or socket creation) says the generator's machine ran out of a local

@@ -193,7 +193,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
     registry
         .has_background
         .store(batch, std::sync::atomic::Ordering::Relaxed);
-    let client = Client::new(plan.settings.http, plan.settings.insecure);
+    let client = Client::new(&plan.settings);
     let hook_ctx = |i: usize| FlowCtx {
         plan: plan.clone(),
         client: client.clone(),

@@ -14,6 +14,7 @@ pub mod raw;
 pub mod source;
 mod teach;
 pub mod template;
+pub mod transport;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -227,6 +228,7 @@ pub fn load_str(path: &Path, text: &str, ov: &Overrides) -> Result<Plan, Diagnos
                         .filter_map(|f| f.csv.as_ref().or(f.jsonl.as_ref()))
                         .map(file(plan::FileKind::Data)),
                 )
+                .chain(std::mem::take(&mut p.files))
                 .collect();
             p.digest = digest(path, text, &p.files, ov);
             Ok(p)

@@ -111,6 +111,8 @@ pub struct Settings {
     pub arrival_slack: Duration,
     /// Redirects a request follows unless its step says otherwise.
     pub redirects: u32,
+    /// Host overrides, proxies and the client certificate.
+    pub transport: super::transport::Transport,
 }
 
 /// HTTP version policy.

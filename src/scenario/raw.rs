@@ -197,6 +197,18 @@ pub struct RawDefaults {
     /// Open model: how late an arrival may start so that arrivals close together share one
     /// wake-up (default 500us; 0s wakes for every arrival). Lower is more exact and costs more CPU.
     pub arrival_slack: Option<String>,
+    /// Host names dialled at a fixed address, like curl's `--resolve`: `api.example.com:
+    /// 10.0.0.5` (or `name:port: address:port`). TLS server name and `Host` keep the name.
+    #[serde(default)]
+    pub hosts: IndexMap<String, String>,
+    /// Proxy for every request (`http://user:pass@host:port`), or `none`. Unset: `HTTP_PROXY`,
+    /// `HTTPS_PROXY` and `NO_PROXY` decide, and loopback targets never use them.
+    pub proxy: Option<String>,
+    /// PEM certificate (chain) presented when a server asks for one (mutual TLS), relative to the
+    /// scenario.
+    pub client_cert: Option<String>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<String>,
 }
 
 /// A data feeder: rows from a CSV or JSON-lines file.

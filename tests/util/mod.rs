@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod proxy;
 pub mod scripted;
 
 use std::collections::HashMap;
@@ -105,7 +106,16 @@ where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on_thread_at("127.0.0.1:0", on_conn)
+}
+
+/// [`serve_on_thread`] on another loopback address (`[::1]:0`).
+pub fn serve_on_thread_at<F, Fut>(bind: &str, on_conn: F) -> ServerThread
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let std_listener = std::net::TcpListener::bind(bind).unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();

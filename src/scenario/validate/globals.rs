@@ -32,6 +32,7 @@ impl Validator<'_> {
             checks_gate: d.checks_gate.unwrap_or(false),
             arrival_slack: DEFAULT_ARRIVAL_SLACK,
             redirects: d.redirects.unwrap_or(10),
+            transport: self.transport(d),
         };
         if let Some(t) = &d.arrival_slack {
             match self.span("defaults.arrival_slack", t) {

@@ -9,6 +9,7 @@ mod overrides;
 mod request;
 mod steps;
 mod thresholds;
+mod transport;
 
 pub use globals::parse_origin;
 pub use overrides::{ForFlow, Overrides};
@@ -78,6 +79,8 @@ pub(crate) struct Validator<'a> {
     target_invalid: bool,
     /// Every origin requests go to: the named targets first, then absolute URLs as found.
     origins: Vec<Origin>,
+    /// Files read besides scripts and feeders (certificates, bodies), for the digest and `k8s`.
+    files: Vec<ScenarioFile>,
     /// Target names (`default` for `target`) → index in `origins`.
     named: HashMap<String, usize>,
 }
@@ -123,6 +126,34 @@ impl<'a> Validator<'a> {
             target_invalid: false,
             origins: Vec::new(),
             named: HashMap::new(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Reads a file the scenario names (relative to its folder) and records it; an unreadable
+    /// one is an error at `path`.
+    fn read_file(&mut self, path: &str, file: &str, kind: FileKind) -> Option<Vec<u8>> {
+        match std::fs::read(self.dir.join(file)) {
+            Ok(bytes) => {
+                let f = ScenarioFile {
+                    path: file.to_string(),
+                    kind,
+                };
+                if !self.files.contains(&f) {
+                    self.files.push(f);
+                }
+                Some(bytes)
+            }
+            Err(e) => {
+                self.err(
+                    path,
+                    format!(
+                        "cannot read `{file}` (relative to the scenario's folder, {}): {e}",
+                        self.dir.display()
+                    ),
+                );
+                None
+            }
         }
     }
 
@@ -423,7 +454,7 @@ impl<'a> Validator<'a> {
             shared: std::sync::OnceLock::new(),
             segment: crate::model::Segment::WHOLE,
             digest: String::new(),
-            files: Vec::new(),
+            files: std::mem::take(&mut self.files),
         };
         if !self.apply_overrides(&mut plan, ov) {
             return None;
