@@ -13,6 +13,7 @@ mod util;
 mod architecture;
 mod attack;
 mod batch;
+mod bodies;
 mod capacity;
 mod claims;
 mod cli;

@@ -258,6 +258,20 @@ pub(super) fn build(
             t.render(&rc, &mut out).map_err(describe_missing)?;
             Bytes::from(out)
         }
+        Body::Multipart(m, ct) => {
+            headers.insert(http::header::CONTENT_TYPE, ct.clone());
+            let mut out = Vec::with_capacity(m.fixed_len() + 256);
+            let rc = render_ctx(vu);
+            for piece in &m.pieces {
+                match piece {
+                    crate::scenario::plan::MultipartPiece::Bytes(b) => out.extend_from_slice(b),
+                    crate::scenario::plan::MultipartPiece::Field(t) => {
+                        t.render(&rc, &mut out).map_err(describe_missing)?
+                    }
+                }
+            }
+            Bytes::from(out)
+        }
     };
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = r.method.clone();

@@ -252,6 +252,38 @@ pub enum Body {
     Static(Bytes, Option<HeaderValue>),
     /// Rendered per request.
     Dynamic(Template, Option<HeaderValue>),
+    /// `multipart/form-data`, with its content type (which names the boundary).
+    Multipart(Arc<Multipart>, HeaderValue),
+}
+
+/// A multipart body: bytes fixed at load (part heads, literal fields, files) and the templated
+/// fields between them.
+#[derive(Debug)]
+pub struct Multipart {
+    /// In order.
+    pub pieces: Vec<MultipartPiece>,
+}
+
+/// A piece of a [`Multipart`] body.
+#[derive(Debug)]
+pub enum MultipartPiece {
+    /// Sent as is.
+    Bytes(Bytes),
+    /// A field's value, rendered per request.
+    Field(Template),
+}
+
+impl Multipart {
+    /// The bytes fixed at load (a lower bound of the body's size).
+    pub fn fixed_len(&self) -> usize {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                MultipartPiece::Bytes(b) => b.len(),
+                MultipartPiece::Field(_) => 0,
+            })
+            .sum()
+    }
 }
 
 /// One extraction into a variable.

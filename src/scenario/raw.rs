@@ -325,6 +325,10 @@ pub struct RawStep {
     pub form: Option<IndexMap<String, String>>,
     /// Raw body text (templates allowed).
     pub body: Option<String>,
+    /// A file sent as the body, as is (no templating; read once at load, relative to the scenario).
+    pub body_file: Option<String>,
+    /// A `multipart/form-data` body: templated text fields and files.
+    pub multipart: Option<RawMultipart>,
     /// Values taken from the response into virtual-user variables.
     #[serde(default)]
     pub extract: IndexMap<String, RawExtract>,
@@ -356,6 +360,30 @@ pub struct RawStep {
     pub otherwise: Option<Vec<RawStep>>,
     /// Runs the steps of another journey here.
     pub include: Option<String>,
+}
+
+/// A `multipart/form-data` body.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMultipart {
+    /// Text fields by name (templates allowed).
+    #[serde(default)]
+    pub fields: IndexMap<String, String>,
+    /// File parts by field name.
+    #[serde(default)]
+    pub files: IndexMap<String, RawFilePart>,
+}
+
+/// One file part of a multipart body.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilePart {
+    /// The file, relative to the scenario (read once at load).
+    pub path: String,
+    /// Its `Content-Type` (default: from the extension, else `application/octet-stream`).
+    pub content_type: Option<String>,
+    /// The file name sent (default: the path's last component).
+    pub filename: Option<String>,
 }
 
 /// Where an extracted value comes from.

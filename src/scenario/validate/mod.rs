@@ -5,6 +5,7 @@
 
 mod flows;
 mod globals;
+mod multipart;
 mod overrides;
 mod request;
 mod steps;

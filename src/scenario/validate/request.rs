@@ -188,14 +188,20 @@ impl Validator<'_> {
         }
         let ct = |v: &'static str| (!has_content_type).then(|| HeaderValue::from_static(v));
 
-        let bodies = [s.json.is_some(), s.form.is_some(), s.body.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let bodies = [
+            s.json.is_some(),
+            s.form.is_some(),
+            s.body.is_some(),
+            s.body_file.is_some(),
+            s.multipart.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if bodies > 1 {
             self.err(
                 p,
-                "a request has one body: use one of `json`, `form` or `body`",
+                "a request has one body: use one of `json`, `form`, `body`, `body_file` or `multipart`",
             );
             ok = false;
         }
@@ -234,6 +240,36 @@ impl Validator<'_> {
                 }
             }
             to_body(t, ct("application/x-www-form-urlencoded"))
+        } else if let Some(file) = &s.body_file {
+            match self.read_file(&join_key(p, "body_file"), file, FileKind::Data) {
+                Some(bytes) => Body::Static(
+                    Bytes::from(bytes),
+                    ct(super::multipart::content_type_of(file)),
+                ),
+                None => {
+                    ok = false;
+                    Body::Empty
+                }
+            }
+        } else if let Some(m) = &s.multipart {
+            match self.multipart(m, &join_key(p, "multipart"), names, jc) {
+                Some((mp, content_type)) => Body::Multipart(Arc::new(mp), {
+                    // The boundary is the body's own: a content type written in `headers`
+                    // would not name it.
+                    if has_content_type {
+                        self.err(
+                            &join_key(p, "headers"),
+                            "a multipart body sets its own content-type (with its boundary): remove the header",
+                        );
+                        ok = false;
+                    }
+                    content_type
+                }),
+                None => {
+                    ok = false;
+                    Body::Empty
+                }
+            }
         } else if let Some(b) = &s.body {
             match self.template(b, &join_key(p, "body"), Escape::None, names, jc) {
                 Some(t) => to_body(t, None),

@@ -141,6 +141,8 @@ impl Validator<'_> {
                 ("json", s.json.is_some()),
                 ("form", s.form.is_some()),
                 ("body", s.body.is_some()),
+                ("body_file", s.body_file.is_some()),
+                ("multipart", s.multipart.is_some()),
                 ("extract", !s.extract.is_empty()),
                 ("check", s.check.is_some()),
                 ("retry", s.retry.is_some()),
