@@ -32,6 +32,7 @@ fn sample(i: u64) -> RequestSample {
         bytes_in: 512,
         bytes_decoded: 512,
         redirects: 0,
+        messages: (0, 0),
         bytes_out: 256,
         retry: false,
         checks: (1, 0),

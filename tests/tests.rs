@@ -41,3 +41,4 @@ mod split;
 mod steps;
 mod transport;
 mod trend;
+mod websocket;

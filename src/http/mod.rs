@@ -13,6 +13,7 @@ pub mod decode;
 mod dial;
 pub mod server_timing;
 mod tls;
+pub mod ws;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -384,26 +385,35 @@ impl Client {
             HttpVersion::Http1 => self.tls_h1.clone(),
             _ => self.tls_h2.clone(),
         };
-        let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
-            (
-                ErrorClass::Tls,
-                format!("`{}` is not a valid TLS server name: {e}", origin.host),
-            )
-        })?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, stream)
-            .await
-            .map_err(|e| {
-                (
-                    ErrorClass::Tls,
-                    format!("TLS handshake with {}: {e}", origin.host),
-                )
-            })?;
+        let tls = tls_over(config, origin, stream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let tls_time = tls_start.elapsed();
         let conn = handshake(tls, h2).await?;
         Ok((conn, tls_time))
     }
+}
+
+/// A TLS session with `origin` over `stream`, its name as the server name (SNI).
+async fn tls_over(
+    config: Arc<rustls::ClientConfig>,
+    origin: &Origin,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Fail> {
+    let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
+        (
+            ErrorClass::Tls,
+            format!("`{}` is not a valid TLS server name: {e}", origin.host),
+        )
+    })?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| {
+            (
+                ErrorClass::Tls,
+                format!("TLS handshake with {}: {e}", origin.host),
+            )
+        })
 }
 
 async fn handshake<T>(io: T, h2: bool) -> Result<Conn, Fail>

@@ -11,6 +11,7 @@ mod failure;
 mod redirect;
 mod request;
 mod vu;
+mod ws;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +76,7 @@ pub async fn run_iteration(
         Ok(outcome) => outcome,
         Err(what) => {
             vu.conns.close_all();
+            vu.ws.clear();
             fail(ctx, Some(vu), Place::Flow, ErrorClass::Internal, || {
                 format!("stampede failed inside this iteration (please report it): {what}")
             });
@@ -137,6 +139,9 @@ async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> Iterat
     }
     if let Some(after) = &journey.after {
         failed |= !run_snippet(vu, ctx, after).await;
+    }
+    if !vu.ws.is_empty() {
+        ws::close_all(vu).await;
     }
     if !plan.settings.keep_alive {
         vu.conns.close_all();
@@ -261,6 +266,20 @@ async fn run_steps(
         let next = match step {
             Step::Request(r) => {
                 let ok = request::execute(r, vu, ctx, *st.next_due).await;
+                *st.next_due = Instant::now();
+                if ok {
+                    Next::Go
+                } else {
+                    st.failed = true;
+                    if plan.settings.on_error == OnError::Abort {
+                        Next::Stop
+                    } else {
+                        Next::Go
+                    }
+                }
+            }
+            Step::Ws(w) => {
+                let ok = ws::execute(w, vu, ctx, *st.next_due).await;
                 *st.next_due = Instant::now();
                 if ok {
                     Next::Go

@@ -98,6 +98,7 @@ pub(super) async fn execute(
             bytes_in: ex.bytes_in,
             bytes_decoded: ex.bytes_decoded,
             redirects: hops,
+            messages: (0, 0),
             bytes_out: ex.bytes_out,
             retry: attempt > 0,
             checks: (passed, failure.is_some() as u32),
@@ -135,7 +136,7 @@ pub(super) fn server_timing(ctx: &FlowCtx, key: usize, vu: &mut VirtualUser, hea
     }
 }
 
-fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample {
+pub(super) fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample {
     let now = Instant::now();
     RequestSample {
         latency: now.saturating_duration_since(due),
@@ -148,6 +149,7 @@ fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample 
         bytes_in: 0,
         bytes_decoded: 0,
         redirects: 0,
+        messages: (0, 0),
         bytes_out: 0,
         retry,
         checks: (0, 0),
@@ -184,7 +186,7 @@ fn backoff(p: &Retry, attempt: u32, rng: &mut impl Rng) -> Duration {
 
 /// What templates read: the virtual user's variables and feeder rows. (Feeder names only word a
 /// message about a row that was never drawn, which the journey's draws rule out.)
-fn render_ctx(vu: &VirtualUser) -> RenderCtx<'_> {
+pub(super) fn render_ctx(vu: &VirtualUser) -> RenderCtx<'_> {
     RenderCtx {
         scope: &vu.scope,
         rows: &vu.rows,
@@ -280,7 +282,7 @@ pub(super) fn build(
     Ok(req)
 }
 
-fn describe_missing(m: Missing) -> String {
+pub(super) fn describe_missing(m: Missing) -> String {
     format!("{m}: it was never extracted or assigned before this step")
 }
 

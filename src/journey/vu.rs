@@ -49,6 +49,8 @@ pub struct VirtualUser {
     /// `Server-Timing` totals of the current iteration: (name, ms, count); names are kept
     /// across iterations so the tally allocates once.
     pub(crate) iter_timing: Vec<(String, f64, f64)>,
+    /// Open WebSockets by (origin, path): a user's for the rest of its iteration.
+    pub(crate) ws: Vec<(usize, String, crate::http::ws::WsConn)>,
     /// This user's precise timer, made on its first wait.
     timer: Option<crate::timer::PreciseTimer>,
     /// An open flow's pooled user serves one arrival after another, and each arrival is a new
@@ -111,6 +113,7 @@ impl VirtualUser {
             trace_id: 0,
             work: crate::metrics::IterationWork::default(),
             iter_timing: Vec::new(),
+            ws: Vec::new(),
             timer: None,
             unique_per_arrival,
         };

@@ -131,6 +131,8 @@ pub struct RequestSample {
     pub bytes_decoded: u64,
     /// Redirects followed to the response.
     pub redirects: u32,
+    /// WebSocket messages (received, sent) during this step.
+    pub messages: (u64, u64),
     /// Bytes sent (head and body).
     pub bytes_out: u64,
     /// Whether this attempt was a retry.
@@ -171,6 +173,10 @@ pub struct StepStats {
     pub bytes_decoded: u64,
     /// Redirects followed.
     pub redirects: u64,
+    /// WebSocket messages received.
+    pub messages_in: u64,
+    /// WebSocket messages sent.
+    pub messages_out: u64,
     /// Bytes sent.
     pub bytes_out: u64,
     /// Checks passed.
@@ -333,6 +339,8 @@ impl StepStats {
         self.bytes_in += s.bytes_in;
         self.bytes_decoded += s.bytes_decoded;
         self.redirects += u64::from(s.redirects);
+        self.messages_in += s.messages.0;
+        self.messages_out += s.messages.1;
         self.bytes_out += s.bytes_out;
         self.checks_passed += s.checks.0 as u64;
         self.checks_failed += s.checks.1 as u64;
@@ -360,6 +368,8 @@ impl StepStats {
         self.bytes_in += o.bytes_in;
         self.bytes_decoded += o.bytes_decoded;
         self.redirects += o.redirects;
+        self.messages_in += o.messages_in;
+        self.messages_out += o.messages_out;
         self.bytes_out += o.bytes_out;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
@@ -836,6 +846,7 @@ mod tests {
             bytes_in: 10,
             bytes_decoded: 10,
             redirects: 0,
+            messages: (0, 0),
             bytes_out: 5,
             retry: false,
             checks: (1, 0),

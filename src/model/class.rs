@@ -46,11 +46,14 @@ pub enum ErrorClass {
     /// stampede itself failed (a panic inside an iteration: a bug to report). The iteration is
     /// counted as failed and its virtual user goes on.
     Internal,
+    /// The server closed a WebSocket the journey still used, or broke its framing (the close
+    /// code and reason are in the message).
+    WsClosed,
 }
 
 impl ErrorClass {
     /// Number of classes (the length of per-class counter arrays).
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     /// Every class, in counter order.
     pub const ALL: [ErrorClass; ErrorClass::COUNT] = [
@@ -68,6 +71,7 @@ impl ErrorClass {
         ErrorClass::Feed,
         ErrorClass::Generator,
         ErrorClass::Internal,
+        ErrorClass::WsClosed,
     ];
 
     /// Position in counter arrays.
@@ -92,6 +96,7 @@ impl ErrorClass {
             ErrorClass::Feed => "feed",
             ErrorClass::Generator => "generator",
             ErrorClass::Internal => "internal",
+            ErrorClass::WsClosed => "ws_closed",
         }
     }
 }

@@ -271,6 +271,12 @@ pub struct StepResult {
     /// response).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redirects: u64,
+    /// WebSocket messages received (a `ws` step's whole session; bytes are in `bytes_in`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub messages_in: u64,
+    /// WebSocket messages sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub messages_out: u64,
     /// Bytes sent.
     pub bytes_out: u64,
     /// Checks passed.

@@ -219,6 +219,28 @@ fn steps_table(f: &FlowResult, out: &mut String) {
         );
     }
     out.push_str("</tbody></table>");
+    let sockets: Vec<String> = f
+        .steps
+        .iter()
+        .filter(|s| s.messages_in + s.messages_out > 0)
+        .map(|s| {
+            format!(
+                "<code>{}</code> {} in ({} B), {} out ({} B)",
+                escape(&s.name),
+                s.messages_in,
+                s.bytes_in,
+                s.messages_out,
+                s.bytes_out
+            )
+        })
+        .collect();
+    if !sockets.is_empty() {
+        let _ = write!(
+            out,
+            "<p>WebSocket messages (the step's handshake is its latency; each <code>expect</code> is a step of its own, timed from the <code>send</code> before it): {}</p>",
+            sockets.join("; ")
+        );
+    }
     let redirected: Vec<String> = f
         .steps
         .iter()

@@ -279,6 +279,21 @@ pub fn render(r: &RunResult) -> String {
                 s.redirects as f64 / s.requests.max(1) as f64
             );
         }
+        for s in f
+            .steps
+            .iter()
+            .filter(|s| s.messages_in + s.messages_out > 0)
+        {
+            let _ = writeln!(
+                out,
+                "  websocket: {} {} messages in ({:.1} KiB), {} out ({:.1} KiB)",
+                s.name,
+                s.messages_in,
+                s.bytes_in as f64 / 1024.0,
+                s.messages_out,
+                s.bytes_out as f64 / 1024.0,
+            );
+        }
     }
     for t in r.trends.iter().filter(|t| t.creeping) {
         let _ = writeln!(out, "\ncreeping latency: {}", t.verdict);

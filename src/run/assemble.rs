@@ -249,6 +249,8 @@ fn step_result(
         bytes_in: s.bytes_in,
         bytes_decoded: s.bytes_decoded,
         redirects: s.redirects,
+        messages_in: s.messages_in,
+        messages_out: s.messages_out,
         bytes_out: s.bytes_out,
         checks_passed: s.checks_passed,
         checks_failed: s.checks_failed,

@@ -201,6 +201,48 @@ pub enum Step {
     Loop(Box<Loop>),
     /// A conditional.
     If(Box<If>),
+    /// A WebSocket: opened (or reused), then its actions.
+    Ws(Box<WsStep>),
+}
+
+/// A WebSocket step. Its connection is the user's for the rest of the iteration: a later `ws`
+/// step to the same URL uses it without a new handshake; the iteration's end closes it.
+#[derive(Debug)]
+pub struct WsStep {
+    /// The upgrade request (method `WS` in reports; its id is the handshake's metric key).
+    pub open: Request,
+    /// `Sec-WebSocket-Protocol`, when subprotocols are offered.
+    pub subprotocols: Option<HeaderValue>,
+    /// What it does on the connection, in order.
+    pub actions: Vec<WsAction>,
+}
+
+/// One thing a WebSocket step does.
+#[derive(Debug)]
+pub enum WsAction {
+    /// Send a text message.
+    Send(Template),
+    /// Wait for a matching message.
+    Expect(Box<WsExpect>),
+    /// Listen this long.
+    Hold(Duration),
+    /// Close with this code.
+    Close(u16),
+}
+
+/// An `expect`: its own metric key, timed from the last `send` before it.
+#[derive(Debug)]
+pub struct WsExpect {
+    /// Its metric key.
+    pub id: StepId,
+    /// Equalities on the message as JSON (`Check::JsonEq`).
+    pub json: Vec<Check>,
+    /// A regex the message must match.
+    pub regex: Option<Regex>,
+    /// How long to wait.
+    pub within: Duration,
+    /// Values taken from the matching message.
+    pub extract: Vec<Extract>,
 }
 
 /// An HTTP request step.
@@ -479,6 +521,10 @@ fn waits(steps: &[Step]) -> bool {
         Step::Loop(l) => waits(&l.steps),
         Step::If(i) => waits(&i.then) || waits(&i.otherwise),
         Step::Script(_) => false,
+        Step::Ws(w) => w
+            .actions
+            .iter()
+            .any(|a| matches!(a, WsAction::Hold(_) | WsAction::Expect(_))),
     })
 }
 
@@ -495,6 +541,11 @@ fn collect_origins(steps: &[Step], out: &mut Vec<usize>) {
             Step::If(i) => {
                 collect_origins(&i.then, out);
                 collect_origins(&i.otherwise, out);
+            }
+            Step::Ws(w) => {
+                if !out.contains(&w.open.origin) {
+                    out.push(w.open.origin);
+                }
             }
             Step::Think(_) | Step::Script(_) => {}
         }

@@ -311,6 +311,14 @@ pub struct RawStep {
     pub head: Option<String>,
     /// OPTIONS this path or URL.
     pub options: Option<String>,
+    /// Open a WebSocket at this path or `ws://` / `wss://` URL (relative paths go to the target,
+    /// `https` targets as `wss`), then run its `steps`.
+    pub ws: Option<String>,
+    /// WebSocket subprotocols offered (`Sec-WebSocket-Protocol`).
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
+    /// What a `ws` step does on its connection: `send`, `expect`, `hold`, `close`.
+    pub steps: Option<Vec<RawWsAction>>,
     /// Which named target a relative path goes to (default: `target`).
     pub target: Option<String>,
     /// Request headers (templates allowed in values).
@@ -360,6 +368,38 @@ pub struct RawStep {
     pub otherwise: Option<Vec<RawStep>>,
     /// Runs the steps of another journey here.
     pub include: Option<String>,
+}
+
+/// One thing a `ws` step does on its connection; exactly one key besides `name`.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsAction {
+    /// For `expect`: its metric key (`flow.name`; default `<ws step>-expect<N>`).
+    pub name: Option<String>,
+    /// A text message (templates allowed); a map or list is sent as JSON, like `json:` bodies.
+    pub send: Option<serde_json::Value>,
+    /// Wait for a message that matches, within a time.
+    pub expect: Option<RawWsExpect>,
+    /// Keep listening this long, counting messages (`5s`).
+    pub hold: Option<String>,
+    /// Close the connection with this code (`1000`, or `true` for 1000).
+    pub close: Option<serde_json::Value>,
+}
+
+/// What an `expect` waits for: every condition given must hold for one message.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsExpect {
+    /// JSONPath equalities, like a check's `json`.
+    #[serde(default)]
+    pub json: IndexMap<String, serde_json::Value>,
+    /// A regex the message must match.
+    pub regex: Option<String>,
+    /// How long to wait (default: the step's timeout).
+    pub within: Option<String>,
+    /// Values taken from the matching message, like a request's `extract`.
+    #[serde(default)]
+    pub extract: IndexMap<String, RawExtract>,
 }
 
 /// A `multipart/form-data` body.

@@ -255,6 +255,8 @@ fn step(ss: &[&StepResult], per_s: &dyn Fn(u64) -> f64) -> StepResult {
         bytes_out: sum(|s| s.bytes_out),
         bytes_decoded: sum(|s| s.bytes_decoded),
         redirects: sum(|s| s.redirects),
+        messages_in: sum(|s| s.messages_in),
+        messages_out: sum(|s| s.messages_out),
         checks_passed: sum(|s| s.checks_passed),
         checks_failed: sum(|s| s.checks_failed),
         latency: latency(ss.iter().map(|s| s.latency.as_ref())),

@@ -11,6 +11,7 @@ mod request;
 mod steps;
 mod thresholds;
 mod transport;
+mod ws;
 
 pub use globals::parse_origin;
 pub use overrides::{ForFlow, Overrides};

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
+use indexmap::IndexMap;
 use regex::Regex;
 use serde_json_path::JsonPath;
 
@@ -38,9 +39,17 @@ impl Validator<'_> {
             "patch" => s.patch.as_deref(),
             "delete" => s.delete.as_deref(),
             "head" => s.head.as_deref(),
+            "ws" => s.ws.as_deref(),
             _ => s.options.as_deref(),
         }
         .unwrap_or_default();
+        let written = url;
+        // A WebSocket URL is its HTTP upgrade request's URL.
+        let ws_url = url
+            .strip_prefix("ws://")
+            .map(|r| format!("http://{r}"))
+            .or_else(|| url.strip_prefix("wss://").map(|r| format!("https://{r}")));
+        let url = ws_url.as_deref().unwrap_or(url);
         let name = match &s.name {
             Some(n) => n.clone(),
             None => {
@@ -112,7 +121,12 @@ impl Validator<'_> {
             self.err(
                 &url_path,
                 format!(
-                    "`{url}` is neither a path starting with `/` nor an http:// or https:// URL"
+                    "`{url}` is neither a path starting with `/` nor an {} URL",
+                    if method == "ws" {
+                        "ws:// or wss://"
+                    } else {
+                        "http:// or https://"
+                    }
                 ),
             );
             return None;
@@ -282,65 +296,13 @@ impl Validator<'_> {
             Body::Empty
         };
 
-        let mut extract = Vec::new();
-        for (var, e) in &s.extract {
-            let ep = join_key(&join_key(p, "extract"), var);
-            if BUILTINS.contains(&var.as_str()) || !valid_ident(var) {
-                self.err_key(&ep, format!("`{var}` cannot be a variable name: use letters, digits and `_`, not starting with a digit, and not a built-in"));
+        let extract = match self.extractions(&s.extract, p) {
+            Some(e) => e,
+            None => {
                 ok = false;
-                continue;
+                Vec::new()
             }
-            let source = match e {
-                RawExtract::Path(path) => self
-                    .json_path(path, &ep)
-                    .map(|jp| ExtractSource::Json(jp, path.clone())),
-                RawExtract::Spec(spec) => {
-                    if spec.secret {
-                        self.secrets.add_var(var);
-                    }
-                    match (&spec.json, &spec.regex, &spec.header, &spec.cookie) {
-                        (Some(j), None, None, None) => self
-                            .json_path(j, &join_key(&ep, "json"))
-                            .map(|jp| ExtractSource::Json(jp, j.clone())),
-                        (None, Some(r), None, None) => match Regex::new(r) {
-                            Ok(re) => Some(ExtractSource::Regex(re)),
-                            Err(err) => {
-                                self.err(
-                                    &join_key(&ep, "regex"),
-                                    format!("invalid regex: {}", first_line(&err.to_string())),
-                                );
-                                None
-                            }
-                        },
-                        (None, None, Some(h), None) => match HeaderName::from_bytes(h.as_bytes()) {
-                            Ok(hn) => Some(ExtractSource::Header(hn)),
-                            Err(_) => {
-                                self.err(
-                                    &join_key(&ep, "header"),
-                                    format!("`{h}` is not a valid header name"),
-                                );
-                                None
-                            }
-                        },
-                        (None, None, None, Some(c)) => Some(ExtractSource::Cookie(c.clone())),
-                        _ => {
-                            self.err(
-                                &ep,
-                                "an extraction needs exactly one of json, regex, header or cookie",
-                            );
-                            None
-                        }
-                    }
-                }
-            };
-            match source {
-                Some(source) => extract.push(Extract {
-                    var: var.as_str().into(),
-                    source,
-                }),
-                None => ok = false,
-            }
-        }
+        };
 
         let mut checks = Vec::new();
         if let Some(c) = &s.check {
@@ -423,7 +385,7 @@ impl Validator<'_> {
         jc.requests.push(RequestInfo {
             name,
             method: method.clone(),
-            url: url.to_string(),
+            url: written.to_string(),
         });
         Some(Request {
             id,
@@ -440,6 +402,75 @@ impl Validator<'_> {
             parses_json,
             redirects: s.redirects.unwrap_or(self.redirects),
         })
+    }
+
+    /// The extractions under `p.extract`; `None` when any is invalid (each reported).
+    pub(super) fn extractions(
+        &mut self,
+        raw: &IndexMap<String, RawExtract>,
+        p: &str,
+    ) -> Option<Vec<Extract>> {
+        let mut extract = Vec::new();
+        let mut ok = true;
+        for (var, e) in raw {
+            let ep = join_key(&join_key(p, "extract"), var);
+            if BUILTINS.contains(&var.as_str()) || !valid_ident(var) {
+                self.err_key(&ep, format!("`{var}` cannot be a variable name: use letters, digits and `_`, not starting with a digit, and not a built-in"));
+                ok = false;
+                continue;
+            }
+            let source = match e {
+                RawExtract::Path(path) => self
+                    .json_path(path, &ep)
+                    .map(|jp| ExtractSource::Json(jp, path.clone())),
+                RawExtract::Spec(spec) => {
+                    if spec.secret {
+                        self.secrets.add_var(var);
+                    }
+                    match (&spec.json, &spec.regex, &spec.header, &spec.cookie) {
+                        (Some(j), None, None, None) => self
+                            .json_path(j, &join_key(&ep, "json"))
+                            .map(|jp| ExtractSource::Json(jp, j.clone())),
+                        (None, Some(r), None, None) => match Regex::new(r) {
+                            Ok(re) => Some(ExtractSource::Regex(re)),
+                            Err(err) => {
+                                self.err(
+                                    &join_key(&ep, "regex"),
+                                    format!("invalid regex: {}", first_line(&err.to_string())),
+                                );
+                                None
+                            }
+                        },
+                        (None, None, Some(h), None) => match HeaderName::from_bytes(h.as_bytes()) {
+                            Ok(hn) => Some(ExtractSource::Header(hn)),
+                            Err(_) => {
+                                self.err(
+                                    &join_key(&ep, "header"),
+                                    format!("`{h}` is not a valid header name"),
+                                );
+                                None
+                            }
+                        },
+                        (None, None, None, Some(c)) => Some(ExtractSource::Cookie(c.clone())),
+                        _ => {
+                            self.err(
+                                &ep,
+                                "an extraction needs exactly one of json, regex, header or cookie",
+                            );
+                            None
+                        }
+                    }
+                }
+            };
+            match source {
+                Some(source) => extract.push(Extract {
+                    var: var.as_str().into(),
+                    source,
+                }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(extract)
     }
 
     pub(super) fn json_path(&mut self, text: &str, path: &str) -> Option<JsonPath> {

@@ -119,7 +119,7 @@ impl Validator<'_> {
         } = *cx;
         let kinds = step_kinds(s);
         if kinds.is_empty() {
-            self.err(p, "a step needs one of: get, post, put, patch, delete, head, options, think, script, group, loop, if, include");
+            self.err(p, "a step needs one of: get, post, put, patch, delete, head, options, ws, think, script, group, loop, if, include");
             return None;
         }
         if kinds.len() > 1 {
@@ -133,7 +133,38 @@ impl Validator<'_> {
             return None;
         }
         let kind = kinds[0];
-        if !METHODS.contains(&kind) {
+        let ws_only = [
+            ("subprotocols", !s.subprotocols.is_empty()),
+            ("steps", s.steps.is_some()),
+        ];
+        if kind != "ws"
+            && let Some((k, _)) = ws_only.iter().find(|(_, set)| *set)
+        {
+            self.err_key(
+                &join_key(p, k),
+                format!("`{k}` belongs to a `ws` step, not to `{kind}`"),
+            );
+        }
+        if kind == "ws" {
+            let not_ws = [
+                ("json", s.json.is_some()),
+                ("form", s.form.is_some()),
+                ("body", s.body.is_some()),
+                ("body_file", s.body_file.is_some()),
+                ("multipart", s.multipart.is_some()),
+                ("extract", !s.extract.is_empty()),
+                ("check", s.check.is_some()),
+                ("retry", s.retry.is_some()),
+                ("redirects", s.redirects.is_some()),
+            ];
+            if let Some((k, _)) = not_ws.iter().find(|(_, set)| *set) {
+                self.err_key(
+                    &join_key(p, k),
+                    format!("`{k}` does not apply to a `ws` step: send with `send`, check and extract with `expect` in its `steps`"),
+                );
+            }
+        }
+        if !METHODS.contains(&kind) && kind != "ws" {
             let request_only: Vec<&str> = [
                 ("target", s.target.is_some()),
                 ("headers", !s.headers.is_empty()),
@@ -248,6 +279,7 @@ impl Validator<'_> {
                     otherwise,
                 })))
             }
+            "ws" => self.ws_step(s, p, jc, cx).map(|w| Step::Ws(Box::new(w))),
             method => self
                 .request(s, p, method, jc, cx)
                 .map(|r| Step::Request(Box::new(r))),
@@ -407,6 +439,7 @@ pub(super) fn step_kinds(s: &RawStep) -> Vec<&'static str> {
         ("loop", s.repeat.is_some()),
         ("if", s.condition.is_some()),
         ("include", s.include.is_some()),
+        ("ws", s.ws.is_some()),
     ] {
         if set {
             k.push(name);
@@ -418,6 +451,11 @@ pub(super) fn step_kinds(s: &RawStep) -> Vec<&'static str> {
 pub(super) fn collect_names(steps: &[RawStep], out: &mut HashSet<String>) {
     for s in steps {
         out.extend(s.extract.keys().cloned());
+        for a in s.steps.iter().flatten() {
+            if let Some(e) = &a.expect {
+                out.extend(e.extract.keys().cloned());
+            }
+        }
         if let Some(sc) = &s.script {
             out.extend(assigned_names(sc, false).map(str::to_string));
         }
