@@ -94,6 +94,12 @@ fn the_launch_and_soak_scenarios_run_green_briefly() {
             r.flows.iter().all(|f| f.iterations_ok + f.interrupted > 0),
             "{name}: every flow ran"
         );
+        if name == "usdt-launch.yaml" {
+            // The watchers' price feed pushed ticks they matched.
+            let feed = step(&r, "watchers.prices");
+            assert!(feed.messages_in > 0, "{feed:?}");
+            assert!(step(&r, "watchers.first_tick").requests > 0);
+        }
     }
 }
 

@@ -330,3 +330,34 @@ fn ws_keys_are_validated_with_positions() {
         );
     }
 }
+
+#[test]
+fn a_wss_socket_speaks_tls_to_an_https_target() {
+    let acceptor = tls_acceptor();
+    let srv = serve_on_thread(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                return;
+            };
+            while let Some(Ok(Message::Text(t))) = ws.next().await {
+                let _ = ws.send(Message::text(format!("secure {t}"))).await;
+            }
+        }
+    });
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &format!("https://localhost:{}", srv.addr.port()),
+        "defaults: { insecure: true, hosts: { localhost: 127.0.0.1 } }\njourneys:\n  j:\n    - name: s\n      ws: /secure\n      steps:\n        - send: hi\n        - { name: reply, expect: { regex: '^secure hi$', within: 2s } }\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 1 }\n",
+    );
+    let (code, _, r, _) = run_bin_scenario(&s, &[]);
+    assert_exit(code, 0, &r, &format!("{:?}", r.error_examples));
+    let st = step(&r, "f.s");
+    assert_eq!((st.requests, st.failed), (1, 0), "{:?}", r.error_examples);
+    assert!(st.tls.is_some(), "the handshake's TLS time is recorded");
+    assert_eq!(step(&r, "f.reply").failed, 0);
+}

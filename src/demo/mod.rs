@@ -8,6 +8,7 @@
 //! (`db`, `db-queries`, `pool-wait`). An `x-signature` header, when present, must be the
 //! hex HMAC-SHA256 of the body keyed by the bearer token.
 
+pub mod feed;
 pub mod wallet;
 
 use std::convert::Infallible;
@@ -180,11 +181,19 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let w = wallet.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
+                    let svc = service_fn(move |req: Request<Incoming>| {
                         let w = w.clone();
-                        async move { Ok::<_, Infallible>(handle(&w, req).await) }
+                        async move {
+                            if req.uri().path() == "/ws/prices" && req.method() == Method::GET {
+                                return Ok::<_, Infallible>(feed::upgrade(w.pool.clone(), req));
+                            }
+                            Ok::<_, Infallible>(handle(&w, req).await)
+                        }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
                 });
             }
             _ = &mut shutdown => break,

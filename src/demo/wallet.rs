@@ -374,7 +374,8 @@ pub async fn balance(pool: &Arc<Pool>, cfg: &DemoConfig, token: String) -> Answe
     }
 }
 
-fn rate(from: &str, to: &str) -> Option<f64> {
+/// How many `to` one `from` buys.
+pub fn rate(from: &str, to: &str) -> Option<f64> {
     let usd = |a: &str| match a {
         "USDT" => Some(1.0),
         "TON" => Some(5.0),

@@ -225,7 +225,8 @@ pub fn start_server(cfg: ServerConfig) -> TestServer {
     }
 }
 
-fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+/// A TLS acceptor with a fresh self-signed certificate for `localhost` (h2 and http/1.1 offered).
+pub fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
