@@ -22,7 +22,8 @@ struct WsSeen {
 }
 
 /// `/echo` greets, then answers each text with `{"echo": text}`; `/ticks` sends a tick every
-/// 5 ms; `/close-mid` closes with 1011 after the first message; `/silent` never speaks;
+/// 5 ms; `/close-mid` closes with 1011 after the first message; `/drop` drops the connection
+/// after it; `/silent` never speaks;
 /// `/refuse` answers the upgrade with 403.
 // The callback type is tungstenite's, large error variant included.
 #[allow(clippy::result_large_err)]
@@ -88,6 +89,10 @@ fn ws_server() -> (ServerThread, Arc<WsSeen>) {
                         match m {
                             Message::Text(t) => {
                                 seen.received.lock().unwrap().push(t.to_string());
+                                if path == "/drop" {
+                                    // Gone without a close frame, as a crashed server goes.
+                                    return;
+                                }
                                 if path == "/close-mid" {
                                     let _ = ws
                                         .close(Some(CloseFrame {
@@ -243,6 +248,12 @@ journeys:
         - send: hi
         - name: answer
           expect: { regex: '.', within: 2s }
+    - name: cut
+      ws: /drop
+      steps:
+        - send: hi
+        - name: lost
+          expect: { regex: '.', within: 2s }
     - name: quiet
       ws: /silent
       steps:
@@ -274,6 +285,13 @@ flows:
         Some(1),
         "{:?}",
         answer.errors
+    );
+    let lost = step(&r, "f.lost");
+    assert_eq!(
+        lost.errors.get("ws_closed").copied(),
+        Some(1),
+        "{:?}",
+        lost.errors
     );
     let never = step(&r, "f.never");
     assert_eq!(
@@ -312,17 +330,18 @@ fn ws_keys_are_validated_with_positions() {
     let s = write_scenario(
         d.path(),
         "http://127.0.0.1:9",
-        "journeys:\n  j:\n    - name: a\n      ws: /x\n      check: { status: 101 }\n      steps:\n        - { send: hi, hold: 1s }\n        - close: 1006\n        - expect: { regex: '(' }\n    - { name: b, get: /y, subprotocols: [x] }\n    - { name: c, ws: /z }\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 1 }\n",
+        "journeys:\n  j:\n    - name: a\n      ws: /x\n      check: { status: 101 }\n      steps:\n        - { send: hi, hold: 1s }\n        - expect: { regex: '(' }\n        - close: 1006\n        - send: late\n    - { name: b, get: /y, subprotocols: [x] }\n    - { name: c, ws: /z }\nflows:\n  f: { journey: j, vus: 1, per_vu_iterations: 1 }\n",
     );
     let (code, _, err) = run_bin(&["validate", s.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     for (line, what) in [
         (6, "does not apply to a `ws` step"),
         (8, "one of send, expect, hold or close"),
-        (9, "3000 to 4999"),
-        (10, "invalid regex"),
-        (11, "belongs to a `ws` step"),
-        (12, "needs `steps`"),
+        (9, "invalid regex"),
+        (10, "3000 to 4999"),
+        (11, "nothing can follow `close`"),
+        (12, "belongs to a `ws` step"),
+        (13, "needs `steps`"),
     ] {
         assert!(
             err.contains(&format!("s.yaml:{line}:")) && err.contains(what),

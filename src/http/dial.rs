@@ -39,7 +39,10 @@ pub(super) async fn open(
     tunnel: bool,
 ) -> Result<(TcpStream, Via), Fail> {
     let overridden = t.hosts.lookup(&origin.host, origin.port);
-    let Some(proxy) = t.proxies.for_target(origin.https, &origin.host) else {
+    let Some(proxy) = t
+        .proxies
+        .for_target(origin.https, &origin.host, overridden.map(|a| a.ip()))
+    else {
         let stream = match overridden {
             Some(addr) => connect_any(&origin.host, [addr]).await?,
             None => tcp_connect(&origin.host, origin.port).await?,
@@ -56,7 +59,10 @@ pub(super) async fn open(
         None if origin.host.contains(':') => format!("[{}]:{}", origin.host, origin.port),
         None => format!("{}:{}", origin.host, origin.port),
     };
-    if origin.https || tunnel {
+    // A forwarded request names its target in the request line, and a proxy must prefer that
+    // to `Host` (RFC 9112 §3.2.2): an overridden host would reach the origin under its address,
+    // so it goes through a tunnel, where `Host` keeps the name.
+    if origin.https || tunnel || overridden.is_some() {
         connect_tunnel(&mut stream, proxy, &authority).await?;
         Ok((stream, Via::Direct))
     } else {
@@ -114,10 +120,16 @@ async fn connect_tunnel(s: &mut TcpStream, proxy: &Proxy, authority: &str) -> Re
             ));
         }
     };
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut resp = httparse::Response::new(&mut headers);
     let code = match resp.parse(&buf[..end]) {
         Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err((
+                ErrorClass::Protocol,
+                format!("proxy {proxy} answered CONNECT {authority} with over 100 header fields"),
+            ));
+        }
         _ => {
             return Err((
                 ErrorClass::Protocol,
@@ -127,13 +139,12 @@ async fn connect_tunnel(s: &mut TcpStream, proxy: &Proxy, authority: &str) -> Re
             ));
         }
     };
-    if end != buf.len() {
-        return Err((
+    match code {
+        // A refusal may carry a body (an HTML page): it is not read, the connection is dropped.
+        200..=299 if end != buf.len() => Err((
             ErrorClass::Protocol,
             format!("proxy {proxy} sent bytes after its CONNECT answer, before the client spoke"),
-        ));
-    }
-    match code {
+        )),
         200..=299 => Ok(()),
         407 => Err((
             ErrorClass::Connect,

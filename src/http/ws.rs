@@ -9,6 +9,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use http::{HeaderMap, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -174,12 +175,18 @@ impl Client {
 }
 
 impl WsConn {
-    /// Sends a text message.
-    pub async fn send_text(&mut self, text: String) -> Result<(), Fail> {
-        self.stream
-            .send(Message::text(text))
-            .await
-            .map_err(|e| classify(e, "sending a message"))
+    /// Sends a text message, within `timeout` (a server that stops reading fills the socket's
+    /// buffers, and the send would wait for ever).
+    pub async fn send_text(&mut self, text: String, timeout: Duration) -> Result<(), Fail> {
+        match tokio::time::timeout(timeout, self.stream.send(Message::text(text))).await {
+            Ok(r) => r.map_err(|e| classify(e, "sending a message")),
+            Err(_) => Err((
+                ErrorClass::Timeout,
+                format!(
+                    "sending a message did not finish within {timeout:?}: the server is not reading"
+                ),
+            )),
+        }
     }
 
     /// The next data message (pings are answered and skipped). A close by the server is an
@@ -211,28 +218,30 @@ impl WsConn {
         }
     }
 
-    /// Closes with `code`, waiting at most `wait` for the server's answering close frame.
+    /// Closes with `code`: sends the close frame and reads until the server's answering one,
+    /// all within `wait` (a server that never answers is then simply dropped).
     pub async fn close(mut self, code: u16, wait: Duration) -> Result<(), Fail> {
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: "".into(),
         };
-        self.stream
-            .close(Some(frame))
-            .await
-            .map_err(|e| classify(e, "closing"))?;
-        // Read until the server's close arrives (the stream then ends), bounded.
-        let _ = tokio::time::timeout(wait, async {
+        let closing = async {
+            self.stream
+                .close(Some(frame))
+                .await
+                .map_err(|e| classify(e, "closing"))?;
             while let Some(Ok(_)) = self.stream.next().await {}
-        })
-        .await;
-        Ok(())
+            Ok(())
+        };
+        tokio::time::timeout(wait, closing).await.unwrap_or(Ok(()))
     }
 }
 
 fn classify(e: WsError, doing: &str) -> Fail {
     let class = match &e {
-        WsError::ConnectionClosed | WsError::AlreadyClosed => ErrorClass::WsClosed,
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => ErrorClass::WsClosed,
         WsError::Io(io) => match io.kind() {
             std::io::ErrorKind::TimedOut => ErrorClass::Timeout,
             _ if io

@@ -268,7 +268,19 @@ pub(super) fn build(
                 match piece {
                     crate::scenario::plan::MultipartPiece::Bytes(b) => out.extend_from_slice(b),
                     crate::scenario::plan::MultipartPiece::Field(t) => {
-                        t.render(&rc, &mut out).map_err(describe_missing)?
+                        let from = out.len();
+                        t.render(&rc, &mut out).map_err(describe_missing)?;
+                        // A value (perhaps extracted from a response) holding the boundary
+                        // would end its part early and smuggle parts in.
+                        let fence = format!("--{}", m.boundary);
+                        if out[from..]
+                            .windows(fence.len())
+                            .any(|w| w == fence.as_bytes())
+                        {
+                            return Err(
+                                "a multipart field rendered to text that contains the body's boundary".into(),
+                            );
+                        }
                     }
                 }
             }

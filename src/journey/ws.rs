@@ -24,6 +24,7 @@ type Fail = (ErrorClass, String);
 /// Runs a `ws` step due at `due`; true when everything in it succeeded.
 pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due: Instant) -> bool {
     let key = ctx.key_base + w.open.id.0 as usize;
+    let batch = ctx.registry.batch_mark(ctx.is_live());
     let req = match build(&w.open, vu, ctx) {
         Ok(r) => r,
         Err(msg) => {
@@ -107,7 +108,8 @@ pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due
                         "the WebSocket handshake failed".into(),
                     ));
                     sample.error = Some(class);
-                    ctx.registry.request(key, &sample, None);
+                    ctx.registry
+                        .request(key, &sample, ctx.registry.overlapped(batch));
                     fail(ctx, Some(vu), Place::Step(key), class, || msg);
                     return false;
                 }
@@ -140,7 +142,7 @@ pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due
                 }
                 let text = String::from_utf8_lossy(&out).into_owned();
                 let n = text.len() as u64;
-                if let Err(e) = c.send_text(text).await {
+                if let Err(e) = c.send_text(text, w.open.timeout).await {
                     step_error = Some(e);
                     break;
                 }
@@ -192,12 +194,14 @@ pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due
     vu.work.bytes += run.bytes.0 + run.bytes.1;
     if let Some((class, msg)) = step_error {
         sample.error = Some(class);
-        ctx.registry.request(key, &sample, None);
+        ctx.registry
+            .request(key, &sample, ctx.registry.overlapped(batch));
         fail(ctx, Some(vu), Place::Step(key), class, || msg);
         // A connection in an unknown state is not kept.
         return false;
     }
-    ctx.registry.request(key, &sample, None);
+    ctx.registry
+        .request(key, &sample, ctx.registry.overlapped(batch));
     if ok && let Some(c) = run.conn.take() {
         vu.ws.push((origin, path, c));
     }
@@ -218,6 +222,9 @@ struct Run {
 /// (whose extractions then hold).
 async fn expect(x: &WsExpect, run: &mut Run, vu: &mut VirtualUser, ctx: &FlowCtx) -> bool {
     let key = ctx.key_base + x.id.0 as usize;
+    let batch = ctx
+        .registry
+        .overlapped(ctx.registry.batch_mark(ctx.is_live()));
     let start = run.last_send.take().unwrap_or_else(Instant::now);
     let deadline = tokio::time::Instant::now() + x.within;
     let mut sample = failed_sample(start, ErrorClass::Timeout, false);
@@ -264,18 +271,16 @@ async fn expect(x: &WsExpect, run: &mut Run, vu: &mut VirtualUser, ctx: &FlowCtx
     match outcome {
         Ok((passed, found)) => {
             sample.checks = (passed, 0);
-            ctx.registry.request(key, &sample, None);
+            ctx.registry.request(key, &sample, batch);
             for (var, v) in found {
                 vu.scope.set_or_push(var, v);
             }
             true
         }
         Err((class, msg)) => {
+            // A timeout keeps its latency (the whole `within`), as an HTTP timeout does.
             sample.error = Some(class);
-            if class == ErrorClass::Timeout {
-                sample.sent = false;
-            }
-            ctx.registry.request(key, &sample, None);
+            ctx.registry.request(key, &sample, batch);
             fail(ctx, Some(vu), Place::Step(key), class, || msg);
             false
         }
@@ -324,7 +329,8 @@ fn matches(
 
 /// Closes the user's WebSockets at the end of its iteration (a close frame each, not waited on).
 pub(super) async fn close_all(vu: &mut VirtualUser) {
+    // A polite close, but the user does not wait on a server that ignores it.
     for (_, _, c) in vu.ws.drain(..) {
-        let _ = c.close(1000, Duration::ZERO).await;
+        let _ = c.close(1000, Duration::from_millis(100)).await;
     }
 }

@@ -265,6 +265,8 @@ pub enum Body {
 pub struct Multipart {
     /// In order.
     pub pieces: Vec<MultipartPiece>,
+    /// The boundary: a rendered field that contains `--` and it would end its part early.
+    pub boundary: String,
 }
 
 /// A piece of a [`Multipart`] body.

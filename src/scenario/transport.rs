@@ -179,6 +179,21 @@ pub fn parse_proxy(url: &str) -> Result<Proxy, String> {
     })
 }
 
+/// A proxy URL as it may be shown: any `user:password@` replaced by `***@`.
+pub fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let shown = match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}{}", &rest[authority_end..]),
+        None => rest.to_string(),
+    };
+    if scheme.is_empty() {
+        shown
+    } else {
+        format!("{scheme}://{shown}")
+    }
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -246,7 +261,10 @@ impl Proxies {
         };
         let read = |name: &str| {
             var(name)
-                .map(|v| parse_proxy(&v).map_err(|e| format!("{name} `{v}`: {e}")))
+                .map(|v| {
+                    parse_proxy(&v)
+                        .map_err(|e| format!("{name} `{}`: {e}", without_credentials(&v)))
+                })
                 .transpose()
         };
         let http = read("HTTP_PROXY")?;
@@ -267,26 +285,32 @@ impl Proxies {
         self.http.is_none() && self.https.is_none()
     }
 
-    /// The proxy a request to `host` takes (`https` for a TLS target), if any.
-    pub fn for_target(&self, https: bool, host: &str) -> Option<&Proxy> {
+    /// The proxy a request to `host` takes (`https` for a TLS target), if any. `dialled` is
+    /// the address `defaults.hosts` gives the host: loopback and `NO_PROXY` ranges are judged on
+    /// it too, since that is where the proxy would connect.
+    pub fn for_target(&self, https: bool, host: &str, dialled: Option<IpAddr>) -> Option<&Proxy> {
         let p = if https { &self.https } else { &self.http }.as_ref()?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let ip = host.parse::<IpAddr>().ok();
+        let ips: Vec<IpAddr> = host
+            .parse::<IpAddr>()
+            .ok()
+            .into_iter()
+            .chain(dialled)
+            .collect();
         if self.skip_loopback
             && (host.eq_ignore_ascii_case("localhost")
                 || host.to_ascii_lowercase().ends_with(".localhost")
-                || ip.is_some_and(|ip| ip.is_loopback()))
+                || ips.iter().any(|ip| ip.is_loopback()))
         {
             return None;
         }
-        let bypassed = self.bypass.iter().any(|b| match (b, ip) {
-            (Bypass::All, _) => true,
-            (Bypass::Domain(d), _) => {
+        let bypassed = self.bypass.iter().any(|b| match b {
+            Bypass::All => true,
+            Bypass::Domain(d) => {
                 let h = host.to_ascii_lowercase();
                 h == *d || h.strip_suffix(d.as_str()).is_some_and(|s| s.ends_with('.'))
             }
-            (Bypass::Net(net, bits), Some(ip)) => in_net(ip, *net, *bits),
-            (Bypass::Net(..), None) => false,
+            Bypass::Net(net, bits) => ips.iter().any(|ip| in_net(*ip, *net, *bits)),
         });
         (!bypassed).then_some(p)
     }
@@ -439,8 +463,14 @@ mod tests {
             _ => None,
         };
         let p = Proxies::from_env(env).unwrap();
-        assert_eq!(p.for_target(false, "api.example.com").unwrap().host, "p1");
-        assert_eq!(p.for_target(true, "api.example.com").unwrap().host, "p2");
+        assert_eq!(
+            p.for_target(false, "api.example.com", None).unwrap().host,
+            "p1"
+        );
+        assert_eq!(
+            p.for_target(true, "api.example.com", None).unwrap().host,
+            "p2"
+        );
         for bypassed in [
             "internal.corp",
             "db.internal.corp",
@@ -451,13 +481,19 @@ mod tests {
             "127.0.0.1",
             "::1",
         ] {
-            assert!(p.for_target(true, bypassed).is_none(), "{bypassed}");
+            assert!(p.for_target(true, bypassed, None).is_none(), "{bypassed}");
         }
-        assert!(p.for_target(true, "notinternal.corp").is_some());
-        assert!(p.for_target(true, "11.0.0.1").is_some());
+        assert!(p.for_target(true, "notinternal.corp", None).is_some());
+        assert!(p.for_target(true, "11.0.0.1", None).is_some());
+        // Where an override sends the name decides too.
+        let lo = Some("127.0.0.1".parse().unwrap());
+        assert!(p.for_target(true, "api.example.com", lo).is_none());
+        let inside = Some("10.9.9.9".parse().unwrap());
+        assert!(p.for_target(true, "api.example.com", inside).is_none());
         let fixed = Proxies::fixed(parse_proxy("127.0.0.1:9").unwrap());
-        assert!(fixed.for_target(false, "127.0.0.1").is_some());
-        let bad = Proxies::from_env(|k| (k == "HTTPS_PROXY").then(|| "ftp://x".to_string()));
-        assert!(bad.unwrap_err().starts_with("HTTPS_PROXY `ftp://x`"));
+        assert!(fixed.for_target(false, "127.0.0.1", None).is_some());
+        let bad = Proxies::from_env(|k| (k == "HTTPS_PROXY").then(|| "ftp://u:pw@x".to_string()));
+        let e = bad.unwrap_err();
+        assert!(e.starts_with("HTTPS_PROXY `ftp://***@x`"), "{e}");
     }
 }

@@ -289,6 +289,7 @@ async fn route(seen: &Seen, cfg: &ServerConfig, req: Request<Incoming>) -> Respo
         "user-agent",
         "proxy-authorization",
         "accept-encoding",
+        "host",
     ]
     .iter()
     .filter_map(|h| {

@@ -1,5 +1,6 @@
 //! A forward proxy on 127.0.0.1:0 for the proxy tests: `CONNECT` tunnels and absolute-form
-//! requests, each recorded, optionally behind Basic credentials. It dials loopback only.
+//! requests, each recorded, optionally behind Basic credentials (a refusal carries an HTML body,
+//! as Squid's does). It dials loopback only, resolving `shop.test` to 127.0.0.1 itself.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -73,7 +74,7 @@ async fn serve(mut client: TcpStream, seen: &ProxySeen, auth: Option<&str>) -> s
     {
         *seen.refused.lock().unwrap() += 1;
         client
-            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n")
+            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Type: text/html\r\nContent-Length: 20\r\n\r\n<html>denied</html>\n")
             .await?;
         return Ok(());
     }
@@ -102,7 +103,12 @@ async fn serve(mut client: TcpStream, seen: &ProxySeen, auth: Option<&str>) -> s
             )),
         )
     };
-    // Loopback only: the tests never send traffic anywhere else.
+    // Loopback only: the tests never send traffic anywhere else. The proxy resolves the tests'
+    // name `shop.test` itself, as a real proxy resolves what its clients cannot.
+    let authority = match authority.strip_prefix("shop.test:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => authority,
+    };
     let addr: SocketAddr = match authority.parse() {
         Ok(a) if SocketAddr::ip(&a).is_loopback() => a,
         _ => {

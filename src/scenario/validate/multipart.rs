@@ -65,7 +65,14 @@ impl Validator<'_> {
         if !ok {
             return None;
         }
-        let boundary = boundary_for(p, files.iter().map(|f| f.3.as_slice()));
+        let literals: Vec<&str> = fields.iter().filter_map(|(_, t)| t.as_literal()).collect();
+        let boundary = boundary_for(
+            p,
+            files
+                .iter()
+                .map(|f| f.3.as_slice())
+                .chain(literals.iter().map(|l| l.as_bytes())),
+        );
         let mut pieces = Vec::new();
         let mut fixed = Vec::new();
         for (name, t) in fields {
@@ -96,7 +103,7 @@ impl Validator<'_> {
         pieces.push(MultipartPiece::Bytes(Bytes::from(fixed)));
         let content_type =
             HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}")).ok()?;
-        Some((Multipart { pieces }, content_type))
+        Some((Multipart { pieces, boundary }, content_type))
     }
 }
 

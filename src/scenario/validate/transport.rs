@@ -25,7 +25,10 @@ impl Validator<'_> {
                 Err(e) => {
                     self.err(
                         "defaults.proxy",
-                        format!("invalid proxy `{url}`: {e} (or `none` to ignore the proxy environment variables)"),
+                        format!(
+                            "invalid proxy `{}`: {e} (or `none` to ignore the proxy environment variables)",
+                            without_credentials(url)
+                        ),
                     );
                     Proxies::none()
                 }

@@ -54,8 +54,20 @@ impl Validator<'_> {
         };
         let mut actions = Vec::new();
         let mut expects = 0;
+        let mut closed_at: Option<usize> = None;
         for (i, a) in raw_actions.iter().enumerate() {
             let ap = join_index(&join_key(p, "steps"), i);
+            if let Some(at) = closed_at {
+                self.err(
+                    &ap,
+                    format!("nothing can follow `close` (step {}): the socket is closed; open another with a later `ws` step", at + 1),
+                );
+                ok = false;
+                break;
+            }
+            if a.close.is_some() {
+                closed_at = Some(i);
+            }
             let set: Vec<&str> = [
                 ("send", a.send.is_some()),
                 ("expect", a.expect.is_some()),
