@@ -11,6 +11,7 @@
 
 pub mod decode;
 mod dial;
+pub mod h1;
 pub mod server_timing;
 mod tls;
 pub mod ws;
@@ -32,7 +33,7 @@ use tokio::net::TcpStream;
 
 pub use crate::model::ErrorClass;
 
-use crate::scenario::plan::{HttpVersion, Origin, Settings};
+use crate::scenario::plan::{H1Client, HttpVersion, Origin, Settings};
 use crate::scenario::transport::Transport;
 
 /// Client settings shared by every virtual user of a run (TLS configuration is built once).
@@ -42,11 +43,19 @@ pub struct Client {
     tls_h1: Arc<rustls::ClientConfig>,
     version: HttpVersion,
     transport: Arc<Transport>,
+    /// HTTP/1.1 on the lean path ([`h1`]) rather than hyper's.
+    lean: bool,
 }
+
+/// Any byte stream a connection runs on (plain TCP or TLS).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
+    /// The lean HTTP/1.1 path ([`h1`]).
+    Lean(Box<h1::Lean>),
 }
 
 impl Sender {
@@ -54,6 +63,7 @@ impl Sender {
         match self {
             Sender::H1(s) => s.is_closed(),
             Sender::H2(s) => s.is_closed(),
+            Sender::Lean(l) => l.is_closed(),
         }
     }
 }
@@ -191,6 +201,7 @@ impl Client {
             tls_h1,
             version: settings.http,
             transport: Arc::new(t.clone()),
+            lean: settings.client == H1Client::Lean,
         }
     }
 
@@ -269,6 +280,23 @@ impl Client {
                 ex.sent = true;
                 let driver = &mut conn.driver;
                 let result = match &mut conn.sender {
+                    Sender::Lean(l) => {
+                        stage.set(Stage::Sending);
+                        match l.exchange(&req, reused, &mut ex, body, buf, &stage).await {
+                            Ok(false) => {
+                                if l.is_closed() {
+                                    *conns.slot(origin_id) = None;
+                                }
+                                return Ok(());
+                            }
+                            // The server had closed the idle connection: once more, fresh.
+                            Ok(true) => {
+                                *conns.slot(origin_id) = None;
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
                     Sender::H1(s) => match drive(driver, s.ready()).await {
                         Ok(()) => drive(driver, s.try_send_request(req)).await,
                         // The server closed the idle connection: replace it.
@@ -367,7 +395,7 @@ impl Client {
             let (conn, tls) = Box::pin(self.tls_connect(origin, stream)).await?;
             Ok((conn, connect, Some(tls)))
         } else {
-            let mut conn = handshake(stream, h2c).await?;
+            let mut conn = handshake(stream, h2c, self.lean).await?;
             if let dial::Via::Forward(f) = via {
                 conn.forward = Some(f);
             }
@@ -388,7 +416,7 @@ impl Client {
         let tls = tls_over(config, origin, stream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let tls_time = tls_start.elapsed();
-        let conn = handshake(tls, h2).await?;
+        let conn = handshake(tls, h2, self.lean).await?;
         Ok((conn, tls_time))
     }
 }
@@ -416,10 +444,18 @@ async fn tls_over(
         })
 }
 
-async fn handshake<T>(io: T, h2: bool) -> Result<Conn, Fail>
+async fn handshake<T>(io: T, h2: bool, lean: bool) -> Result<Conn, Fail>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    if lean && !h2 {
+        return Ok(Conn {
+            sender: Sender::Lean(Box::new(h1::Lean::new(Box::pin(io)))),
+            h2: false,
+            driver: None,
+            forward: None,
+        });
+    }
     if h2 {
         // Boxed: the HTTP/2 handshake's state is large; HTTP/1's is small.
         Box::pin(handshake_h2(io)).await
@@ -495,8 +531,13 @@ async fn read_response(
             }
         }
     }
-    // Only a body the step reads is decoded: decoding one nobody reads would cost CPU for
-    // nothing (its decoded size is then not known, and `bytes_decoded` counts it as sent).
+    decode_kept(ex, policy, buf)
+}
+
+/// Undoes `Content-Encoding` on a kept body. Only a body the step reads is decoded: decoding
+/// one nobody reads would cost CPU for nothing (its decoded size is then not known, and
+/// `bytes_decoded` counts it as received).
+fn decode_kept(ex: &mut Exchange, policy: BodyPolicy, buf: &mut Vec<u8>) -> Result<(), Fail> {
     if policy.keep
         && let Some(decoded) = decode::decode(&ex.headers, buf, policy.max_bytes)?
     {

@@ -7,19 +7,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::{HeaderMap, Request};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::{Client, ErrorClass, Fail, dial};
+use super::{Client, ErrorClass, Fail, Io, dial};
 use crate::scenario::plan::Origin;
-
-/// Any byte stream a WebSocket runs on (plain TCP or TLS).
-trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// An open WebSocket.
 pub struct WsConn {

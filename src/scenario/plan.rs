@@ -114,6 +114,18 @@ pub struct Settings {
     pub redirects: u32,
     /// Host overrides, proxies and the client certificate.
     pub transport: super::transport::Transport,
+    /// Which HTTP/1.1 client speaks to HTTP/1.1 origins.
+    pub client: H1Client,
+}
+
+/// The HTTP/1.1 client (`defaults.client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum H1Client {
+    /// stampede's own: one buffer per connection, no task or channel per request.
+    #[default]
+    Lean,
+    /// hyper's, the reference the lean path is tested against.
+    Hyper,
 }
 
 /// HTTP version policy.

@@ -209,6 +209,9 @@ pub struct RawDefaults {
     pub client_cert: Option<String>,
     /// PEM private key of `client_cert`.
     pub client_key: Option<String>,
+    /// The HTTP/1.1 client: `lean` (default; stampede's own, cheaper per request and per user)
+    /// or `hyper` (the reference it is tested against). HTTP/2 is always hyper's.
+    pub client: Option<String>,
 }
 
 /// A data feeder: rows from a CSV or JSON-lines file.

@@ -33,7 +33,16 @@ impl Validator<'_> {
             arrival_slack: DEFAULT_ARRIVAL_SLACK,
             redirects: d.redirects.unwrap_or(10),
             transport: self.transport(d),
+            client: H1Client::Lean,
         };
+        match d.client.as_deref() {
+            None | Some("lean") => {}
+            Some("hyper") => s.client = H1Client::Hyper,
+            Some(other) => self.err(
+                "defaults.client",
+                format!("unknown client `{other}`: expected lean or hyper"),
+            ),
+        }
         if let Some(t) = &d.arrival_slack {
             match self.span("defaults.arrival_slack", t) {
                 Some(v) if v <= Duration::from_millis(100) => s.arrival_slack = v,

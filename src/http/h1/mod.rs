@@ -1,0 +1,216 @@
+//! The lean HTTP/1.1 client path (the default for HTTP/1.1; hyper stays the reference, for
+//! HTTP/2, and behind `defaults.client: hyper`): the request written from one reused buffer,
+//! the response read into a per-connection buffer that starts small and grows only for a large
+//! head, bodies decoded by [`parse`] and handed straight to the step's buffer (or counted and
+//! dropped). No task, channel or oneshot per request: the user's own task does the I/O.
+
+pub mod parse;
+
+use std::pin::Pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt as _, Full};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::{BodyPolicy, ErrorClass, Exchange, Fail, Io, PEEK_BYTES, Stage, StageCell};
+use parse::{BodyDecoder, H1Error, framing, head_cut, parse_head};
+
+/// A read buffer's starting size; it grows for a large head and shrinks back after.
+const READ_START: usize = 2048;
+/// A buffer larger than this is given back after the exchange.
+const KEEP_AT_MOST: usize = 16 * 1024;
+
+/// One HTTP/1.1 connection on the lean path.
+pub(super) struct Lean {
+    io: Pin<Box<dyn Io>>,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    closed: bool,
+}
+
+impl Lean {
+    pub(super) fn new(io: Pin<Box<dyn Io>>) -> Lean {
+        Lean {
+            io,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// Whether the connection can take no more requests (the server said close, or it failed).
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Sends `req` and reads its response into `ex` (and the body into `buf` per `policy`).
+    /// `Ok(true)` means the connection was stale: it was reused and closed before any byte of
+    /// an answer came back, so the request may be sent again on a fresh one.
+    pub(super) async fn exchange(
+        &mut self,
+        req: &Request<Full<Bytes>>,
+        reused: bool,
+        ex: &mut Exchange,
+        policy: BodyPolicy,
+        buf: &mut Vec<u8>,
+        stage: &StageCell,
+    ) -> Result<bool, Fail> {
+        // Until proven otherwise, a failure leaves the connection unusable.
+        self.closed = true;
+        // `Full` is ready at once; cloning it clones a `Bytes` (a reference count).
+        let body = req
+            .body()
+            .clone()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let head_request = req.method() == http::Method::HEAD;
+        self.write_request(req, &body);
+        if let Err(e) = self.io.write_all(&self.wbuf).await {
+            return if reused { Ok(true) } else { Err(io_fail(&e)) };
+        }
+        if self.wbuf.capacity() > KEEP_AT_MOST {
+            self.wbuf = Vec::new();
+        }
+        self.rbuf.clear();
+        // The head, after any 1xx interim responses.
+        let head = loop {
+            match parse_head(&self.rbuf).map_err(h1_fail)? {
+                Some(h) => {
+                    self.rbuf.drain(..h.len);
+                    ex.bytes_in += h.len as u64;
+                    if (100..200).contains(&h.status) && h.status != 101 {
+                        continue;
+                    }
+                    break h;
+                }
+                None => {
+                    let got = self.fill().await;
+                    match got {
+                        Ok(0) | Err(_) if reused && ex.bytes_in == 0 && self.rbuf.is_empty() => {
+                            return Ok(true);
+                        }
+                        Ok(0) => return Err(h1_fail(head_cut())),
+                        Ok(_) => {}
+                        Err(e) => return Err(io_fail(&e)),
+                    }
+                }
+            }
+        };
+        ex.head_at = Some(Instant::now());
+        stage.set(Stage::Body);
+        ex.status = Some(head.status);
+        let framed = framing(&head, head_request).map_err(h1_fail)?;
+        let keeps_alive = head.keeps_alive() && framed != parse::Framing::Close;
+        ex.headers = head.headers;
+        let mut decoder = BodyDecoder::new(framed);
+        buf.clear();
+        loop {
+            let mut sink = |data: &[u8]| -> Result<(), H1Error> {
+                if policy.keep {
+                    if buf.len() as u64 + data.len() as u64 > policy.max_bytes {
+                        return Err(H1Error {
+                            class: ErrorClass::BodyTooLarge,
+                            message: format!(
+                                "response body exceeds max_body_bytes ({} bytes)",
+                                policy.max_bytes
+                            ),
+                        });
+                    }
+                    buf.extend_from_slice(data);
+                } else if buf.len() < PEEK_BYTES {
+                    let n = (PEEK_BYTES - buf.len()).min(data.len());
+                    buf.extend_from_slice(&data[..n]);
+                }
+                Ok(())
+            };
+            let used = decoder.decode(&self.rbuf, &mut sink).map_err(h1_fail)?;
+            ex.bytes_in += used as u64;
+            self.rbuf.drain(..used);
+            if decoder.is_done() {
+                break;
+            }
+            match self.fill().await {
+                Ok(0) => {
+                    decoder.eof().map_err(h1_fail)?;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => return Err(io_fail(&e)),
+            }
+        }
+        // Bytes after the response that nobody asked for: the connection's framing is lost.
+        self.closed = !keeps_alive || !self.rbuf.is_empty();
+        if self.rbuf.capacity() > KEEP_AT_MOST {
+            self.rbuf = Vec::new();
+        }
+        super::decode_kept(ex, policy, buf)?;
+        Ok(false)
+    }
+
+    /// Reads more into `rbuf`, growing it only when it is full (a large head).
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.rbuf.capacity() == self.rbuf.len() {
+            self.rbuf.reserve(self.rbuf.len().max(READ_START));
+        }
+        self.io.read_buf(&mut self.rbuf).await
+    }
+
+    fn write_request(&mut self, parts: &Request<Full<Bytes>>, body: &[u8]) {
+        let w = &mut self.wbuf;
+        w.clear();
+        w.extend_from_slice(parts.method().as_str().as_bytes());
+        w.push(b' ');
+        // A forwarding proxy gets the absolute form; a server the origin form.
+        if parts.uri().scheme().is_some() {
+            w.extend_from_slice(parts.uri().to_string().as_bytes());
+        } else {
+            let pq = parts.uri().path_and_query().map_or("/", |p| p.as_str());
+            w.extend_from_slice(pq.as_bytes());
+        }
+        w.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in parts.headers() {
+            w.extend_from_slice(name.as_str().as_bytes());
+            w.extend_from_slice(b": ");
+            w.extend_from_slice(value.as_bytes());
+            w.extend_from_slice(b"\r\n");
+        }
+        let framed = parts.headers().contains_key(http::header::CONTENT_LENGTH)
+            || parts
+                .headers()
+                .contains_key(http::header::TRANSFER_ENCODING);
+        let needs_length = !body.is_empty()
+            || matches!(
+                *parts.method(),
+                http::Method::POST | http::Method::PUT | http::Method::PATCH
+            );
+        if !framed && needs_length {
+            w.extend_from_slice(b"content-length: ");
+            w.extend_from_slice(body.len().to_string().as_bytes());
+            w.extend_from_slice(b"\r\n");
+        }
+        w.extend_from_slice(b"\r\n");
+        w.extend_from_slice(body);
+    }
+}
+
+fn h1_fail(e: H1Error) -> Fail {
+    (e.class, e.message)
+}
+
+fn io_fail(e: &std::io::Error) -> Fail {
+    use std::io::ErrorKind::*;
+    let class = match e.kind() {
+        _ if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => ErrorClass::Tls,
+        TimedOut => ErrorClass::Timeout,
+        InvalidData => ErrorClass::Protocol,
+        _ => ErrorClass::Reset,
+    };
+    (class, format!("connection error: {e}"))
+}
+
+#[cfg(test)]
+mod tests;

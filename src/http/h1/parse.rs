@@ -1,0 +1,497 @@
+//! The lean HTTP/1.1 response reader's pure half: a head parsed by `httparse` (the parser hyper
+//! uses), the body's framing decided from it (RFC 9112 §6), and a body decoder for
+//! `Content-Length`, chunked coding (extensions and trailers) and close-delimited bodies. It
+//! consumes the bytes it is given and says what it still needs, so tests and the fuzzer drive it
+//! without any I/O, split at any boundary.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::model::ErrorClass;
+
+/// The largest response head accepted (status line and headers).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The most header fields accepted (hyper's default).
+pub const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line, extensions included.
+const MAX_CHUNK_LINE: usize = 4096;
+/// The most trailer bytes accepted after the last chunk.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Why a response cannot be read; its class is what the hyper path reports for the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H1Error {
+    /// `protocol` for broken framing, `reset` for a message cut short.
+    pub class: ErrorClass,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn protocol(message: impl Into<String>) -> H1Error {
+    H1Error {
+        class: ErrorClass::Protocol,
+        message: message.into(),
+    }
+}
+
+fn incomplete(what: &str) -> H1Error {
+    H1Error {
+        class: ErrorClass::Reset,
+        message: format!("the connection closed before the {what} was complete"),
+    }
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Status code.
+    pub status: u16,
+    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
+    pub minor: u8,
+    /// Header fields.
+    pub headers: HeaderMap,
+    /// Bytes of the head, final blank line included.
+    pub len: usize,
+}
+
+impl Head {
+    /// Whether the connection can carry another request after this response: HTTP/1.1 unless
+    /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keeps_alive(&self) -> bool {
+        let has = |token: &str| {
+            self.headers
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
+        if self.minor == 0 {
+            has("keep-alive")
+        } else {
+            !has("close")
+        }
+    }
+}
+
+/// Parses a head from the start of `buf`: `None` when more bytes are needed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut fields);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD {
+                return Err(protocol(format!(
+                    "the response head is over {MAX_HEAD} bytes"
+                )));
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(protocol(format!(
+                "the response has more than {MAX_HEADERS} header fields"
+            )));
+        }
+        Err(e) => return Err(protocol(format!("invalid response head: {e}"))),
+    };
+    if len > MAX_HEAD {
+        return Err(protocol(format!(
+            "the response head is over {MAX_HEAD} bytes"
+        )));
+    }
+    let status = resp.code.unwrap_or(0);
+    let minor = resp.version.unwrap_or(1);
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| protocol(format!("invalid header name {:?}", h.name)))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| protocol(format!("invalid value for header {}", h.name)))?;
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        status,
+        minor,
+        headers,
+        len,
+    }))
+}
+
+/// How a response's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (`HEAD`, 1xx, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the server closes.
+    Close,
+}
+
+/// The body's framing (RFC 9112 §6.3). `head_request`: the request was a `HEAD`.
+pub fn framing(head: &Head, head_request: bool) -> Result<Framing, H1Error> {
+    if head_request || head.status < 200 || head.status == 204 || head.status == 304 {
+        return Ok(Framing::Empty);
+    }
+    let te: Vec<&HeaderValue> = head
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .collect();
+    if !te.is_empty() {
+        // Only the last coding frames the message; anything else is read to the close.
+        let last = te
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty());
+        return Ok(match last {
+            Some(t) if t.eq_ignore_ascii_case("chunked") => Framing::Chunked,
+            _ => Framing::Close,
+        });
+    }
+    let mut length: Option<u64> = None;
+    for v in head.headers.get_all(http::header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|b| *b == b',') {
+            let text = std::str::from_utf8(part).unwrap_or("").trim();
+            let n = (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| text.parse::<u64>().ok())
+                .flatten()
+                .ok_or_else(|| protocol(format!("invalid content-length {text:?}")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(protocol("conflicting content-length values"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::Close,
+    })
+}
+
+/// Decodes a body in pieces.
+#[derive(Debug, Clone)]
+pub struct BodyDecoder {
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Done,
+    Length(u64),
+    Close,
+    /// Reading a chunk-size line: the size so far, its digits, the line's length.
+    Size {
+        size: u64,
+        digits: u8,
+        line: usize,
+    },
+    /// After the size: extensions (or whitespace) until CR.
+    Ext {
+        size: u64,
+        line: usize,
+    },
+    /// Expecting the LF that ends the size line.
+    SizeLf {
+        size: u64,
+    },
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or the final blank line); `total` trailer bytes so far.
+    TrailerStart {
+        total: usize,
+    },
+    /// Inside a trailer line.
+    Trailer {
+        total: usize,
+    },
+    TrailerLf {
+        total: usize,
+        blank: bool,
+    },
+}
+
+impl BodyDecoder {
+    /// A decoder for this framing.
+    pub fn new(f: Framing) -> BodyDecoder {
+        let state = match f {
+            Framing::Empty | Framing::Length(0) => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Size {
+                size: 0,
+                digits: 0,
+                line: 0,
+            },
+            Framing::Close => State::Close,
+        };
+        BodyDecoder { state }
+    }
+
+    /// Whether the body is complete.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Decodes from `input`, handing body bytes to `out`; returns how many bytes of `input` it
+    /// used. It stops at the body's end, so what follows is left for the next response.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut impl FnMut(&[u8]) -> Result<(), H1Error>,
+    ) -> Result<usize, H1Error> {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.state {
+                State::Done => return Ok(i),
+                State::Close => {
+                    out(&input[i..])?;
+                    return Ok(input.len());
+                }
+                State::Length(left) => {
+                    let n = (left.min((input.len() - i) as u64)) as usize;
+                    out(&input[i..i + n])?;
+                    i += n;
+                    self.state = match left - n as u64 {
+                        0 => State::Done,
+                        l => State::Length(l),
+                    };
+                    continue;
+                }
+                State::Data(left) => {
+                    let n = (left.min((input.len() - i) as u64)) as usize;
+                    out(&input[i..i + n])?;
+                    i += n;
+                    self.state = match left - n as u64 {
+                        0 => State::DataCr,
+                        l => State::Data(l),
+                    };
+                    continue;
+                }
+                State::Size { size, digits, line } => {
+                    if line >= MAX_CHUNK_LINE {
+                        return Err(protocol("a chunk-size line is too long"));
+                    }
+                    if let Some(d) = (b as char).to_digit(16) {
+                        if digits >= 16 {
+                            return Err(protocol("a chunk size overflows"));
+                        }
+                        self.state = State::Size {
+                            size: size * 16 + u64::from(d),
+                            digits: digits + 1,
+                            line: line + 1,
+                        };
+                    } else if digits == 0 {
+                        return Err(protocol("a chunk size is not hexadecimal"));
+                    } else if b == b'\r' {
+                        self.state = State::SizeLf { size };
+                    } else if b == b';' || b == b' ' || b == b'\t' {
+                        self.state = State::Ext {
+                            size,
+                            line: line + 1,
+                        };
+                    } else {
+                        return Err(protocol("invalid byte in a chunk size"));
+                    }
+                }
+                State::Ext { size, line } => {
+                    if line >= MAX_CHUNK_LINE {
+                        return Err(protocol("a chunk extension is too long"));
+                    }
+                    match b {
+                        b'\r' => self.state = State::SizeLf { size },
+                        b'\n' => return Err(protocol("a chunk-size line ends without CR")),
+                        _ => {
+                            self.state = State::Ext {
+                                size,
+                                line: line + 1,
+                            }
+                        }
+                    }
+                }
+                State::SizeLf { size } => {
+                    if b != b'\n' {
+                        return Err(protocol("a chunk-size line ends without LF"));
+                    }
+                    self.state = if size == 0 {
+                        State::TrailerStart { total: 0 }
+                    } else {
+                        State::Data(size)
+                    };
+                }
+                State::DataCr => {
+                    if b != b'\r' {
+                        return Err(protocol("a chunk's data is longer than its size"));
+                    }
+                    self.state = State::DataLf;
+                }
+                State::DataLf => {
+                    if b != b'\n' {
+                        return Err(protocol("a chunk's data does not end with CRLF"));
+                    }
+                    self.state = State::Size {
+                        size: 0,
+                        digits: 0,
+                        line: 0,
+                    };
+                }
+                State::TrailerStart { total } | State::Trailer { total } => {
+                    if total >= MAX_TRAILERS {
+                        return Err(protocol(format!(
+                            "the trailers are over {MAX_TRAILERS} bytes"
+                        )));
+                    }
+                    let blank = matches!(self.state, State::TrailerStart { .. });
+                    self.state = match b {
+                        b'\r' => State::TrailerLf {
+                            total: total + 1,
+                            blank,
+                        },
+                        b'\n' => return Err(protocol("a trailer line ends without CR")),
+                        _ => State::Trailer { total: total + 1 },
+                    };
+                }
+                State::TrailerLf { total, blank } => {
+                    if b != b'\n' {
+                        return Err(protocol("a trailer line ends without LF"));
+                    }
+                    self.state = if blank {
+                        State::Done
+                    } else {
+                        State::TrailerStart { total: total + 1 }
+                    };
+                }
+            }
+            i += 1;
+        }
+        Ok(i)
+    }
+
+    /// The server closed the connection: fine for a close-delimited body, else the body was cut.
+    pub fn eof(&mut self) -> Result<(), H1Error> {
+        match self.state {
+            State::Done => Ok(()),
+            State::Close => {
+                self.state = State::Done;
+                Ok(())
+            }
+            _ => Err(incomplete("response body")),
+        }
+    }
+}
+
+/// The error for a connection closed before a complete head.
+pub fn head_cut() -> H1Error {
+    incomplete("response head")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(f: Framing, input: &[u8], step: usize) -> Result<(Vec<u8>, usize), H1Error> {
+        let mut d = BodyDecoder::new(f);
+        let mut body = Vec::new();
+        let mut used = 0;
+        for piece in input.chunks(step.max(1)) {
+            let n = d.decode(piece, &mut |b| {
+                body.extend_from_slice(b);
+                Ok(())
+            })?;
+            used += n;
+            if n < piece.len() {
+                break;
+            }
+        }
+        if !d.is_done() {
+            d.eof()?;
+        }
+        Ok((body, used))
+    }
+
+    #[test]
+    fn chunked_bodies_with_extensions_and_trailers_decode_at_any_split() {
+        let wire =
+            b"4;ext=1\r\nWiki\r\n5 \r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for step in 1..wire.len() {
+            let (body, used) = decode_all(Framing::Chunked, wire, step).unwrap();
+            assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.", "split {step}");
+            assert_eq!(&wire[used..], b"NEXT", "split {step}");
+        }
+    }
+
+    #[test]
+    fn broken_framing_is_a_protocol_error_and_a_cut_is_a_reset() {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"4\r\nWikiX\r\n",
+            b"4\nWiki",
+            b"11111111111111111\r\n",
+        ] {
+            let e = decode_all(Framing::Chunked, bad, 64).unwrap_err();
+            assert_eq!(e.class, ErrorClass::Protocol, "{bad:?}: {e:?}");
+        }
+        let e = decode_all(Framing::Chunked, b"4\r\nWi", 64).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Reset);
+        let e = decode_all(Framing::Length(10), b"short", 64).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Reset);
+        assert_eq!(
+            decode_all(Framing::Close, b"all of it", 3).unwrap().0,
+            b"all of it"
+        );
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let head = |text: &str| parse_head(text.as_bytes()).unwrap().unwrap();
+        let f = |text: &str, is_head| framing(&head(text), is_head);
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", false),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(
+            f("HTTP/1.1 204 No Content\r\n\r\n", false),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(
+            f(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 3\r\n\r\n",
+                false
+            ),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(f("HTTP/1.0 200 OK\r\n\r\n", false), Ok(Framing::Close));
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\n", false),
+            Ok(Framing::Length(5))
+        );
+        assert!(
+            f(
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n",
+                false
+            )
+            .is_err()
+        );
+        assert!(f("HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n", false).is_err());
+        assert!(!head("HTTP/1.0 200 OK\r\n\r\n").keeps_alive());
+        assert!(head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n").keeps_alive());
+        assert!(!head("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").keeps_alive());
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\nx: y\r\n")
+                .unwrap()
+                .map(|h| h.len),
+            None
+        );
+        assert!(parse_head(b"HTTP/1.1 abc\r\n\r\n").is_err());
+    }
+}
