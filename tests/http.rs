@@ -126,3 +126,33 @@ fn requests_say_they_come_from_stampede_unless_the_scenario_says_otherwise() {
         );
     }
 }
+
+#[test]
+fn the_lean_client_and_hyper_give_the_same_results_on_one_kept_alive_connection() {
+    let mut seen = Vec::new();
+    for client in ["lean", "hyper"] {
+        let srv = start_server(ServerConfig::default());
+        let d = dir();
+        let s = write_scenario(
+            d.path(),
+            &srv.url(),
+            &format!(
+                "defaults: {{ client: {client}, on_error: continue, accept_encoding: browser }}\njourneys:\n  j:\n    - {{ name: ok, get: /ok, check: {{ json: {{ $.ok: true }} }} }}\n    - {{ name: echo, post: /echo, json: {{ a: 1 }}, extract: {{ m: $.method }}, check: {{ json: {{ $.body: '{{\"a\":1}}' }} }} }}\n    - {{ name: down, get: '/status?code=503' }}\n    - {{ name: head, head: /ok }}\nflows:\n  f: {{ journey: j, vus: 1, per_vu_iterations: 5 }}\n"
+            ),
+        );
+        let (code, _, r, _) = run_bin_scenario(&s, &[]);
+        assert_exit(code, 0, &r, &format!("{client}: {:?}", r.error_examples));
+        let counts: Vec<(u64, u64, u64)> = ["f.ok", "f.echo", "f.down", "f.head"]
+            .iter()
+            .map(|k| {
+                let st = step(&r, k);
+                (st.requests, st.failed, st.checks_passed)
+            })
+            .collect();
+        let connections = srv.seen.connections.load(std::sync::atomic::Ordering::SeqCst);
+        seen.push((counts, connections));
+    }
+    assert_eq!(seen[0], seen[1], "lean, then hyper");
+    assert_eq!(seen[0].1, 1, "one connection, kept alive across 20 requests");
+    assert_eq!(seen[0].0[2], (5, 5, 0), "503 is a status error on both");
+}

@@ -166,7 +166,7 @@ fn flow_facts(f: &FlowResult, out: &mut String) {
         },
         f.schedule_lag
             .as_ref()
-            .map(|l| format!(", schedule lag p99 {}", ms(l.p99_us)))
+            .map(|l| format!(", schedule lag p50 {} p99 {}", ms(l.p50_us), ms(l.p99_us)))
             .unwrap_or_default()
     );
     if let Some(w) = &f.work {

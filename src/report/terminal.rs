@@ -204,7 +204,12 @@ pub fn render(r: &RunResult) -> String {
             );
         }
         if let Some(lag) = &f.schedule_lag {
-            let _ = write!(facts, ", schedule lag p99 {}", ms(lag.p99_us));
+            let _ = write!(
+                facts,
+                ", schedule lag p50 {} p99 {}",
+                ms(lag.p50_us),
+                ms(lag.p99_us)
+            );
         }
         let _ = writeln!(out, "{facts}");
         if let Some(w) = &f.work {

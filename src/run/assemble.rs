@@ -129,7 +129,12 @@ pub(super) fn assemble(
                 target_lag: Latency::from_hist(fs.target_lag.as_deref()),
                 startup_lag: Latency::from_hist(fs.startup_lag.as_deref()),
                 arrival_slack_us: match f.model {
-                    LoadModel::Open(_) => plan.settings.arrival_slack.as_micros() as u64,
+                    // The most the schedule allowed anywhere on the curve.
+                    LoadModel::Open(ref o) => plan
+                        .settings
+                        .arrival_slack
+                        .at_rate(o.curve.peak() / f64::from(plan.segment.count.max(1)))
+                        .as_micros() as u64,
                     LoadModel::Closed(_) => 0,
                 },
                 dropped_cause: dropped_cause(

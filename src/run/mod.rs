@@ -145,12 +145,14 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     reserve_descriptors(plan.sockets_needed() + plan.timers_needed() + SPARE_FILES);
     let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
     let rt = if one_cpu {
+        crate::timer::tighten_slack();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .on_thread_start(crate::timer::tighten_slack)
             .build()
     }
     .map_err(RunError::Runtime)?;

@@ -11,6 +11,7 @@ pub mod feeder;
 pub mod plan;
 pub mod quick;
 pub mod raw;
+pub mod settings;
 pub mod socket;
 pub mod source;
 mod teach;

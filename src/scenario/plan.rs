@@ -14,6 +14,7 @@ use rhai::ImmutableString;
 use serde_json_path::JsonPath;
 
 use super::feeder::{Feeder, Pick};
+pub use super::settings::{ArrivalSlack, H1Client, HttpVersion, OnError, Settings};
 pub use super::socket::{WsAction, WsExpect, WsStep};
 use super::template::Template;
 use crate::model::Segment;
@@ -85,67 +86,6 @@ pub enum FileKind {
     Script,
     /// A feeder's rows (which may hold credentials).
     Data,
-}
-
-/// Settings that apply to the whole run.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Default per-request timeout.
-    pub timeout: Duration,
-    /// How long in-flight iterations may finish after the load ends.
-    pub graceful_stop: Duration,
-    /// Accept any TLS certificate.
-    pub insecure: bool,
-    /// Which HTTP version to speak.
-    pub http: HttpVersion,
-    /// Keep connections across iterations.
-    pub keep_alive: bool,
-    /// What a failed request does to its iteration.
-    pub on_error: OnError,
-    /// Largest body read for extraction and checks.
-    pub max_body_bytes: u64,
-    /// Send W3C `traceparent`.
-    pub traceparent: bool,
-    /// Failed checks fail the run.
-    pub checks_gate: bool,
-    /// Open model: the most an arrival may start late so that close arrivals share a wake-up.
-    pub arrival_slack: Duration,
-    /// Redirects a request follows unless its step says otherwise.
-    pub redirects: u32,
-    /// Host overrides, proxies and the client certificate.
-    pub transport: super::transport::Transport,
-    /// Which HTTP/1.1 client speaks to HTTP/1.1 origins.
-    pub client: H1Client,
-}
-
-/// The HTTP/1.1 client (`defaults.client`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum H1Client {
-    /// stampede's own: one buffer per connection, no task or channel per request.
-    #[default]
-    Lean,
-    /// hyper's, the reference the lean path is tested against.
-    Hyper,
-}
-
-/// HTTP version policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpVersion {
-    /// HTTP/2 when TLS ALPN offers it, else HTTP/1.1.
-    Auto,
-    /// Always HTTP/1.1.
-    Http1,
-    /// Always HTTP/2 (prior knowledge on plain TCP).
-    Http2,
-}
-
-/// What a failed request does to its iteration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
-    /// Stop the iteration (later steps depend on earlier ones).
-    Abort,
-    /// Go on with the next step.
-    Continue,
 }
 
 /// A server: scheme, host and port, plus a path prefix from the target URL.

@@ -48,7 +48,9 @@ pub async fn run(
     let gauges = &ctx.registry.gauges[ctx.flow];
     let mut fit = (open.arrivals == Arrivals::Poisson).then(DispersionCounter::default);
     let mut timer = PreciseTimer::new();
-    let slack = ctx.plan.settings.arrival_slack.as_secs_f64();
+    let policy = ctx.plan.settings.arrival_slack;
+    // A segment runs its share of the rate.
+    let share = f64::from(segment.count.max(1));
     // Due times generated but not yet started (at most rate × slack + 1 of them).
     let mut ahead: VecDeque<f64> = VecDeque::new();
     'load: while let Some(first) = ahead.front().copied().or_else(|| dues.next()) {
@@ -57,6 +59,9 @@ pub async fn run(
         }
         // Wake at the last arrival due within `slack` of the first: one wake-up starts them
         // all, none later than `slack`; an arrival with no close neighbour starts on time.
+        let slack = policy
+            .at_rate(open.curve.level_at(first) / share)
+            .as_secs_f64();
         while ahead.back().is_some_and(|&t| t <= first + slack) {
             match dues.next() {
                 Some(t) => ahead.push_back(t),

@@ -30,7 +30,7 @@ impl Validator<'_> {
             max_body_bytes: d.max_body_bytes.unwrap_or(10 << 20),
             traceparent: d.traceparent.unwrap_or(true),
             checks_gate: d.checks_gate.unwrap_or(false),
-            arrival_slack: DEFAULT_ARRIVAL_SLACK,
+            arrival_slack: ArrivalSlack::Auto,
             redirects: d.redirects.unwrap_or(10),
             transport: self.transport(d),
             client: H1Client::Lean,
@@ -45,7 +45,9 @@ impl Validator<'_> {
         }
         if let Some(t) = &d.arrival_slack {
             match self.span("defaults.arrival_slack", t) {
-                Some(v) if v <= Duration::from_millis(100) => s.arrival_slack = v,
+                Some(v) if v <= Duration::from_millis(100) => {
+                    s.arrival_slack = ArrivalSlack::Fixed(v)
+                }
                 Some(_) => self.err(
                     "defaults.arrival_slack",
                     "arrival_slack must be at most 100ms: it is lateness the run adds on purpose",

@@ -36,7 +36,6 @@ use crate::secret::Secrets;
 use crate::units::Span;
 
 /// Default `arrival_slack`: one wake-up per 0.5 ms at most at high rates, lag well under 1 ms.
-const DEFAULT_ARRIVAL_SLACK: Duration = Duration::from_micros(500);
 
 const BUILTINS: [&str; 4] = ["vu", "iteration", "uuid", "timestamp_ms"];
 const METHODS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
