@@ -35,7 +35,6 @@ use super::source::{LocationIndex, Pos, join_key};
 use crate::secret::Secrets;
 use crate::units::Span;
 
-/// Default `arrival_slack`: one wake-up per 0.5 ms at most at high rates, lag well under 1 ms.
 
 const BUILTINS: [&str; 4] = ["vu", "iteration", "uuid", "timestamp_ms"];
 const METHODS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
