@@ -149,10 +149,16 @@ fn the_lean_client_and_hyper_give_the_same_results_on_one_kept_alive_connection(
                 (st.requests, st.failed, st.checks_passed)
             })
             .collect();
-        let connections = srv.seen.connections.load(std::sync::atomic::Ordering::SeqCst);
+        let connections = srv
+            .seen
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst);
         seen.push((counts, connections));
     }
     assert_eq!(seen[0], seen[1], "lean, then hyper");
-    assert_eq!(seen[0].1, 1, "one connection, kept alive across 20 requests");
+    assert_eq!(
+        seen[0].1, 1,
+        "one connection, kept alive across 20 requests"
+    );
     assert_eq!(seen[0].0[2], (5, 5, 0), "503 is a status error on both");
 }

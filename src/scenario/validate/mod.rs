@@ -35,7 +35,6 @@ use super::source::{LocationIndex, Pos, join_key};
 use crate::secret::Secrets;
 use crate::units::Span;
 
-
 const BUILTINS: [&str; 4] = ["vu", "iteration", "uuid", "timestamp_ms"];
 const METHODS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
 
