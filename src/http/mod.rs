@@ -282,6 +282,9 @@ impl Client {
                 let result = match &mut conn.sender {
                     Sender::Lean(l) => {
                         stage.set(Stage::Sending);
+                        // The lean path decides staleness itself (nothing came back on a reused
+                        // connection) and replays once here; a failure after that is final.
+                        sent_on_reused = false;
                         match l.exchange(&req, reused, &mut ex, body, buf, &stage).await {
                             Ok(false) => {
                                 if l.is_closed() {

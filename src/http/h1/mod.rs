@@ -1,8 +1,8 @@
 //! The lean HTTP/1.1 client path (the default for HTTP/1.1; hyper stays the reference, for
 //! HTTP/2, and behind `defaults.client: hyper`): the request written from one reused buffer,
-//! the response read into a per-connection buffer that starts small and grows only for a large
-//! head, bodies decoded by [`parse`] and handed straight to the step's buffer (or counted and
-//! dropped). No task, channel or oneshot per request: the user's own task does the I/O.
+//! the response read into a buffer that starts at 2 KiB, grows only for a large head and is
+//! given back after each exchange, bodies decoded by [`parse`] and handed straight to the step's
+//! buffer (or counted and dropped). No task, channel or oneshot per request: the user's own task does the I/O.
 
 pub mod parse;
 
@@ -19,7 +19,7 @@ use parse::{BodyDecoder, H1Error, framing, head_cut, parse_head};
 
 /// A read buffer's starting size; it grows for a large head and shrinks back after.
 const READ_START: usize = 2048;
-/// A buffer larger than this is given back after the exchange.
+/// A write buffer larger than this is given back after the exchange.
 const KEEP_AT_MOST: usize = 16 * 1024;
 
 /// One HTTP/1.1 connection on the lean path.
@@ -68,8 +68,18 @@ impl Lean {
             .map(|c| c.to_bytes())
             .unwrap_or_default();
         let head_request = req.method() == http::Method::HEAD;
-        self.write_request(req, &body);
-        if let Err(e) = self.io.write_all(&self.wbuf).await {
+        // A kept-alive connection must be silent before a request: if the server closed it
+        // (or sent something nobody asked for), it is replaced before anything is sent.
+        if reused && !self.is_quiet().await {
+            return Ok(true);
+        }
+        let closes = self.write_request(req, &body);
+        let written = async {
+            self.io.write_all(&self.wbuf).await?;
+            // TLS may keep encrypted bytes until flushed.
+            self.io.flush().await
+        };
+        if let Err(e) = written.await {
             return if reused { Ok(true) } else { Err(io_fail(&e)) };
         }
         if self.wbuf.capacity() > KEEP_AT_MOST {
@@ -100,11 +110,12 @@ impl Lean {
                 }
             }
         };
+        // A head whose framing is broken is no response at all (as hyper sees it).
+        let framed = framing(&head, head_request).map_err(h1_fail)?;
         ex.head_at = Some(Instant::now());
         stage.set(Stage::Body);
         ex.status = Some(head.status);
-        let framed = framing(&head, head_request).map_err(h1_fail)?;
-        let keeps_alive = head.keeps_alive() && framed != parse::Framing::Close;
+        let keeps_alive = !closes && head.keeps_alive() && framed != parse::Framing::Close;
         ex.headers = head.headers;
         let mut decoder = BodyDecoder::new(framed);
         buf.clear();
@@ -144,9 +155,9 @@ impl Lean {
         }
         // Bytes after the response that nobody asked for: the connection's framing is lost.
         self.closed = !keeps_alive || !self.rbuf.is_empty();
-        if self.rbuf.capacity() > KEEP_AT_MOST {
-            self.rbuf = Vec::new();
-        }
+        // An idle user holds no read buffer: thousands of users waiting on think times would
+        // otherwise keep 2 KiB each for nothing (W4), and taking one back costs one allocation.
+        self.rbuf = Vec::new();
         super::decode_kept(ex, policy, buf)?;
         Ok(false)
     }
@@ -159,41 +170,80 @@ impl Lean {
         self.io.read_buf(&mut self.rbuf).await
     }
 
-    fn write_request(&mut self, parts: &Request<Full<Bytes>>, body: &[u8]) {
+    /// Whether nothing waits to be read on an idle connection (no close, no stray bytes).
+    async fn is_quiet(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        let mut rb = tokio::io::ReadBuf::new(&mut probe);
+        let io = &mut self.io;
+        std::future::poll_fn(|cx| match io.as_mut().poll_read(cx, &mut rb) {
+            std::task::Poll::Pending => std::task::Poll::Ready(true),
+            std::task::Poll::Ready(_) => std::task::Poll::Ready(false),
+        })
+        .await
+    }
+
+    /// Writes the request into `wbuf`, framing its body as hyper does: no length for an empty
+    /// body (and no `Transfer-Encoding`), a `Transfer-Encoding` the user set kept and ending in
+    /// `chunked` (the body then sent as one chunk), a `Content-Length` the user set kept, else
+    /// `content-length` added. Returns whether the request asked to close the connection.
+    fn write_request(&mut self, req: &Request<Full<Bytes>>, body: &[u8]) -> bool {
         let w = &mut self.wbuf;
         w.clear();
-        w.extend_from_slice(parts.method().as_str().as_bytes());
+        w.extend_from_slice(req.method().as_str().as_bytes());
         w.push(b' ');
         // A forwarding proxy gets the absolute form; a server the origin form.
-        if parts.uri().scheme().is_some() {
-            w.extend_from_slice(parts.uri().to_string().as_bytes());
+        if req.uri().scheme().is_some() {
+            w.extend_from_slice(req.uri().to_string().as_bytes());
         } else {
-            let pq = parts.uri().path_and_query().map_or("/", |p| p.as_str());
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
             w.extend_from_slice(pq.as_bytes());
         }
         w.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in parts.headers() {
+        let headers = req.headers();
+        let te = headers.get_all(http::header::TRANSFER_ENCODING);
+        let chunked = !body.is_empty() && te.iter().next().is_some();
+        let mut closes = false;
+        for (name, value) in headers {
+            if name == http::header::TRANSFER_ENCODING && body.is_empty() {
+                continue;
+            }
+            if name == http::header::CONTENT_LENGTH && chunked {
+                continue;
+            }
+            if name == http::header::CONNECTION {
+                closes |= value
+                    .to_str()
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+            }
             w.extend_from_slice(name.as_str().as_bytes());
             w.extend_from_slice(b": ");
             w.extend_from_slice(value.as_bytes());
+            if name == http::header::TRANSFER_ENCODING
+                && Some(value) == te.iter().next_back()
+                && !value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.rsplit(',').next())
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
+            {
+                w.extend_from_slice(b", chunked");
+            }
             w.extend_from_slice(b"\r\n");
         }
-        let framed = parts.headers().contains_key(http::header::CONTENT_LENGTH)
-            || parts
-                .headers()
-                .contains_key(http::header::TRANSFER_ENCODING);
-        let needs_length = !body.is_empty()
-            || matches!(
-                *parts.method(),
-                http::Method::POST | http::Method::PUT | http::Method::PATCH
-            );
-        if !framed && needs_length {
+        if !body.is_empty() && !chunked && !headers.contains_key(http::header::CONTENT_LENGTH) {
             w.extend_from_slice(b"content-length: ");
             w.extend_from_slice(body.len().to_string().as_bytes());
             w.extend_from_slice(b"\r\n");
         }
         w.extend_from_slice(b"\r\n");
-        w.extend_from_slice(body);
+        if chunked {
+            w.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            w.extend_from_slice(body);
+            w.extend_from_slice(b"\r\n0\r\n\r\n");
+        } else {
+            w.extend_from_slice(body);
+        }
+        closes
     }
 }
 

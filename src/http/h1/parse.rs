@@ -8,14 +8,16 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::model::ErrorClass;
 
-/// The largest response head accepted (status line and headers).
-pub const MAX_HEAD: usize = 64 * 1024;
+/// The largest response head accepted (status line and headers): hyper's default buffer limit.
+pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// The most header fields accepted (hyper's default).
 pub const MAX_HEADERS: usize = 100;
 /// The longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4096;
 /// The most trailer bytes accepted after the last chunk.
 const MAX_TRAILERS: usize = 16 * 1024;
+/// The most trailer fields accepted (hyper's limit).
+const MAX_TRAILER_FIELDS: usize = 100;
 
 /// Why a response cannot be read; its class is what the hyper path reports for the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +67,8 @@ impl Head {
                 .flat_map(|v| v.split(','))
                 .any(|t| t.trim().eq_ignore_ascii_case(token))
         };
-        if self.minor == 0 {
-            has("keep-alive")
-        } else {
-            !has("close")
-        }
+        // `close` wins over `keep-alive`, as in hyper; a 101 hands the connection over.
+        self.status != 101 && !has("close") && (self.minor != 0 || has("keep-alive"))
     }
 }
 
@@ -100,6 +99,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
         )));
     }
     let status = resp.code.unwrap_or(0);
+    if status < 100 {
+        return Err(protocol(format!("invalid status code {status}")));
+    }
     let minor = resp.version.unwrap_or(1);
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
     for h in resp.headers.iter() {
@@ -141,13 +143,16 @@ pub fn framing(head: &Head, head_request: bool) -> Result<Framing, H1Error> {
         .iter()
         .collect();
     if !te.is_empty() {
-        // Only the last coding frames the message; anything else is read to the close.
+        if head.minor == 0 {
+            return Err(protocol("transfer-encoding in an HTTP/1.0 response"));
+        }
+        // Only the last coding of the last field frames the message (as hyper reads it);
+        // anything else is read to the close.
         let last = te
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
+            .last()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim);
         return Ok(match last {
             Some(t) if t.eq_ignore_ascii_case("chunked") => Framing::Chunked,
             _ => Framing::Close,
@@ -178,6 +183,7 @@ pub fn framing(head: &Head, head_request: bool) -> Result<Framing, H1Error> {
 #[derive(Debug, Clone)]
 pub struct BodyDecoder {
     state: State,
+    trailer_fields: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,13 +191,18 @@ enum State {
     Done,
     Length(u64),
     Close,
-    /// Reading a chunk-size line: the size so far, its digits, the line's length.
+    /// Reading a chunk-size line: the size so far, whether a digit came, the line's length.
     Size {
         size: u64,
-        digits: u8,
+        digit: bool,
         line: usize,
     },
-    /// After the size: extensions (or whitespace) until CR.
+    /// Whitespace after the size, before `;` or CR.
+    SizeWs {
+        size: u64,
+        line: usize,
+    },
+    /// Extensions until CR.
     Ext {
         size: u64,
         line: usize,
@@ -225,12 +236,15 @@ impl BodyDecoder {
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::Size {
                 size: 0,
-                digits: 0,
+                digit: false,
                 line: 0,
             },
             Framing::Close => State::Close,
         };
-        BodyDecoder { state }
+        BodyDecoder {
+            state,
+            trailer_fields: 0,
+        }
     }
 
     /// Whether the body is complete.
@@ -248,56 +262,66 @@ impl BodyDecoder {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
-            match self.state {
+            self.state = match self.state {
                 State::Done => return Ok(i),
                 State::Close => {
                     out(&input[i..])?;
                     return Ok(input.len());
                 }
-                State::Length(left) => {
+                State::Length(left) | State::Data(left) => {
                     let n = (left.min((input.len() - i) as u64)) as usize;
                     out(&input[i..i + n])?;
                     i += n;
-                    self.state = match left - n as u64 {
-                        0 => State::Done,
-                        l => State::Length(l),
+                    let rest = left - n as u64;
+                    self.state = match (self.state, rest) {
+                        (State::Length(_), 0) => State::Done,
+                        (State::Length(_), l) => State::Length(l),
+                        (_, 0) => State::DataCr,
+                        (_, l) => State::Data(l),
                     };
                     continue;
                 }
-                State::Data(left) => {
-                    let n = (left.min((input.len() - i) as u64)) as usize;
-                    out(&input[i..i + n])?;
-                    i += n;
-                    self.state = match left - n as u64 {
-                        0 => State::DataCr,
-                        l => State::Data(l),
-                    };
-                    continue;
-                }
-                State::Size { size, digits, line } => {
+                State::Size { size, digit, line } => {
                     if line >= MAX_CHUNK_LINE {
                         return Err(protocol("a chunk-size line is too long"));
                     }
-                    if let Some(d) = (b as char).to_digit(16) {
-                        if digits >= 16 {
-                            return Err(protocol("a chunk size overflows"));
-                        }
-                        self.state = State::Size {
-                            size: size * 16 + u64::from(d),
-                            digits: digits + 1,
+                    match ((b as char).to_digit(16), b) {
+                        (Some(d), _) => State::Size {
+                            size: size
+                                .checked_mul(16)
+                                .and_then(|s| s.checked_add(u64::from(d)))
+                                .ok_or_else(|| protocol("a chunk size overflows"))?,
+                            digit: true,
                             line: line + 1,
-                        };
-                    } else if digits == 0 {
-                        return Err(protocol("a chunk size is not hexadecimal"));
-                    } else if b == b'\r' {
-                        self.state = State::SizeLf { size };
-                    } else if b == b';' || b == b' ' || b == b'\t' {
-                        self.state = State::Ext {
+                        },
+                        _ if !digit => return Err(protocol("a chunk size is not hexadecimal")),
+                        (None, b'\r') => State::SizeLf { size },
+                        (None, b';') => State::Ext {
                             size,
                             line: line + 1,
-                        };
-                    } else {
-                        return Err(protocol("invalid byte in a chunk size"));
+                        },
+                        (None, b' ' | b'\t') => State::SizeWs {
+                            size,
+                            line: line + 1,
+                        },
+                        _ => return Err(protocol("invalid byte in a chunk size")),
+                    }
+                }
+                State::SizeWs { size, line } => {
+                    if line >= MAX_CHUNK_LINE {
+                        return Err(protocol("a chunk-size line is too long"));
+                    }
+                    match b {
+                        b' ' | b'\t' => State::SizeWs {
+                            size,
+                            line: line + 1,
+                        },
+                        b';' => State::Ext {
+                            size,
+                            line: line + 1,
+                        },
+                        b'\r' => State::SizeLf { size },
+                        _ => return Err(protocol("invalid byte after a chunk size")),
                     }
                 }
                 State::Ext { size, line } => {
@@ -305,42 +329,27 @@ impl BodyDecoder {
                         return Err(protocol("a chunk extension is too long"));
                     }
                     match b {
-                        b'\r' => self.state = State::SizeLf { size },
+                        b'\r' => State::SizeLf { size },
                         b'\n' => return Err(protocol("a chunk-size line ends without CR")),
-                        _ => {
-                            self.state = State::Ext {
-                                size,
-                                line: line + 1,
-                            }
-                        }
+                        _ => State::Ext {
+                            size,
+                            line: line + 1,
+                        },
                     }
                 }
-                State::SizeLf { size } => {
-                    if b != b'\n' {
-                        return Err(protocol("a chunk-size line ends without LF"));
-                    }
-                    self.state = if size == 0 {
-                        State::TrailerStart { total: 0 }
-                    } else {
-                        State::Data(size)
-                    };
-                }
-                State::DataCr => {
-                    if b != b'\r' {
-                        return Err(protocol("a chunk's data is longer than its size"));
-                    }
-                    self.state = State::DataLf;
-                }
-                State::DataLf => {
-                    if b != b'\n' {
-                        return Err(protocol("a chunk's data does not end with CRLF"));
-                    }
-                    self.state = State::Size {
-                        size: 0,
-                        digits: 0,
-                        line: 0,
-                    };
-                }
+                State::SizeLf { size } => match (b, size) {
+                    (b'\n', 0) => State::TrailerStart { total: 0 },
+                    (b'\n', n) => State::Data(n),
+                    _ => return Err(protocol("a chunk-size line ends without LF")),
+                },
+                State::DataCr if b == b'\r' => State::DataLf,
+                State::DataCr => return Err(protocol("a chunk's data is longer than its size")),
+                State::DataLf if b == b'\n' => State::Size {
+                    size: 0,
+                    digit: false,
+                    line: 0,
+                },
+                State::DataLf => return Err(protocol("a chunk's data does not end with CRLF")),
                 State::TrailerStart { total } | State::Trailer { total } => {
                     if total >= MAX_TRAILERS {
                         return Err(protocol(format!(
@@ -348,26 +357,31 @@ impl BodyDecoder {
                         )));
                     }
                     let blank = matches!(self.state, State::TrailerStart { .. });
-                    self.state = match b {
+                    match b {
                         b'\r' => State::TrailerLf {
                             total: total + 1,
                             blank,
                         },
                         b'\n' => return Err(protocol("a trailer line ends without CR")),
-                        _ => State::Trailer { total: total + 1 },
-                    };
-                }
-                State::TrailerLf { total, blank } => {
-                    if b != b'\n' {
-                        return Err(protocol("a trailer line ends without LF"));
+                        _ => {
+                            if blank {
+                                self.trailer_fields += 1;
+                                if self.trailer_fields > MAX_TRAILER_FIELDS {
+                                    return Err(protocol(format!(
+                                        "more than {MAX_TRAILER_FIELDS} trailer fields"
+                                    )));
+                                }
+                            }
+                            State::Trailer { total: total + 1 }
+                        }
                     }
-                    self.state = if blank {
-                        State::Done
-                    } else {
-                        State::TrailerStart { total: total + 1 }
-                    };
                 }
-            }
+                State::TrailerLf { total, blank } => match (b, blank) {
+                    (b'\n', true) => State::Done,
+                    (b'\n', false) => State::TrailerStart { total: total + 1 },
+                    _ => return Err(protocol("a trailer line ends without LF")),
+                },
+            };
             i += 1;
         }
         Ok(i)
@@ -433,6 +447,7 @@ mod tests {
             b"4\r\nWikiX\r\n",
             b"4\nWiki",
             b"11111111111111111\r\n",
+            b"5 x\r\nhello\r\n",
         ] {
             let e = decode_all(Framing::Chunked, bad, 64).unwrap_err();
             assert_eq!(e.class, ErrorClass::Protocol, "{bad:?}: {e:?}");

@@ -16,20 +16,27 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::Lean;
 use crate::http::{BodyPolicy, ErrorClass, Exchange, StageCell, classify};
 
-/// A connection whose server is a script: once the request is written, reads return the
-/// pieces in order, then end of file (a server does not answer before it is asked).
+/// A connection whose server is a script: each request written releases its answer (in the
+/// given read pieces); with no answer released the server is silent, and with none left it has
+/// closed. Everything written is kept, to compare what each client sent.
 struct Scripted {
-    pieces: VecDeque<Vec<u8>>,
-    asked: bool,
+    answers: VecDeque<VecDeque<Vec<u8>>>,
+    readable: VecDeque<Vec<u8>>,
     waiting: Option<std::task::Waker>,
+    written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Scripted {
     fn new(pieces: Vec<Vec<u8>>) -> Scripted {
+        Scripted::answering(vec![pieces])
+    }
+
+    fn answering(answers: Vec<Vec<Vec<u8>>>) -> Scripted {
         Scripted {
-            pieces: pieces.into(),
-            asked: false,
+            answers: answers.into_iter().map(VecDeque::from).collect(),
+            readable: VecDeque::new(),
             waiting: None,
+            written: Default::default(),
         }
     }
 }
@@ -40,18 +47,22 @@ impl AsyncRead for Scripted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if !self.asked {
-            self.waiting = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        if let Some(mut p) = self.pieces.pop_front() {
-            let n = p.len().min(buf.remaining());
-            buf.put_slice(&p[..n]);
-            if n < p.len() {
-                self.pieces.push_front(p.split_off(n));
+        match self.readable.pop_front() {
+            Some(mut p) => {
+                let n = p.len().min(buf.remaining());
+                buf.put_slice(&p[..n]);
+                if n < p.len() {
+                    self.readable.push_front(p.split_off(n));
+                }
+                Poll::Ready(Ok(()))
             }
+            // Silent until asked again.
+            None if !self.answers.is_empty() => {
+                self.waiting = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            None => Poll::Ready(Ok(())),
         }
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -61,9 +72,17 @@ impl AsyncWrite for Scripted {
         _: &mut Context<'_>,
         b: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.asked = true;
-        if let Some(w) = self.waiting.take() {
-            w.wake();
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
+        if self.readable.is_empty()
+            && let Some(next) = self.answers.pop_front()
+        {
+            self.readable = next;
+            if let Some(w) = self.waiting.take() {
+                w.wake();
+            }
         }
         Poll::Ready(Ok(b.len()))
     }
@@ -191,6 +210,13 @@ const CORPUS: &[(&str, &[u8], bool)] = &[
     ("conflicting lengths", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", false),
     ("length not a number", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false),
     ("header without a colon", b"HTTP/1.1 200 OK\r\nbroken\r\n\r\n", false),
+    ("leading zeros in a chunk size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n000000000000000000005\r\nhello\r\n0\r\n\r\n", false),
+    ("junk after a chunk size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n", false),
+    ("space before an extension", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a=b\r\nhello\r\n0\r\n\r\n", false),
+    ("chunked then a comma", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false),
+    ("HTTP/1.0 with transfer-encoding", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false),
+    ("status below 100", b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", false),
+    ("two interim responses", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false),
 ];
 
 /// The response in every two-piece split, and one byte at a time.
@@ -256,4 +282,153 @@ async fn a_body_over_the_limit_is_body_too_large_and_memory_stays_bounded() {
     assert_eq!(r.map_err(|e| e.0), Err(ErrorClass::BodyTooLarge));
     assert!(buf.len() <= 1000);
     assert!(l.is_closed());
+}
+
+fn empty_exchange() -> Exchange {
+    let now = Instant::now();
+    Exchange {
+        sent_at: now,
+        head_at: None,
+        done_at: now,
+        connect: None,
+        tls: None,
+        status: None,
+        headers: HeaderMap::new(),
+        error: None,
+        bytes_in: 0,
+        bytes_out: 0,
+        bytes_decoded: 0,
+        sent: true,
+        stale: false,
+    }
+}
+
+/// Two requests on one kept-alive connection: wrong framing or a wrong keep-alive decision
+/// shows in the second answer.
+#[tokio::test]
+async fn a_kept_alive_connection_carries_the_next_answer_as_in_hyper() {
+    let next = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye".to_vec();
+    for (name, raw, head) in CORPUS.iter().filter(|(n, ..)| {
+        [
+            "length",
+            "length zero",
+            "chunked, extensions, trailers",
+            "204",
+            "304 with a length",
+            "HEAD with a length",
+            "interim 100",
+            "leading zeros in a chunk size",
+        ]
+        .contains(n)
+    }) {
+        let method = if *head { Method::HEAD } else { Method::GET };
+        // Lean: the second request on the same connection.
+        let mut l = Lean::new(Box::pin(Scripted::answering(vec![
+            vec![raw.to_vec()],
+            vec![next.clone()],
+        ])));
+        let mut lean_seen = Vec::new();
+        for (i, m) in [method.clone(), Method::GET].iter().enumerate() {
+            let mut ex = empty_exchange();
+            let mut buf = Vec::new();
+            let policy = BodyPolicy {
+                keep: true,
+                max_bytes: 1 << 20,
+            };
+            let r = l
+                .exchange(
+                    &request(m),
+                    i > 0,
+                    &mut ex,
+                    policy,
+                    &mut buf,
+                    &StageCell::default(),
+                )
+                .await;
+            assert_eq!(r.map_err(|e| e.1), Ok(false), "{name}: request {i}");
+            assert!(!l.is_closed(), "{name}: kept alive after request {i}");
+            lean_seen.push((ex.status, buf));
+        }
+        // hyper: the same two requests.
+        let io = TokioIo::new(Scripted::answering(vec![
+            vec![raw.to_vec()],
+            vec![next.clone()],
+        ]));
+        let (mut s, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut hyper_seen = Vec::new();
+        for m in [method.clone(), Method::GET] {
+            s.ready().await.unwrap();
+            let resp = s.send_request(request(&m)).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec();
+            hyper_seen.push((Some(status), body));
+        }
+        assert_eq!(lean_seen, hyper_seen, "{name}");
+    }
+}
+
+/// What each client writes for the same requests: the same bytes, framing included.
+#[tokio::test]
+async fn the_lean_path_writes_requests_as_hyper_does() {
+    let answer = b"HTTP/1.1 204 No Content\r\n\r\n".to_vec();
+    let mut cases: Vec<Request<Full<Bytes>>> = Vec::new();
+    for (method, body, header) in [
+        (Method::GET, "", None),
+        (Method::POST, "", None),
+        (Method::POST, "{\"a\":1}", None),
+        (Method::HEAD, "", None),
+        (Method::PUT, "data", Some(("transfer-encoding", "gzip"))),
+        (Method::POST, "data", Some(("content-length", "4"))),
+    ] {
+        let mut r = Request::new(Full::new(Bytes::from(body)));
+        *r.method_mut() = method;
+        *r.uri_mut() = http::Uri::from_static("/x?y=1");
+        r.headers_mut()
+            .insert(http::header::HOST, http::HeaderValue::from_static("t"));
+        if let Some((k, v)) = header {
+            r.headers_mut().insert(k, http::HeaderValue::from_static(v));
+        }
+        cases.push(r);
+    }
+    for req in cases {
+        let what = format!("{} {:?}", req.method(), req.headers());
+        let lean_io = Scripted::new(vec![answer.clone()]);
+        let lean_written = lean_io.written.clone();
+        let mut l = Lean::new(Box::pin(lean_io));
+        let mut ex = empty_exchange();
+        let policy = BodyPolicy {
+            keep: false,
+            max_bytes: 0,
+        };
+        let _ = l
+            .exchange(
+                &req,
+                false,
+                &mut ex,
+                policy,
+                &mut Vec::new(),
+                &StageCell::default(),
+            )
+            .await;
+        let hyper_io = Scripted::new(vec![answer.clone()]);
+        let hyper_written = hyper_io.written.clone();
+        let (mut s, conn) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(hyper_io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let _ = s.send_request(req).await;
+        let ours = String::from_utf8_lossy(&lean_written.lock().unwrap()).into_owned();
+        let theirs = String::from_utf8_lossy(&hyper_written.lock().unwrap()).into_owned();
+        assert_eq!(ours, theirs, "{what}");
+    }
 }
