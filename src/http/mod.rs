@@ -148,6 +148,27 @@ pub struct Exchange {
     pub stale: bool,
 }
 
+impl Exchange {
+    /// An attempt that starts at `sent_at` and will send `bytes_out`: nothing happened yet.
+    pub fn starting(sent_at: Instant, bytes_out: u64) -> Exchange {
+        Exchange {
+            sent_at,
+            head_at: None,
+            done_at: sent_at,
+            connect: None,
+            tls: None,
+            status: None,
+            headers: HeaderMap::new(),
+            error: None,
+            bytes_in: 0,
+            bytes_out,
+            bytes_decoded: 0,
+            sent: false,
+            stale: false,
+        }
+    }
+}
+
 /// How to read the response body.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyPolicy {
@@ -221,21 +242,7 @@ impl Client {
         let sent_at = Instant::now();
         let bytes_out =
             head_size(req.headers()) + req.uri().path().len() as u64 + 16 + body_len(&req);
-        let mut ex = Exchange {
-            sent_at,
-            head_at: None,
-            done_at: sent_at,
-            connect: None,
-            tls: None,
-            status: None,
-            headers: HeaderMap::new(),
-            error: None,
-            bytes_in: 0,
-            bytes_out,
-            bytes_decoded: 0,
-            sent: false,
-            stale: false,
-        };
+        let mut ex = Exchange::starting(sent_at, bytes_out);
         let mut sent_on_reused = false;
         let mut unprocessed = false;
         // Where the exchange was when the timeout hit, for its message.

@@ -186,6 +186,23 @@ struct IterState<'a> {
     failed: bool,
 }
 
+impl IterState<'_> {
+    /// After a request or WebSocket step: the next step is due now, and a failure ends the
+    /// iteration unless `on_error: continue`.
+    fn after_exchange(&mut self, ok: bool, on_error: OnError) -> Next {
+        *self.next_due = Instant::now();
+        if ok {
+            return Next::Go;
+        }
+        self.failed = true;
+        if on_error == OnError::Abort {
+            Next::Stop
+        } else {
+            Next::Go
+        }
+    }
+}
+
 /// Counts a script's failure (class `script`, the first message kept and masked); true when it
 /// succeeded.
 fn script_outcome(
@@ -266,31 +283,11 @@ async fn run_steps(
         let next = match step {
             Step::Request(r) => {
                 let ok = request::execute(r, vu, ctx, *st.next_due).await;
-                *st.next_due = Instant::now();
-                if ok {
-                    Next::Go
-                } else {
-                    st.failed = true;
-                    if plan.settings.on_error == OnError::Abort {
-                        Next::Stop
-                    } else {
-                        Next::Go
-                    }
-                }
+                st.after_exchange(ok, plan.settings.on_error)
             }
             Step::Ws(w) => {
                 let ok = ws::execute(w, vu, ctx, *st.next_due).await;
-                *st.next_due = Instant::now();
-                if ok {
-                    Next::Go
-                } else {
-                    st.failed = true;
-                    if plan.settings.on_error == OnError::Abort {
-                        Next::Stop
-                    } else {
-                        Next::Go
-                    }
-                }
+                st.after_exchange(ok, plan.settings.on_error)
             }
             Step::Think(t) => {
                 let pause = sample_think(t, &mut vu.rng);

@@ -123,22 +123,7 @@ fn headers(h: &HeaderMap) -> Vec<(String, String)> {
 
 async fn lean(pieces: Vec<Vec<u8>>, method: &Method) -> Seen {
     let mut l = Lean::new(Box::pin(Scripted::new(pieces)));
-    let now = Instant::now();
-    let mut ex = Exchange {
-        sent_at: now,
-        head_at: None,
-        done_at: now,
-        connect: None,
-        tls: None,
-        status: None,
-        headers: HeaderMap::new(),
-        error: None,
-        bytes_in: 0,
-        bytes_out: 0,
-        bytes_decoded: 0,
-        sent: true,
-        stale: false,
-    };
+    let mut ex = empty_exchange();
     let mut buf = Vec::new();
     let policy = BodyPolicy {
         keep: true,
@@ -248,22 +233,7 @@ async fn a_body_over_the_limit_is_body_too_large_and_memory_stays_bounded() {
     let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
     raw.extend(std::iter::repeat_n(b'x', 100_000));
     let mut l = Lean::new(Box::pin(Scripted::new(vec![raw])));
-    let now = Instant::now();
-    let mut ex = Exchange {
-        sent_at: now,
-        head_at: None,
-        done_at: now,
-        connect: None,
-        tls: None,
-        status: None,
-        headers: HeaderMap::new(),
-        error: None,
-        bytes_in: 0,
-        bytes_out: 0,
-        bytes_decoded: 0,
-        sent: true,
-        stale: false,
-    };
+    let mut ex = empty_exchange();
     let mut buf = Vec::new();
     let policy = BodyPolicy {
         keep: true,
@@ -285,22 +255,9 @@ async fn a_body_over_the_limit_is_body_too_large_and_memory_stays_bounded() {
 }
 
 fn empty_exchange() -> Exchange {
-    let now = Instant::now();
-    Exchange {
-        sent_at: now,
-        head_at: None,
-        done_at: now,
-        connect: None,
-        tls: None,
-        status: None,
-        headers: HeaderMap::new(),
-        error: None,
-        bytes_in: 0,
-        bytes_out: 0,
-        bytes_decoded: 0,
-        sent: true,
-        stale: false,
-    }
+    let mut ex = Exchange::starting(Instant::now(), 0);
+    ex.sent = true;
+    ex
 }
 
 /// Two requests on one kept-alive connection: wrong framing or a wrong keep-alive decision
