@@ -1,6 +1,7 @@
 //! Differential tests: one corpus of raw responses, every framing case and malformed ones, each
 //! split at every read boundary, through the lean path and through hyper; both must agree on
-//! status, headers, body bytes and error class.
+//! status, headers, body bytes and error class. Compiled only under #[cfg(test)] (see `mod tests`
+//! in h1/mod.rs).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
