@@ -31,18 +31,7 @@ pub(super) async fn execute(
         let req = match build(r, vu, ctx) {
             Ok(req) => req,
             Err(msg) => {
-                ctx.registry.request(
-                    key,
-                    &failed_sample(due, ErrorClass::Template, attempt > 0),
-                    None,
-                );
-                fail(
-                    ctx,
-                    Some(vu),
-                    Place::Step(key),
-                    ErrorClass::Template,
-                    || msg,
-                );
+                template_failed(ctx, vu, key, due, attempt > 0, msg);
                 return false;
             }
         };
@@ -134,6 +123,27 @@ pub(super) fn server_timing(ctx: &FlowCtx, key: usize, vu: &mut VirtualUser, hea
         ctx.registry.server_timing(key, &metrics);
         vu.tally(&metrics);
     }
+}
+
+/// Counts a request that could not be built (a template variable unset, a rendered value that
+/// is no valid header or URI) on step key `key`.
+pub(super) fn template_failed(
+    ctx: &FlowCtx,
+    vu: &VirtualUser,
+    key: usize,
+    due: Instant,
+    retry: bool,
+    msg: String,
+) {
+    ctx.registry
+        .request(key, &failed_sample(due, ErrorClass::Template, retry), None);
+    fail(
+        ctx,
+        Some(vu),
+        Place::Step(key),
+        ErrorClass::Template,
+        || msg,
+    );
 }
 
 pub(super) fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample {

@@ -28,15 +28,7 @@ pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due
     let req = match build(&w.open, vu, ctx) {
         Ok(r) => r,
         Err(msg) => {
-            ctx.registry
-                .request(key, &failed_sample(due, ErrorClass::Template, false), None);
-            fail(
-                ctx,
-                Some(vu),
-                Place::Step(key),
-                ErrorClass::Template,
-                || msg,
-            );
+            super::request::template_failed(ctx, vu, key, due, false, msg);
             return false;
         }
     };
