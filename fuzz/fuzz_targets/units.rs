@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = text.parse::<SpanRange>();
     let _ = text.parse::<Percent>();
     let _ = parse_scale(text);
-    if let Ok(e) = text.parse::<stampede::analysis::threshold::Expr>() {
+    if let Ok(e) = text.parse::<stampede::model::threshold::Expr>() {
         let _ = e.limit.to_string();
     }
     let _ = text.parse::<stampede::analysis::compare::FailIf>();
