@@ -16,8 +16,12 @@ jobs=${FUZZ_JOBS:-2}
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
-mkdir -p corpus/scenario corpus/units corpus/template corpus/extract corpus/response
-cp ../scenarios/*.yaml ../tests/fixtures/invalid/*.yaml corpus/scenario/
+mkdir -p corpus/scenario corpus/units corpus/template corpus/extract corpus/response corpus/h1
+cp ../scenarios/*.yaml ../tests/fixtures/invalid/*.yaml seeds/scenario/*.yaml corpus/scenario/
+# h1: the first byte is the read size, the rest a raw response.
+printf '\x03HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nWiki\r\n5\r\npedia\r\n0\r\nT: 1\r\n\r\n' > corpus/h1/chunked
+printf '\x01HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello' > corpus/h1/length
+printf '\x07HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nuntil close' > corpus/h1/close
 # Seeds for the response target: each framing, Server-Timing and Set-Cookie.
 printf 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nserver-timing: db;dur=1.5, q;desc="3"\r\nset-cookie: a=1; Path=/\r\n\r\n{}' > corpus/response/length
 printf 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nx-t: v\r\n\r\n' > corpus/response/chunked
