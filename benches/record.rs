@@ -31,13 +31,12 @@ fn sample(i: u64) -> RequestSample {
         error: None,
         bytes_in: 512,
         bytes_decoded: 512,
-        redirects: 0,
-        messages: (0, 0),
         bytes_out: 256,
         retry: false,
         checks: (1, 0),
         cookies_dropped: 0,
         sent: true,
+        ..RequestSample::default()
     }
 }
 

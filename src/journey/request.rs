@@ -147,24 +147,11 @@ pub(super) fn template_failed(
 }
 
 pub(super) fn failed_sample(due: Instant, class: ErrorClass, retry: bool) -> RequestSample {
-    let now = Instant::now();
     RequestSample {
-        latency: now.saturating_duration_since(due),
-        service: Duration::ZERO,
-        ttfb: None,
-        connect: None,
-        tls: None,
-        status: None,
+        latency: Instant::now().saturating_duration_since(due),
         error: Some(class),
-        bytes_in: 0,
-        bytes_decoded: 0,
-        redirects: 0,
-        messages: (0, 0),
-        bytes_out: 0,
         retry,
-        checks: (0, 0),
-        cookies_dropped: 0,
-        sent: false,
+        ..RequestSample::default()
     }
 }
 

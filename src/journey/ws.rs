@@ -12,7 +12,7 @@ use rhai::Dynamic;
 
 use super::check::Response;
 use super::failure::{Place, fail};
-use super::request::{build, failed_sample};
+use super::request::build;
 use super::{FlowCtx, VirtualUser};
 use crate::http::ErrorClass;
 use crate::http::ws::{WsConn, WsMessage};
@@ -37,24 +37,7 @@ pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let mut sample = RequestSample {
-        latency: Duration::ZERO,
-        service: Duration::ZERO,
-        ttfb: None,
-        connect: None,
-        tls: None,
-        status: None,
-        error: None,
-        bytes_in: 0,
-        bytes_decoded: 0,
-        redirects: 0,
-        messages: (0, 0),
-        bytes_out: 0,
-        retry: false,
-        checks: (0, 0),
-        cookies_dropped: 0,
-        sent: false,
-    };
+    let mut sample = RequestSample::default();
     let origin = w.open.origin;
     let found = vu
         .ws
@@ -219,9 +202,10 @@ async fn expect(x: &WsExpect, run: &mut Run, vu: &mut VirtualUser, ctx: &FlowCtx
         .overlapped(ctx.registry.batch_mark(ctx.is_live()));
     let start = run.last_send.take().unwrap_or_else(Instant::now);
     let deadline = tokio::time::Instant::now() + x.within;
-    let mut sample = failed_sample(start, ErrorClass::Timeout, false);
-    sample.error = None;
-    sample.sent = true;
+    let mut sample = RequestSample {
+        sent: true,
+        ..RequestSample::default()
+    };
     let mut last: Option<String> = None;
     let Some(conn) = run.conn.as_mut() else {
         return false;

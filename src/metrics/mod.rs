@@ -112,8 +112,8 @@ pub struct IterationWork {
     pub bytes: u64,
 }
 
-/// One request's measurements.
-#[derive(Debug, Clone, Copy)]
+/// One request's measurements (`Default`: nothing measured yet, nothing sent).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RequestSample {
     /// From due time to the last byte (what users felt).
     pub latency: Duration,
@@ -740,13 +740,12 @@ mod tests {
             error: None,
             bytes_in: 10,
             bytes_decoded: 10,
-            redirects: 0,
-            messages: (0, 0),
             bytes_out: 5,
             retry: false,
             checks: (1, 0),
             cookies_dropped: 0,
             sent: true,
+            ..RequestSample::default()
         }
     }
 
