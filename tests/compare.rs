@@ -150,8 +150,16 @@ fn short_runs_decide_a_gross_regression_and_pass_the_same_load() {
     let (code, out, _) = gate(&base, &slow);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL: f.a p99"), "{out}");
+    // The same data has no change at all: that must pass, whatever the machine did.
+    let (code, out, _) = gate(&base, &base);
+    assert_eq!(code, 0, "identical runs: {out}");
+    assert!(!out.contains("UNDECIDED"), "identical runs: {out}");
+    // An independent run of the same load differs only by the machine's noise. On a busy 2-core
+    // CI runner that noise can reach the margin, and then "undecided" is the honest answer; what
+    // the gate must never do is call it a regression.
     let (code, out, _) = gate(&base, &same);
-    assert_eq!(code, 0, "same load: {out}");
+    assert!(code == 0 || code == 4, "same load: exit {code}: {out}");
+    assert!(!out.contains("FAIL:"), "same load: {out}");
 }
 
 #[test]
