@@ -8,10 +8,8 @@
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
-use stampede::http::{BodyPolicy, Client, Connections};
+use stampede::http::{BodyPolicy, Client, Connections, Outgoing};
 use stampede::journey::VirtualUser;
 use stampede::metrics::{KeyTable, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,11 +62,10 @@ fuzz_target!(|data: &[u8]| {
     let mut conns = Connections::default();
     let mut buf = Vec::new();
     let origin = &h.plan.origins[0];
-    let mut req = http::Request::new(Full::new(Bytes::new()));
-    *req.uri_mut() = "/x".parse().unwrap();
-    req.headers_mut().insert(http::header::HOST, origin.authority.clone());
+    let mut req = Outgoing::new(http::Method::GET, http::uri::PathAndQuery::from_static("/x"), 1);
+    req.set(http::header::HOST, origin.authority.clone());
     let policy = BodyPolicy { keep: true, max_bytes: 1 << 20 };
-    let ex = h.rt.block_on(h.client.send(&mut conns, 0, origin, req, policy, &mut buf, Duration::from_secs(2)));
+    let ex = h.rt.block_on(h.client.send(&mut conns, 0, origin, &req, policy, &mut buf, Duration::from_secs(2)));
     assert!(ex.done_at >= ex.sent_at && ex.done_at <= Instant::now());
     if let Some(st) = ex.headers.get("server-timing").and_then(|v| v.to_str().ok()) {
         let mut metrics = Vec::new();

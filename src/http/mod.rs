@@ -12,6 +12,7 @@
 pub mod decode;
 mod dial;
 pub mod h1;
+mod outgoing;
 pub mod server_timing;
 mod tls;
 pub mod ws;
@@ -23,7 +24,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -32,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub use crate::model::ErrorClass;
+pub use outgoing::Outgoing;
 
 use crate::scenario::plan::{H1Client, HttpVersion, Origin, Settings};
 use crate::scenario::transport::Transport;
@@ -73,7 +75,6 @@ type Driver = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
 
 struct Conn {
     sender: Sender,
-    h2: bool,
     /// HTTP/1 only. Polled by [`drive`] while the user waits on this connection, instead of in
     /// a spawned task: one task per user instead of two, and no cross-task wake-up per request.
     /// Between requests nobody polls it, which is fine: an idle HTTP/1 connection has nothing
@@ -234,15 +235,13 @@ impl Client {
         conns: &mut Connections,
         origin_id: usize,
         origin: &Origin,
-        mut req: Request<Full<Bytes>>,
+        req: &Outgoing,
         body: BodyPolicy,
         buf: &mut Vec<u8>,
         timeout: Duration,
     ) -> Exchange {
         let sent_at = Instant::now();
-        let bytes_out =
-            head_size(req.headers()) + req.uri().path().len() as u64 + 16 + body_len(&req);
-        let mut ex = Exchange::starting(sent_at, bytes_out);
+        let mut ex = Exchange::starting(sent_at, req.wire_size());
         let mut sent_on_reused = false;
         let mut unprocessed = false;
         // Where the exchange was when the timeout hit, for its message.
@@ -265,24 +264,6 @@ impl Client {
                 let Some(conn) = conns.slot(origin_id).as_mut() else {
                     break;
                 };
-                if let Some(fwd) = &conn.forward {
-                    // A forwarding proxy reads the target from the request line.
-                    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                    if let Ok(uri) = format!("{}{pq}", fwd.base).parse() {
-                        *req.uri_mut() = uri;
-                    }
-                    if let Some(auth) = &fwd.auth {
-                        req.headers_mut()
-                            .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
-                    }
-                } else if conn.h2 {
-                    // HTTP/2 needs the full URI for :scheme and :authority.
-                    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                    if let Ok(uri) = format!("{}{pq}", origin.base).parse() {
-                        *req.uri_mut() = uri;
-                    }
-                    req.headers_mut().remove(http::header::HOST);
-                }
                 sent_on_reused = reused;
                 ex.sent = true;
                 let driver = &mut conn.driver;
@@ -292,7 +273,11 @@ impl Client {
                         // The lean path decides staleness itself (nothing came back on a reused
                         // connection) and replays once here; a failure after that is final.
                         sent_on_reused = false;
-                        match l.exchange(&req, reused, &mut ex, body, buf, &stage).await {
+                        let fwd = conn.forward.as_deref();
+                        match l
+                            .exchange(req, fwd, reused, &mut ex, body, buf, &stage)
+                            .await
+                        {
                             Ok(false) => {
                                 if l.is_closed() {
                                     *conns.slot(origin_id) = None;
@@ -308,7 +293,16 @@ impl Client {
                         }
                     }
                     Sender::H1(s) => match drive(driver, s.ready()).await {
-                        Ok(()) => drive(driver, s.try_send_request(req)).await,
+                        Ok(()) => {
+                            // A forwarding proxy reads the target from the request line.
+                            let fwd = conn.forward.as_deref();
+                            let mut r = req.to_request(fwd.map(|f| f.base.as_str()), false);
+                            if let Some(auth) = fwd.and_then(|f| f.auth.clone()) {
+                                r.headers_mut()
+                                    .insert(http::header::PROXY_AUTHORIZATION, auth);
+                            }
+                            drive(driver, s.try_send_request(r)).await
+                        }
                         // The server closed the idle connection: replace it.
                         Err(_) if reused => {
                             *conns.slot(origin_id) = None;
@@ -317,7 +311,11 @@ impl Client {
                         Err(e) => return Err(classify(&e)),
                     },
                     Sender::H2(s) => match s.ready().await {
-                        Ok(()) => s.try_send_request(req).await,
+                        // HTTP/2 needs the full URI for :scheme and :authority.
+                        Ok(()) => {
+                            s.try_send_request(req.to_request(Some(&origin.base), true))
+                                .await
+                        }
                         Err(_) if reused => {
                             *conns.slot(origin_id) = None;
                             continue;
@@ -333,10 +331,8 @@ impl Client {
                     Err(mut e) => {
                         *conns.slot(origin_id) = None;
                         match e.take_message() {
-                            Some(back) if reused => {
-                                req = back;
-                                continue;
-                            }
+                            // Unsent: it is made again from `req` on a fresh connection.
+                            Some(_) if reused => continue,
                             _ if is_unprocessed(e.error()) => {
                                 unprocessed = true;
                                 let (_, why) = classify(e.error());
@@ -461,7 +457,6 @@ where
     if lean && !h2 {
         return Ok(Conn {
             sender: Sender::Lean(Box::new(h1::Lean::new(Box::pin(io)))),
-            h2: false,
             driver: None,
             forward: None,
         });
@@ -486,7 +481,6 @@ where
     });
     Ok(Conn {
         sender: Sender::H2(sender),
-        h2: true,
         driver: None,
         forward: None,
     })
@@ -501,7 +495,6 @@ where
         .map_err(|e| classify(&e))?;
     Ok(Conn {
         sender: Sender::H1(sender),
-        h2: false,
         driver: Some(Box::pin(conn)),
         forward: None,
     })
@@ -592,11 +585,6 @@ fn head_size(h: &HeaderMap) -> u64 {
         .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
         .sum::<u64>()
         + 2
-}
-
-fn body_len(req: &Request<Full<Bytes>>) -> u64 {
-    use hyper::body::Body as _;
-    req.body().size_hint().exact().unwrap_or(0)
 }
 
 /// Whether an HTTP/2 server said it never processed the request, which makes it safe to send

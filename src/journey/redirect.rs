@@ -6,7 +6,6 @@
 
 use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION};
-use http_body_util::Full;
 
 use super::{FlowCtx, VirtualUser};
 use crate::http::{BodyPolicy, ErrorClass, Exchange};
@@ -31,11 +30,7 @@ pub(super) async fn follow(
     let mut method = r.method.clone();
     let mut keep_body = true;
     let mut path = match super::request::build(r, vu, ctx) {
-        Ok(req) => req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string(),
+        Ok(req) => req.target.as_str().to_string(),
         Err(_) => return (ex, 0, origin_id),
     };
     let mut chain = vec![format!("{}{path}", origin_of(plan, vu, origin_id).base)];
@@ -89,29 +84,28 @@ pub(super) async fn follow(
         let Ok(mut req) = super::request::build(r, vu, ctx) else {
             break;
         };
-        let Ok(uri) = next_path.parse() else {
+        let Ok(target) = next_path.parse() else {
             ex.error = Some((
                 ErrorClass::Protocol,
                 format!("the redirect to `{location}` is not a valid URI"),
             ));
             break;
         };
-        *req.method_mut() = method.clone();
-        *req.uri_mut() = uri;
-        let headers = req.headers_mut();
-        headers.insert(HOST, next.authority.clone());
+        req.method = method.clone();
+        req.target = target;
+        req.set(HOST, next.authority.clone());
         if next_id != r.origin {
             // Credentials meant for one origin are never sent to another.
-            headers.remove(AUTHORIZATION);
+            req.remove(&AUTHORIZATION);
         }
-        headers.remove(COOKIE);
+        req.remove(&COOKIE);
         if let Some(c) = vu.cookie_header(next_id) {
-            headers.insert(COOKIE, c);
+            req.push(COOKIE, c);
         }
         if !keep_body {
-            headers.remove(CONTENT_TYPE);
-            headers.remove(CONTENT_LENGTH);
-            *req.body_mut() = Full::default();
+            req.remove(&CONTENT_TYPE);
+            req.remove(&CONTENT_LENGTH);
+            req.body = bytes::Bytes::new();
         }
         bytes_in += ex.bytes_in;
         bytes_out += ex.bytes_out;
@@ -123,7 +117,7 @@ pub(super) async fn follow(
                 &mut vu.conns,
                 next_id,
                 &next,
-                req,
+                &req,
                 policy,
                 &mut vu.buf,
                 r.timeout,

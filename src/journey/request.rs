@@ -3,15 +3,15 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Uri};
-use http_body_util::Full;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue};
 use rand::Rng;
 use rhai::Dynamic;
 
 use super::check::Response;
 use super::failure::{Place, fail};
 use super::{FlowCtx, VirtualUser};
-use crate::http::{BodyPolicy, ErrorClass, Exchange};
+use crate::http::{BodyPolicy, ErrorClass, Exchange, Outgoing};
 use crate::metrics::RequestSample;
 use crate::scenario::plan::{Body, Check, ExtractSource, HeaderTemplate, Request, Retry};
 use crate::scenario::template::{Missing, RenderCtx};
@@ -48,7 +48,7 @@ pub(super) async fn execute(
                 &mut vu.conns,
                 r.origin,
                 origin,
-                req,
+                &req,
                 policy,
                 &mut vu.buf,
                 r.timeout,
@@ -193,84 +193,80 @@ pub(super) fn render_ctx(vu: &VirtualUser) -> RenderCtx<'_> {
     }
 }
 
-pub(super) fn build(
-    r: &Request,
-    vu: &mut VirtualUser,
-    ctx: &FlowCtx,
-) -> Result<http::Request<Full<Bytes>>, String> {
+/// Renders `r` for `vu`: the target, the headers in order (`Host` first, then the step's, the
+/// cookie jar's, `traceparent`, the body's type) and the body.
+pub(super) fn build(r: &Request, vu: &mut VirtualUser, ctx: &FlowCtx) -> Result<Outgoing, String> {
     let plan = &ctx.plan;
     let origin = &plan.origins[r.origin];
-    // Names are only needed to word a missing-feeder message, which is rare; build them lazily.
-    let mut scratch = std::mem::take(&mut vu.scratch);
-    scratch.clear();
-    let rendered = {
-        let rc = render_ctx(vu);
-        r.path.render(&rc, &mut scratch)
+    let target = match &r.fixed_target {
+        Some(t) => t.clone(),
+        None => {
+            let mut scratch = std::mem::take(&mut vu.scratch);
+            scratch.clear();
+            let rendered = r.path.render(&render_ctx(vu), &mut scratch);
+            let target = rendered.map(|()| PathAndQuery::try_from(&scratch[..]));
+            vu.scratch = scratch;
+            target
+                .map_err(describe_missing)?
+                .map_err(|e| format!("rendered path is not a valid URI: {e}"))?
+        }
     };
-    if let Err(m) = rendered {
-        vu.scratch = scratch;
-        return Err(describe_missing(m));
-    }
-    let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(&scratch));
-    vu.scratch = scratch;
-    let uri = uri.map_err(|e| format!("rendered path is not a valid URI: {e}"))?;
-
-    let mut headers = HeaderMap::with_capacity(r.headers.len() + 4);
-    headers.insert(http::header::HOST, origin.authority.clone());
+    let mut out = Outgoing::new(r.method.clone(), target, r.headers.len() + 4);
+    out.push(http::header::HOST, origin.authority.clone());
     for (name, value) in &r.headers {
         let v = match value {
             HeaderTemplate::Static(v) => v.clone(),
             HeaderTemplate::Dynamic(t) => {
-                let mut out = Vec::with_capacity(64);
-                let rc = render_ctx(vu);
-                t.render(&rc, &mut out).map_err(describe_missing)?;
-                HeaderValue::from_maybe_shared(Bytes::from(out))
+                let mut text = Vec::with_capacity(64);
+                t.render(&render_ctx(vu), &mut text)
+                    .map_err(describe_missing)?;
+                HeaderValue::from_maybe_shared(Bytes::from(text))
                     .map_err(|_| format!("header `{name}` rendered to an invalid value"))?
             }
         };
-        headers.insert(name.clone(), v);
+        out.set(name.clone(), v);
     }
     if let Some(v) = vu.cookie_header(r.origin) {
-        headers.insert(http::header::COOKIE, v);
+        out.set(http::header::COOKIE, v);
     }
     if plan.settings.traceparent {
         let span: u64 = vu.rng.random::<u64>() | 1;
         let tp = format!("00-{:032x}-{span:016x}-01", vu.trace_id);
         if let Ok(v) = HeaderValue::from_str(&tp) {
-            headers.insert(http::HeaderName::from_static("traceparent"), v);
+            out.set(http::HeaderName::from_static("traceparent"), v);
         }
     }
-    let body = match &r.body {
+    out.body = match &r.body {
         Body::Empty => Bytes::new(),
         Body::Static(b, ct) => {
             if let Some(ct) = ct {
-                headers.insert(http::header::CONTENT_TYPE, ct.clone());
+                out.set(http::header::CONTENT_TYPE, ct.clone());
             }
             b.clone()
         }
         Body::Dynamic(t, ct) => {
             if let Some(ct) = ct {
-                headers.insert(http::header::CONTENT_TYPE, ct.clone());
+                out.set(http::header::CONTENT_TYPE, ct.clone());
             }
-            let mut out = Vec::with_capacity(256);
-            let rc = render_ctx(vu);
-            t.render(&rc, &mut out).map_err(describe_missing)?;
-            Bytes::from(out)
+            let mut body = Vec::with_capacity(256);
+            t.render(&render_ctx(vu), &mut body)
+                .map_err(describe_missing)?;
+            Bytes::from(body)
         }
         Body::Multipart(m, ct) => {
-            headers.insert(http::header::CONTENT_TYPE, ct.clone());
-            let mut out = Vec::with_capacity(m.fixed_len() + 256);
+            out.set(http::header::CONTENT_TYPE, ct.clone());
+            let mut body = Vec::with_capacity(m.fixed_len() + 256);
             let rc = render_ctx(vu);
             for piece in &m.pieces {
                 match piece {
-                    crate::scenario::plan::MultipartPiece::Bytes(b) => out.extend_from_slice(b),
+                    crate::scenario::plan::MultipartPiece::Bytes(b) => body.extend_from_slice(b),
                     crate::scenario::plan::MultipartPiece::Field(t) => {
-                        let from = out.len();
-                        t.render(&rc, &mut out).map_err(describe_missing)?;
+                        let from = body.len();
+                        t.render(&rc, &mut body).map_err(describe_missing)?;
                         // A value (perhaps extracted from a response) holding the boundary
                         // would end its part early and smuggle parts in.
                         let fence = format!("--{}", m.boundary);
-                        if out[from..]
+                        if body[from..]
                             .windows(fence.len())
                             .any(|w| w == fence.as_bytes())
                         {
@@ -281,14 +277,10 @@ pub(super) fn build(
                     }
                 }
             }
-            Bytes::from(out)
+            Bytes::from(body)
         }
     };
-    let mut req = http::Request::new(Full::new(body));
-    *req.method_mut() = r.method.clone();
-    *req.uri_mut() = uri;
-    *req.headers_mut() = headers;
-    Ok(req)
+    Ok(out)
 }
 
 pub(super) fn describe_missing(m: Missing) -> String {

@@ -32,11 +32,7 @@ pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due
             return false;
         }
     };
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let path = req.target.as_str().to_string();
     let mut sample = RequestSample::default();
     let origin = w.open.origin;
     let found = vu
@@ -46,7 +42,7 @@ pub(super) async fn execute(w: &WsStep, vu: &mut VirtualUser, ctx: &FlowCtx, due
     let conn = match found {
         Some(i) => vu.ws.swap_remove(i).2,
         None => {
-            let (parts, _) = req.into_parts();
+            let (parts, _) = req.to_request(None, false).into_parts();
             let mut up = http::Request::from_parts(parts, ());
             // Reports call the step `WS`; on the wire the upgrade is a GET (RFC 6455 §4.1).
             *up.method_mut() = http::Method::GET;

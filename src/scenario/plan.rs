@@ -169,6 +169,8 @@ pub struct Request {
     pub origin: usize,
     /// Path and query (origin-form), prefix included.
     pub path: Template,
+    /// `path` checked and parsed at load, when it has no placeholders.
+    pub fixed_target: Option<http::uri::PathAndQuery>,
     /// Headers, defaults merged in.
     pub headers: Vec<(HeaderName, HeaderTemplate)>,
     /// Body.

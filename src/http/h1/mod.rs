@@ -6,14 +6,14 @@
 
 pub mod parse;
 
+use std::io::Write as _;
 use std::pin::Pin;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt as _, Full};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use super::dial::Forward;
+use super::outgoing::Outgoing;
 use super::{BodyPolicy, ErrorClass, Exchange, Fail, Io, PEEK_BYTES, Stage, StageCell};
 use parse::{BodyDecoder, H1Error, framing, head_cut, parse_head};
 
@@ -53,9 +53,11 @@ impl Lean {
     /// Sends `req` and reads its response into `ex` (and the body into `buf` per `policy`).
     /// `Ok(true)` means the connection was stale: it was reused and closed before any byte of
     /// an answer came back, so the request may be sent again on a fresh one.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn exchange(
         &mut self,
-        req: &Request<Full<Bytes>>,
+        req: &Outgoing,
+        forward: Option<&Forward>,
         reused: bool,
         ex: &mut Exchange,
         policy: BodyPolicy,
@@ -64,15 +66,7 @@ impl Lean {
     ) -> Result<bool, Fail> {
         // Until proven otherwise, a failure leaves the connection unusable.
         self.closed = true;
-        // `Full` is ready at once; cloning it clones a `Bytes` (a reference count).
-        let body = req
-            .body()
-            .clone()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        let head_request = req.method() == http::Method::HEAD;
+        let head_request = req.method == http::Method::HEAD;
         // A kept-alive connection must be silent before a request: if the server closed it
         // (or sent something nobody asked for), it is replaced before anything is sent.
         // Back-to-back requests skip the probe (a syscall each): a server closes idle
@@ -83,7 +77,7 @@ impl Lean {
         if reused && idle && !self.is_quiet().await {
             return Ok(true);
         }
-        let closes = self.write_request(req, &body);
+        let closes = self.write_request(req, forward);
         let written = async {
             self.io.write_all(&self.wbuf).await?;
             // TLS may keep encrypted bytes until flushed.
@@ -198,32 +192,37 @@ impl Lean {
     /// Writes the request into `wbuf`, framing its body as hyper does: no length for an empty
     /// body (and no `Transfer-Encoding`), a `Transfer-Encoding` the user set kept and ending in
     /// `chunked` (the body then sent as one chunk), a `Content-Length` the user set kept, else
-    /// `content-length` added. Returns whether the request asked to close the connection.
-    fn write_request(&mut self, req: &Request<Full<Bytes>>, body: &[u8]) -> bool {
+    /// `content-length` added. A forwarding proxy gets the absolute form and its credentials.
+    /// Returns whether the request asked to close the connection.
+    fn write_request(&mut self, req: &Outgoing, forward: Option<&Forward>) -> bool {
         let w = &mut self.wbuf;
+        let body = &req.body[..];
         w.clear();
-        w.extend_from_slice(req.method().as_str().as_bytes());
+        w.extend_from_slice(req.method.as_str().as_bytes());
         w.push(b' ');
-        // A forwarding proxy gets the absolute form; a server the origin form.
-        if req.uri().scheme().is_some() {
-            w.extend_from_slice(req.uri().to_string().as_bytes());
-        } else {
-            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            w.extend_from_slice(pq.as_bytes());
+        if let Some(f) = forward {
+            w.extend_from_slice(f.base.as_bytes());
         }
+        w.extend_from_slice(req.target.as_str().as_bytes());
         w.extend_from_slice(b" HTTP/1.1\r\n");
-        let headers = req.headers();
-        let te = headers.get_all(http::header::TRANSFER_ENCODING);
-        let chunked = !body.is_empty() && te.iter().next().is_some();
+        let te = req.get(&http::header::TRANSFER_ENCODING);
+        let chunked = !body.is_empty() && te.is_some();
         let mut closes = false;
-        for (name, value) in headers {
-            if name == http::header::TRANSFER_ENCODING && body.is_empty() {
+        let mut has_length = false;
+        let proxy_auth = forward
+            .and_then(|f| f.auth.as_ref())
+            .map(|v| (&http::header::PROXY_AUTHORIZATION, v));
+        for (name, value) in req.headers().chain(proxy_auth) {
+            if *name == http::header::TRANSFER_ENCODING && body.is_empty() {
                 continue;
             }
-            if name == http::header::CONTENT_LENGTH && chunked {
-                continue;
+            if *name == http::header::CONTENT_LENGTH {
+                if chunked {
+                    continue;
+                }
+                has_length = true;
             }
-            if name == http::header::CONNECTION {
+            if *name == http::header::CONNECTION {
                 closes |= value
                     .to_str()
                     .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
@@ -231,8 +230,7 @@ impl Lean {
             w.extend_from_slice(name.as_str().as_bytes());
             w.extend_from_slice(b": ");
             w.extend_from_slice(value.as_bytes());
-            if name == http::header::TRANSFER_ENCODING
-                && Some(value) == te.iter().next_back()
+            if *name == http::header::TRANSFER_ENCODING
                 && !value
                     .to_str()
                     .ok()
@@ -243,14 +241,12 @@ impl Lean {
             }
             w.extend_from_slice(b"\r\n");
         }
-        if !body.is_empty() && !chunked && !headers.contains_key(http::header::CONTENT_LENGTH) {
-            w.extend_from_slice(b"content-length: ");
-            w.extend_from_slice(body.len().to_string().as_bytes());
-            w.extend_from_slice(b"\r\n");
+        if !body.is_empty() && !chunked && !has_length {
+            let _ = write!(w, "content-length: {}\r\n", body.len());
         }
         w.extend_from_slice(b"\r\n");
         if chunked {
-            w.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            let _ = write!(w, "{:x}\r\n", body.len());
             w.extend_from_slice(body);
             w.extend_from_slice(b"\r\n0\r\n\r\n");
         } else {

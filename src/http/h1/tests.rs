@@ -9,13 +9,15 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Lean;
-use crate::http::{BodyPolicy, ErrorClass, Exchange, StageCell, classify};
+use crate::http::dial::Forward;
+use crate::http::{BodyPolicy, ErrorClass, Exchange, Outgoing, StageCell, classify};
 
 /// A connection whose server is a script: each request written releases its answer (in the
 /// given read pieces); with no answer released the server is silent, and with none left it has
@@ -102,12 +104,9 @@ enum Seen {
     Failed(ErrorClass),
 }
 
-fn request(method: &Method) -> Request<Full<Bytes>> {
-    let mut r = Request::new(Full::new(Bytes::new()));
-    *r.method_mut() = method.clone();
-    *r.uri_mut() = http::Uri::from_static("/x");
-    r.headers_mut()
-        .insert(http::header::HOST, http::HeaderValue::from_static("t"));
+fn request(method: &Method) -> Outgoing {
+    let mut r = Outgoing::new(method.clone(), PathAndQuery::from_static("/x"), 1);
+    r.set(http::header::HOST, http::HeaderValue::from_static("t"));
     r
 }
 
@@ -133,6 +132,7 @@ async fn lean(pieces: Vec<Vec<u8>>, method: &Method) -> Seen {
     match l
         .exchange(
             &request(method),
+            None,
             false,
             &mut ex,
             policy,
@@ -153,7 +153,10 @@ async fn reference(pieces: Vec<Vec<u8>>, method: &Method) -> Seen {
         return Seen::Failed(ErrorClass::Internal);
     };
     tokio::spawn(conn);
-    match s.send_request(request(method)).await {
+    match s
+        .send_request(request(method).to_request(None, false))
+        .await
+    {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let h = headers(resp.headers());
@@ -243,6 +246,7 @@ async fn a_body_over_the_limit_is_body_too_large_and_memory_stays_bounded() {
     let r = l
         .exchange(
             &request(&Method::GET),
+            None,
             false,
             &mut ex,
             policy,
@@ -296,6 +300,7 @@ async fn a_kept_alive_connection_carries_the_next_answer_as_in_hyper() {
             let r = l
                 .exchange(
                     &request(m),
+                    None,
                     i > 0,
                     &mut ex,
                     policy,
@@ -319,7 +324,10 @@ async fn a_kept_alive_connection_carries_the_next_answer_as_in_hyper() {
         let mut hyper_seen = Vec::new();
         for m in [method.clone(), Method::GET] {
             s.ready().await.unwrap();
-            let resp = s.send_request(request(&m)).await.unwrap();
+            let resp = s
+                .send_request(request(&m).to_request(None, false))
+                .await
+                .unwrap();
             let status = resp.status().as_u16();
             let body = resp
                 .into_body()
@@ -338,27 +346,51 @@ async fn a_kept_alive_connection_carries_the_next_answer_as_in_hyper() {
 #[tokio::test]
 async fn the_lean_path_writes_requests_as_hyper_does() {
     let answer = b"HTTP/1.1 204 No Content\r\n\r\n".to_vec();
-    let mut cases: Vec<Request<Full<Bytes>>> = Vec::new();
-    for (method, body, header) in [
-        (Method::GET, "", None),
-        (Method::POST, "", None),
-        (Method::POST, "{\"a\":1}", None),
-        (Method::HEAD, "", None),
-        (Method::PUT, "data", Some(("transfer-encoding", "gzip"))),
-        (Method::POST, "data", Some(("content-length", "4"))),
+    let mut cases: Vec<(Outgoing, Option<Forward>)> = Vec::new();
+    let proxy = || Forward {
+        base: "http://shop.test:8080".into(),
+        auth: Some(http::HeaderValue::from_static("Basic dTpw")),
+    };
+    for (method, body, header, forward) in [
+        (Method::GET, "", None, None),
+        (Method::POST, "", None, None),
+        (Method::POST, "{\"a\":1}", None, None),
+        (Method::HEAD, "", None, None),
+        (
+            Method::PUT,
+            "data",
+            Some(("transfer-encoding", "gzip")),
+            None,
+        ),
+        (
+            Method::PUT,
+            "data",
+            Some(("transfer-encoding", "chunked")),
+            None,
+        ),
+        (
+            Method::GET,
+            "",
+            Some(("transfer-encoding", "chunked")),
+            None,
+        ),
+        (Method::POST, "data", Some(("content-length", "4")), None),
+        (Method::GET, "", Some(("connection", "close")), None),
+        (Method::POST, "data", None, Some(proxy())),
     ] {
-        let mut r = Request::new(Full::new(Bytes::from(body)));
-        *r.method_mut() = method;
-        *r.uri_mut() = http::Uri::from_static("/x?y=1");
-        r.headers_mut()
-            .insert(http::header::HOST, http::HeaderValue::from_static("t"));
+        let mut r = Outgoing::new(method, PathAndQuery::from_static("/x?y=1"), 2);
+        r.body = Bytes::from(body);
+        r.set(http::header::HOST, http::HeaderValue::from_static("t"));
         if let Some((k, v)) = header {
-            r.headers_mut().insert(k, http::HeaderValue::from_static(v));
+            r.set(
+                http::HeaderName::from_static(k),
+                http::HeaderValue::from_static(v),
+            );
         }
-        cases.push(r);
+        cases.push((r, forward));
     }
-    for req in cases {
-        let what = format!("{} {:?}", req.method(), req.headers());
+    for (req, forward) in cases {
+        let what = format!("{req:?} {forward:?}");
         let lean_io = Scripted::new(vec![answer.clone()]);
         let lean_written = lean_io.written.clone();
         let mut l = Lean::new(Box::pin(lean_io));
@@ -370,6 +402,7 @@ async fn the_lean_path_writes_requests_as_hyper_does() {
         let _ = l
             .exchange(
                 &req,
+                forward.as_ref(),
                 false,
                 &mut ex,
                 policy,
@@ -384,7 +417,14 @@ async fn the_lean_path_writes_requests_as_hyper_does() {
                 .await
                 .unwrap();
         tokio::spawn(conn);
-        let _ = s.send_request(req).await;
+        // What `Client::send` hands hyper for the same request.
+        let mut theirs = req.to_request(forward.as_ref().map(|f| f.base.as_str()), false);
+        if let Some(auth) = forward.and_then(|f| f.auth) {
+            theirs
+                .headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth);
+        }
+        let _ = s.send_request(theirs).await;
         let ours = String::from_utf8_lossy(&lean_written.lock().unwrap()).into_owned();
         let theirs = String::from_utf8_lossy(&hyper_written.lock().unwrap()).into_owned();
         assert_eq!(ours, theirs, "{what}");

@@ -156,6 +156,21 @@ impl Validator<'_> {
                 None => ok = false,
             }
         }
+        // A path with no placeholders is checked and parsed once, here, not per request.
+        let fixed_target = match path.as_literal().map(http::uri::PathAndQuery::try_from) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                self.err(
+                    &url_path,
+                    format!(
+                        "`{url}` is not a valid path and query ({e}): percent-encode such characters (a space is `%20`), or give values under `query:`, which encodes them"
+                    ),
+                );
+                ok = false;
+                None
+            }
+            None => None,
+        };
 
         // Headers: defaults, then the step's (same name replaces).
         let mut headers: Vec<(HeaderName, HeaderTemplate)> = Vec::new();
@@ -392,6 +407,7 @@ impl Validator<'_> {
             method,
             origin,
             path,
+            fixed_target,
             headers,
             body,
             extract,
