@@ -266,84 +266,44 @@ impl Client {
                 };
                 sent_on_reused = reused;
                 ex.sent = true;
-                let driver = &mut conn.driver;
-                let result = match &mut conn.sender {
-                    Sender::Lean(l) => {
-                        stage.set(Stage::Sending);
-                        // The lean path decides staleness itself (nothing came back on a reused
-                        // connection) and replays once here; a failure after that is final.
-                        sent_on_reused = false;
-                        let fwd = conn.forward.as_deref();
-                        match l
-                            .exchange(req, fwd, reused, &mut ex, body, buf, &stage)
-                            .await
-                        {
-                            Ok(false) => {
-                                if l.is_closed() {
-                                    *conns.slot(origin_id) = None;
-                                }
-                                return Ok(());
-                            }
-                            // The server had closed the idle connection: once more, fresh.
-                            Ok(true) => {
-                                *conns.slot(origin_id) = None;
-                                continue;
-                            }
-                            Err(e) => return Err(e),
+                let Sender::Lean(l) = &mut conn.sender else {
+                    // Boxed: hyper's futures are larger than the lean path's, and would size
+                    // every user's task even where no request takes hyper's path.
+                    let attempt =
+                        hyper_exchange(conn, origin, req, reused, &mut ex, body, buf, &stage);
+                    match Box::pin(attempt).await {
+                        Attempt::Done(result) => return result,
+                        Attempt::Stale => {
+                            *conns.slot(origin_id) = None;
+                            continue;
+                        }
+                        Attempt::Unprocessed(fail) => {
+                            unprocessed = true;
+                            return Err(fail);
                         }
                     }
-                    Sender::H1(s) => match drive(driver, s.ready()).await {
-                        Ok(()) => {
-                            // A forwarding proxy reads the target from the request line.
-                            let fwd = conn.forward.as_deref();
-                            let mut r = req.to_request(fwd.map(|f| f.base.as_str()), false);
-                            if let Some(auth) = fwd.and_then(|f| f.auth.clone()) {
-                                r.headers_mut()
-                                    .insert(http::header::PROXY_AUTHORIZATION, auth);
-                            }
-                            drive(driver, s.try_send_request(r)).await
-                        }
-                        // The server closed the idle connection: replace it.
-                        Err(_) if reused => {
-                            *conns.slot(origin_id) = None;
-                            continue;
-                        }
-                        Err(e) => return Err(classify(&e)),
-                    },
-                    Sender::H2(s) => match s.ready().await {
-                        // HTTP/2 needs the full URI for :scheme and :authority.
-                        Ok(()) => {
-                            s.try_send_request(req.to_request(Some(&origin.base), true))
-                                .await
-                        }
-                        Err(_) if reused => {
-                            *conns.slot(origin_id) = None;
-                            continue;
-                        }
-                        Err(e) => return Err(classify(&e)),
-                    },
                 };
-                match result {
-                    Ok(resp) => {
-                        stage.set(Stage::Body);
-                        return read_response(resp, &mut ex, body, buf, driver).await;
-                    }
-                    Err(mut e) => {
-                        *conns.slot(origin_id) = None;
-                        match e.take_message() {
-                            // Unsent: it is made again from `req` on a fresh connection.
-                            Some(_) if reused => continue,
-                            _ if is_unprocessed(e.error()) => {
-                                unprocessed = true;
-                                let (_, why) = classify(e.error());
-                                return Err((
-                                    ErrorClass::Reset,
-                                    format!("the server did not process the request: {why}"),
-                                ));
-                            }
-                            _ => return Err(classify(e.error())),
+                stage.set(Stage::Sending);
+                // The lean path decides staleness itself (nothing came back on a reused
+                // connection) and replays once here; a failure after that is final.
+                sent_on_reused = false;
+                let fwd = conn.forward.as_deref();
+                match l
+                    .exchange(req, fwd, reused, &mut ex, body, buf, &stage)
+                    .await
+                {
+                    Ok(false) => {
+                        if l.is_closed() {
+                            *conns.slot(origin_id) = None;
                         }
+                        return Ok(());
                     }
+                    // The server had closed the idle connection: once more, fresh.
+                    Ok(true) => {
+                        *conns.slot(origin_id) = None;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Err((
@@ -424,6 +384,81 @@ impl Client {
         let tls_time = tls_start.elapsed();
         let conn = handshake(tls, h2, self.lean).await?;
         Ok((conn, tls_time))
+    }
+}
+
+/// How an attempt on one of hyper's connections ended.
+enum Attempt {
+    /// Answered, or failed for good.
+    Done(Result<(), Fail>),
+    /// The reused connection had closed and the request was not sent: send it on a new one.
+    Stale,
+    /// An HTTP/2 server said it did not process the request.
+    Unprocessed(Fail),
+}
+
+/// One request on a hyper connection (HTTP/2, or HTTP/1.1 under `defaults.client: hyper`).
+#[allow(clippy::too_many_arguments)]
+async fn hyper_exchange(
+    conn: &mut Conn,
+    origin: &Origin,
+    req: &Outgoing,
+    reused: bool,
+    ex: &mut Exchange,
+    body: BodyPolicy,
+    buf: &mut Vec<u8>,
+    stage: &StageCell,
+) -> Attempt {
+    let driver = &mut conn.driver;
+    let result = match &mut conn.sender {
+        Sender::H1(s) => match drive(driver, s.ready()).await {
+            Ok(()) => {
+                // A forwarding proxy reads the target from the request line.
+                let fwd = conn.forward.as_deref();
+                let mut r = req.to_request(fwd.map(|f| f.base.as_str()), false);
+                if let Some(auth) = fwd.and_then(|f| f.auth.clone()) {
+                    r.headers_mut()
+                        .insert(http::header::PROXY_AUTHORIZATION, auth);
+                }
+                drive(driver, s.try_send_request(r)).await
+            }
+            // The server closed the idle connection: replace it.
+            Err(_) if reused => return Attempt::Stale,
+            Err(e) => return Attempt::Done(Err(classify(&e))),
+        },
+        Sender::H2(s) => match s.ready().await {
+            // HTTP/2 needs the full URI for :scheme and :authority.
+            Ok(()) => {
+                s.try_send_request(req.to_request(Some(&origin.base), true))
+                    .await
+            }
+            Err(_) if reused => return Attempt::Stale,
+            Err(e) => return Attempt::Done(Err(classify(&e))),
+        },
+        Sender::Lean(_) => {
+            return Attempt::Done(Err((
+                ErrorClass::Internal,
+                "a lean connection was given to hyper".into(),
+            )));
+        }
+    };
+    match result {
+        Ok(resp) => {
+            stage.set(Stage::Body);
+            Attempt::Done(read_response(resp, ex, body, buf, driver).await)
+        }
+        Err(mut e) => match e.take_message() {
+            // Unsent: it is made again from `req` on a fresh connection.
+            Some(_) if reused => Attempt::Stale,
+            _ if is_unprocessed(e.error()) => {
+                let (_, why) = classify(e.error());
+                Attempt::Unprocessed((
+                    ErrorClass::Reset,
+                    format!("the server did not process the request: {why}"),
+                ))
+            }
+            _ => Attempt::Done(Err(classify(e.error()))),
+        },
     }
 }
 

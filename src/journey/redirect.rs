@@ -21,7 +21,7 @@ pub(super) async fn follow(
     policy: BodyPolicy,
 ) -> (Exchange, u32, usize) {
     let mut origin_id = r.origin;
-    if r.redirects == 0 || !is_redirect(&ex) {
+    if !applies(r, &ex) {
         return (ex, 0, origin_id);
     }
     let plan = &ctx.plan;
@@ -132,6 +132,11 @@ pub(super) async fn follow(
     ex.bytes_out += bytes_out;
     ex.bytes_decoded += decoded;
     (ex, hops, origin_id)
+}
+
+/// Whether `ex` is a redirect that step `r` follows.
+pub(super) fn applies(r: &Request, ex: &Exchange) -> bool {
+    r.redirects > 0 && is_redirect(ex)
 }
 
 fn is_redirect(ex: &Exchange) -> bool {

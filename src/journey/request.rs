@@ -60,8 +60,14 @@ pub(super) async fn execute(
             replayed = true;
             continue;
         }
-        // Every hop of a redirect chain is part of this step.
-        let (ex, hops, last_origin) = super::redirect::follow(r, vu, ctx, ex, policy).await;
+        // Every hop of a redirect chain is part of this step. Boxed, and only when there is a
+        // redirect: following one takes a second send's state, which every request would
+        // otherwise carry in its user's task.
+        let (ex, hops, last_origin) = if super::redirect::applies(r, &ex) {
+            Box::pin(super::redirect::follow(r, vu, ctx, ex, policy)).await
+        } else {
+            (ex, 0, r.origin)
+        };
         vu.work.requests += 1 + u64::from(hops);
         vu.work.bytes += ex.bytes_in + ex.bytes_out;
         let mut cookies_dropped = 0;

@@ -132,83 +132,89 @@ struct Budget {
     end: Instant,
 }
 
-async fn vu_loop(
+// Not an async fn on purpose (see the body's first comment).
+#[allow(clippy::manual_async_fn)]
+fn vu_loop(
     mut vu: VirtualUser,
     k: u64,
     ctx: FlowCtx,
     budget: Budget,
     mut target: watch::Receiver<u64>,
     control: Control,
-) {
-    let Budget {
-        closed,
-        remaining,
-        end,
-    } = budget;
-    let gauges = &ctx.registry.gauges[ctx.flow];
-    let mut done = 0u64;
-    let mut start = Instant::now();
-    let mut i = 0u32;
-    let mut next_due = start;
-    loop {
-        if control.is_stopped() {
-            return;
-        }
-        if *target.borrow() < k {
-            // Parked: wait until the target comes back up to this VU, or the load ends.
-            if target.wait_for(|t| *t >= k).await.is_err() || control.is_stopped() {
+) -> impl std::future::Future<Output = ()> + Send {
+    // An async block rather than an async fn: an async fn keeps its arguments and its locals
+    // apart in the task, so every user would hold its state twice.
+    async move {
+        let Budget {
+            closed,
+            remaining,
+            end,
+        } = budget;
+        let gauges = &ctx.registry.gauges[ctx.flow];
+        let mut done = 0u64;
+        let mut start = Instant::now();
+        let mut i = 0u32;
+        let mut next_due = start;
+        loop {
+            if control.is_stopped() {
                 return;
             }
-            start = Instant::now();
-            i = 0;
-            next_due = start;
-        }
-        if closed.per_vu_iterations.is_some_and(|n| done >= n) {
-            return;
-        }
-        if remaining
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
-            .is_err()
-        {
-            return;
-        }
-        let due = match closed.pace {
-            Some(p) => start + p * i,
-            None => next_due,
-        };
-        // An iteration due when the flow's load has ended is not part of the plan (a paced user
-        // waiting for it would otherwise run one more, after the end).
-        if due >= end {
-            return;
-        }
-        // The user is free from now: a paced iteration due earlier waited on the target (the
-        // previous one overran), and only what comes after now is the generator's lateness.
-        let free_at = Instant::now();
-        if due > free_at {
-            vu.wait_until(due).await;
-        }
-        let started = Instant::now();
-        let own = started.saturating_duration_since(due.max(free_at));
-        ctx.registry.lag(
-            ctx.flow,
-            own,
-            free_at.saturating_duration_since(due),
-            done == 0,
-        );
-        // A user that waited and woke late starts when it really could: that lateness is the
-        // generator's (the lag just counted), not the target's latency. An overdue iteration
-        // (the user was busy) keeps its due time, so a stall at the target stays in latency.
-        let due = if free_at < due { due + own } else { due };
-        gauges.busy_vus.fetch_add(1, Ordering::Relaxed);
-        run_iteration(&mut vu, &ctx, due).await;
-        gauges.busy_vus.fetch_sub(1, Ordering::Relaxed);
-        done += 1;
-        i += 1;
-        next_due = Instant::now();
-        if closed.pace.is_none()
-            && let Some(t) = &closed.think
-        {
-            next_due += sample_think(t, &mut vu.rng);
+            if *target.borrow() < k {
+                // Parked: wait until the target comes back up to this VU, or the load ends.
+                if target.wait_for(|t| *t >= k).await.is_err() || control.is_stopped() {
+                    return;
+                }
+                start = Instant::now();
+                i = 0;
+                next_due = start;
+            }
+            if closed.per_vu_iterations.is_some_and(|n| done >= n) {
+                return;
+            }
+            if remaining
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
+                .is_err()
+            {
+                return;
+            }
+            let due = match closed.pace {
+                Some(p) => start + p * i,
+                None => next_due,
+            };
+            // An iteration due when the flow's load has ended is not part of the plan (a paced user
+            // waiting for it would otherwise run one more, after the end).
+            if due >= end {
+                return;
+            }
+            // The user is free from now: a paced iteration due earlier waited on the target (the
+            // previous one overran), and only what comes after now is the generator's lateness.
+            let free_at = Instant::now();
+            if due > free_at {
+                vu.wait_until(due).await;
+            }
+            let started = Instant::now();
+            let own = started.saturating_duration_since(due.max(free_at));
+            ctx.registry.lag(
+                ctx.flow,
+                own,
+                free_at.saturating_duration_since(due),
+                done == 0,
+            );
+            // A user that waited and woke late starts when it really could: that lateness is the
+            // generator's (the lag just counted), not the target's latency. An overdue iteration
+            // (the user was busy) keeps its due time, so a stall at the target stays in latency.
+            let due = if free_at < due { due + own } else { due };
+            gauges.busy_vus.fetch_add(1, Ordering::Relaxed);
+            run_iteration(&mut vu, &ctx, due).await;
+            gauges.busy_vus.fetch_sub(1, Ordering::Relaxed);
+            done += 1;
+            i += 1;
+            next_due = Instant::now();
+            if closed.pace.is_none()
+                && let Some(t) = &closed.think
+            {
+                next_due += sample_think(t, &mut vu.rng);
+            }
         }
     }
 }
