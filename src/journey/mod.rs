@@ -411,7 +411,8 @@ mod tests {
         let mut vu = VirtualUser::new(&plan, 0, 0).unwrap();
         let iteration = run_iteration(&mut vu, &ctx, Instant::now());
         let size = std::mem::size_of_val(&iteration);
-        assert!(size <= 3 * 1024, "an iteration's future is {size} bytes");
+        // 1,984 bytes with rustc 1.95; the bound leaves room for another compiler's layout.
+        assert!(size <= 4 * 1024, "an iteration's future is {size} bytes");
     }
 
     #[tokio::test]

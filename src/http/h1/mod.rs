@@ -209,10 +209,19 @@ impl Lean {
         let chunked = !body.is_empty() && te.is_some();
         let mut closes = false;
         let mut has_length = false;
-        let proxy_auth = forward
-            .and_then(|f| f.auth.as_ref())
+        // The proxy's credentials replace a `Proxy-Authorization` the step set, in its place,
+        // as `HeaderMap::insert` does on hyper's path; else they go last.
+        let proxy_auth = forward.and_then(|f| f.auth.as_ref());
+        let user_set =
+            proxy_auth.is_some() && req.get(&http::header::PROXY_AUTHORIZATION).is_some();
+        let appended = proxy_auth
+            .filter(|_| !user_set)
             .map(|v| (&http::header::PROXY_AUTHORIZATION, v));
-        for (name, value) in req.headers().chain(proxy_auth) {
+        for (name, value) in req.headers().chain(appended) {
+            let value = match proxy_auth {
+                Some(auth) if *name == http::header::PROXY_AUTHORIZATION => auth,
+                _ => value,
+            };
             if *name == http::header::TRANSFER_ENCODING && body.is_empty() {
                 continue;
             }

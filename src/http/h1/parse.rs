@@ -104,10 +104,20 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
     }
     let minor = resp.version.unwrap_or(1);
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    // One copy of the head, which every value then shares, instead of an allocation per value.
+    let shared = bytes::Bytes::copy_from_slice(&buf[..len]);
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| protocol(format!("invalid header name {:?}", h.name)))?;
-        let value = HeaderValue::from_bytes(h.value)
+        // httparse's values are slices of `buf`, within its first `len` bytes.
+        let at = (h.value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        let value = shared
+            .get(at..at + h.value.len())
+            .map(|_| shared.slice(at..at + h.value.len()))
+            .map_or_else(
+                || HeaderValue::from_bytes(h.value),
+                HeaderValue::from_maybe_shared,
+            )
             .map_err(|_| protocol(format!("invalid value for header {}", h.name)))?;
         headers.append(name, value);
     }

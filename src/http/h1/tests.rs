@@ -377,6 +377,12 @@ async fn the_lean_path_writes_requests_as_hyper_does() {
         (Method::POST, "data", Some(("content-length", "4")), None),
         (Method::GET, "", Some(("connection", "close")), None),
         (Method::POST, "data", None, Some(proxy())),
+        (
+            Method::GET,
+            "",
+            Some(("proxy-authorization", "Basic c3RlcA==")),
+            Some(proxy()),
+        ),
     ] {
         let mut r = Outgoing::new(method, PathAndQuery::from_static("/x?y=1"), 2);
         r.body = Bytes::from(body);
