@@ -121,7 +121,7 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
     }
     let _ = target_tx.send(0);
     gauges.set_target(0.0);
-    finish(&ctx, &mut tasks, &mut control).await;
+    finish(&ctx, &mut tasks, None, &mut control).await;
 }
 
 /// What bounds a closed user's iterations: its flow's settings, the flow's iteration budget
