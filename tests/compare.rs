@@ -48,12 +48,18 @@ fn compare_tells_noise_from_a_regression() {
         "--fail-if",
         "p99 > +10%",
     ]);
-    assert_eq!(code, 0, "{out}{err}");
+    // Same load: never a regression. "Undecided" is allowed, for a busy CI runner can spread a
+    // tail past the margin; identical results deciding "no change" is asserted in the test below.
+    assert!(code == 0 || code == 4, "{out}{err}");
+    assert!(!out.contains("FAIL:"), "same load: {out}");
     for line in out
         .lines()
         .filter(|l| l.starts_with("f.slow ") && (l.contains(" p50 ") || l.contains(" p99 ")))
     {
-        assert!(line.ends_with("no change"), "same load: {line}\n{out}");
+        assert!(
+            line.ends_with("no change") || line.ends_with("undecided"),
+            "same load: {line}\n{out}"
+        );
     }
 
     let (code, out, _) = run_bin(&[
