@@ -358,6 +358,35 @@ flows:
 }
 
 #[test]
+fn at_the_graceful_stop_only_busy_users_are_interrupted() {
+    // An open flow's users outlive their arrivals: user 1 is stuck in a 5 s request when the
+    // grace ends, while the others finished theirs and wait for arrivals that no longer come.
+    // Only the one in flight is interrupted, and every planned arrival is counted once.
+    let srv = start_server(ServerConfig::default());
+    let r = run_yaml(
+        &srv,
+        r#"
+defaults: { graceful_stop: 2s, timeout: 30s }
+journeys:
+  j:
+    - script: "ms = if vu == 1 { 5000 } else { 10 };"
+    - { name: s, get: '/slow?ms={{ ms }}' }
+flows:
+  f: { journey: j, rate: 20/s, duration: 1s }
+"#,
+    );
+    let f = flow(&r, "f");
+    assert_eq!(f.planned, 20);
+    assert_eq!(f.dropped, 0);
+    assert_eq!(f.interrupted, 1, "{:?}", r.error_examples);
+    assert_eq!(f.iterations_ok, 19);
+    assert_eq!(
+        f.planned,
+        f.iterations_ok + f.iterations_failed + f.dropped + f.interrupted
+    );
+}
+
+#[test]
 fn scripts_read_the_user_the_iteration_and_the_flow() {
     // Each user counts its own iterations and checks them against `iteration`; a script that
     // cannot see `vu`, `iteration` or `flow` fails its step ("Variable not found").
