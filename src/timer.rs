@@ -100,11 +100,11 @@ impl PreciseTimer {
                 }
                 match fd.readable().await {
                     Ok(mut guard) => {
-                        // Consume the expiry count. A wake-up left over from a cancelled wait
-                        // cannot end this one early: the loop re-checks the clock.
-                        let mut count = [0u8; 8];
-                        let _ = rustix::io::read(fd.get_ref(), &mut count);
-                        // One-shot: nothing fires again until the next setting.
+                        // The expiry count is not read: the next `timerfd_settime` resets it
+                        // (and a read is a system call per arrival). The runtime is told the
+                        // timer is no longer ready, and the timer's next expiry is a new edge.
+                        // A wake-up left over from a cancelled wait cannot end this one early:
+                        // the loop re-checks the clock.
                         guard.clear_ready();
                     }
                     Err(_) => break,
