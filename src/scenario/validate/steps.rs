@@ -13,6 +13,28 @@ use crate::script::Scripts;
 use crate::units::SpanRange;
 
 impl Validator<'_> {
+    /// Records `name` as a step of the journey at `here`; a name already taken is reported
+    /// (step names are metric keys) and gives false.
+    pub(super) fn claim_step_name(&mut self, name: &str, here: Pos, jc: &mut JourneyCtx) -> bool {
+        let Some(first) = jc.names.get(name) else {
+            jc.names.insert(name.to_string(), here);
+            return true;
+        };
+        let journey = jc.stack.first().cloned().unwrap_or_default();
+        self.diags.push(
+            Diagnostic::new(
+                self.file,
+                here,
+                format!(
+                    "duplicate step name `{name}` in journey `{journey}` (first used at line {})",
+                    first.line
+                ),
+            )
+            .with_hint("step names are metric keys and must be unique within a journey"),
+        );
+        false
+    }
+
     pub(super) fn snippet(
         &mut self,
         scripts: &Scripts,
@@ -202,16 +224,7 @@ impl Validator<'_> {
                     Some(site) => self.idx.value(site),
                     None => self.idx.value(&join_key(p, "name")),
                 };
-                if let Some(first) = jc.names.get(name) {
-                    let journey = jc.stack.first().cloned().unwrap_or_default();
-                    self.diags.push(Diagnostic::new(
-                        self.file,
-                        here,
-                        format!("duplicate step name `{name}` in journey `{journey}` (first used at line {})", first.line),
-                    ).with_hint("step names are metric keys and must be unique within a journey"));
-                } else {
-                    jc.names.insert(name.clone(), here);
-                }
+                self.claim_step_name(name, here, jc);
             }
         }
         match kind {

@@ -4,7 +4,6 @@
 use http::{HeaderValue, Method};
 use regex::Regex;
 
-use super::super::diagnostic::Diagnostic;
 use super::super::plan::*;
 use super::super::raw::*;
 use super::super::source::{join_index, join_key};
@@ -193,19 +192,7 @@ impl Validator<'_> {
             ok = false;
         } else {
             let here = self.idx.value(&join_key(ap, "name"));
-            if let Some(first) = jc.names.get(name) {
-                self.diags.push(Diagnostic::new(
-                    self.file,
-                    here,
-                    format!(
-                        "duplicate step name `{name}` (first used at line {})",
-                        first.line
-                    ),
-                ));
-                ok = false;
-            } else {
-                jc.names.insert(name.to_string(), here);
-            }
+            ok &= self.claim_step_name(name, here, jc);
         }
         let mut json = Vec::new();
         for (path, expected) in &e.json {
