@@ -8,13 +8,14 @@ use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION};
 
 use super::{FlowCtx, VirtualUser};
-use crate::http::{BodyPolicy, ErrorClass, Exchange};
+use crate::http::{BodyPolicy, ErrorClass, Exchange, Outgoing};
 use crate::scenario::plan::{Origin, Request};
 
-/// Follows `ex`'s redirects; returns the last exchange (its latency, byte counts and `sent_at`
+/// Follows the redirects of `ex`, the answer to `first`; returns the last exchange (its latency, byte counts and `sent_at`
 /// cover the chain), the hops followed and the origin that answered last.
 pub(super) async fn follow(
     r: &Request,
+    first: &Outgoing,
     vu: &mut VirtualUser,
     ctx: &FlowCtx,
     mut ex: Exchange,
@@ -29,10 +30,7 @@ pub(super) async fn follow(
     let (mut bytes_in, mut bytes_out, mut decoded) = (0u64, 0u64, 0u64);
     let mut method = r.method.clone();
     let mut keep_body = true;
-    let mut path = match super::request::build(r, vu, ctx) {
-        Ok(req) => req.target.as_str().to_string(),
-        Err(_) => return (ex, 0, origin_id),
-    };
+    let mut path = first.target.as_str().to_string();
     let mut chain = vec![format!("{}{path}", origin_of(plan, vu, origin_id).base)];
     let mut hops = 0u32;
     while is_redirect(&ex) {

@@ -64,7 +64,7 @@ pub(super) async fn execute(
         // redirect: following one takes a second send's state, which every request would
         // otherwise carry in its user's task.
         let (ex, hops, last_origin) = if super::redirect::applies(r, &ex) {
-            Box::pin(super::redirect::follow(r, vu, ctx, ex, policy)).await
+            Box::pin(super::redirect::follow(r, &req, vu, ctx, ex, policy)).await
         } else {
             (ex, 0, r.origin)
         };

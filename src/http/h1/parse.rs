@@ -111,14 +111,11 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
             .map_err(|_| protocol(format!("invalid header name {:?}", h.name)))?;
         // httparse's values are slices of `buf`, within its first `len` bytes.
         let at = (h.value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-        let value = shared
-            .get(at..at + h.value.len())
-            .map(|_| shared.slice(at..at + h.value.len()))
-            .map_or_else(
-                || HeaderValue::from_bytes(h.value),
-                HeaderValue::from_maybe_shared,
-            )
-            .map_err(|_| protocol(format!("invalid value for header {}", h.name)))?;
+        let value = match at.checked_add(h.value.len()) {
+            Some(end) if end <= len => HeaderValue::from_maybe_shared(shared.slice(at..end)),
+            _ => HeaderValue::from_bytes(h.value),
+        }
+        .map_err(|_| protocol(format!("invalid value for header {}", h.name)))?;
         headers.append(name, value);
     }
     Ok(Some(Head {

@@ -121,28 +121,33 @@ fn headers(h: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn lean(pieces: Vec<Vec<u8>>, method: &Method) -> Seen {
-    let mut l = Lean::new(Box::pin(Scripted::new(pieces)));
+/// One exchange on `l` keeping at most `max_bytes` of body (0: the body is not kept), as
+/// `Client::send` makes it; returns its outcome, the exchange and the kept body.
+async fn exchange(
+    l: &mut Lean,
+    req: &Outgoing,
+    forward: Option<&Forward>,
+    reused: bool,
+    max_bytes: u64,
+) -> (Result<bool, crate::http::Fail>, Exchange, Vec<u8>) {
     let mut ex = empty_exchange();
     let mut buf = Vec::new();
     let policy = BodyPolicy {
-        keep: true,
-        max_bytes: 1 << 20,
+        keep: max_bytes > 0,
+        max_bytes,
     };
-    match l
-        .exchange(
-            &request(method),
-            None,
-            false,
-            &mut ex,
-            policy,
-            &mut buf,
-            &StageCell::default(),
-        )
-        .await
-    {
-        Ok(_) => Seen::Answer(ex.status.unwrap_or(0), headers(&ex.headers), buf),
-        Err((class, _)) => Seen::Failed(class),
+    let stage = StageCell::default();
+    let r = l
+        .exchange(req, forward, reused, &mut ex, policy, &mut buf, &stage)
+        .await;
+    (r, ex, buf)
+}
+
+async fn lean(pieces: Vec<Vec<u8>>, method: &Method) -> Seen {
+    let mut l = Lean::new(Box::pin(Scripted::new(pieces)));
+    match exchange(&mut l, &request(method), None, false, 1 << 20).await {
+        (Ok(_), ex, buf) => Seen::Answer(ex.status.unwrap_or(0), headers(&ex.headers), buf),
+        (Err((class, _)), _, _) => Seen::Failed(class),
     }
 }
 
@@ -237,23 +242,7 @@ async fn a_body_over_the_limit_is_body_too_large_and_memory_stays_bounded() {
     let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
     raw.extend(std::iter::repeat_n(b'x', 100_000));
     let mut l = Lean::new(Box::pin(Scripted::new(vec![raw])));
-    let mut ex = empty_exchange();
-    let mut buf = Vec::new();
-    let policy = BodyPolicy {
-        keep: true,
-        max_bytes: 1000,
-    };
-    let r = l
-        .exchange(
-            &request(&Method::GET),
-            None,
-            false,
-            &mut ex,
-            policy,
-            &mut buf,
-            &StageCell::default(),
-        )
-        .await;
+    let (r, _, buf) = exchange(&mut l, &request(&Method::GET), None, false, 1000).await;
     assert_eq!(r.map_err(|e| e.0), Err(ErrorClass::BodyTooLarge));
     assert!(buf.len() <= 1000);
     assert!(l.is_closed());
@@ -291,23 +280,7 @@ async fn a_kept_alive_connection_carries_the_next_answer_as_in_hyper() {
         ])));
         let mut lean_seen = Vec::new();
         for (i, m) in [method.clone(), Method::GET].iter().enumerate() {
-            let mut ex = empty_exchange();
-            let mut buf = Vec::new();
-            let policy = BodyPolicy {
-                keep: true,
-                max_bytes: 1 << 20,
-            };
-            let r = l
-                .exchange(
-                    &request(m),
-                    None,
-                    i > 0,
-                    &mut ex,
-                    policy,
-                    &mut buf,
-                    &StageCell::default(),
-                )
-                .await;
+            let (r, ex, buf) = exchange(&mut l, &request(m), None, i > 0, 1 << 20).await;
             assert_eq!(r.map_err(|e| e.1), Ok(false), "{name}: request {i}");
             assert!(!l.is_closed(), "{name}: kept alive after request {i}");
             lean_seen.push((ex.status, buf));
@@ -400,22 +373,7 @@ async fn the_lean_path_writes_requests_as_hyper_does() {
         let lean_io = Scripted::new(vec![answer.clone()]);
         let lean_written = lean_io.written.clone();
         let mut l = Lean::new(Box::pin(lean_io));
-        let mut ex = empty_exchange();
-        let policy = BodyPolicy {
-            keep: false,
-            max_bytes: 0,
-        };
-        let _ = l
-            .exchange(
-                &req,
-                forward.as_ref(),
-                false,
-                &mut ex,
-                policy,
-                &mut Vec::new(),
-                &StageCell::default(),
-            )
-            .await;
+        let _ = exchange(&mut l, &req, forward.as_ref(), false, 0).await;
         let hyper_io = Scripted::new(vec![answer.clone()]);
         let hyper_written = hyper_io.written.clone();
         let (mut s, conn) =
