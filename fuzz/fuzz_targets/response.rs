@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
     let policy = BodyPolicy { keep: true, max_bytes: 1 << 20 };
     let ex = h.rt.block_on(h.client.send(&mut conns, 0, origin, &req, policy, &mut buf, Duration::from_secs(2)));
     assert!(ex.done_at >= ex.sent_at && ex.done_at <= Instant::now());
-    if let Some(st) = ex.headers.get("server-timing").and_then(|v| v.to_str().ok()) {
+    if let Some(st) = ex.headers.get_str("server-timing") {
         let mut metrics = Vec::new();
         stampede::http::server_timing::parse(st, &mut metrics);
         h.registry.server_timing(0, &metrics);

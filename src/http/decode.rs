@@ -5,18 +5,16 @@
 
 use std::io::Read;
 
-use http::HeaderMap;
-use http::header::CONTENT_ENCODING;
+use super::headers::{Headers, text};
 
 use super::{ErrorClass, Fail};
 
 /// Decodes `raw` as the response's `Content-Encoding` says (codings are applied in the order
 /// listed, so they are undone in reverse); `None` when the body is not encoded.
-pub(super) fn decode(headers: &HeaderMap, raw: &[u8], max: u64) -> Result<Option<Vec<u8>>, Fail> {
+pub(super) fn decode(headers: &Headers, raw: &[u8], max: u64) -> Result<Option<Vec<u8>>, Fail> {
     let codings: Vec<String> = headers
-        .get_all(CONTENT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .get_all("content-encoding")
+        .filter_map(text)
         .flat_map(|v| v.split(','))
         .map(|c| c.trim().to_ascii_lowercase())
         .filter(|c| !c.is_empty() && c != "identity")
@@ -80,10 +78,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn headers(coding: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(CONTENT_ENCODING, coding.parse().unwrap());
-        h
+    fn headers(coding: &str) -> Headers {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::CONTENT_ENCODING, coding.parse().unwrap());
+        Headers::from(h)
     }
 
     fn gzip(data: &[u8]) -> Vec<u8> {

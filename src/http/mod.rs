@@ -9,9 +9,11 @@
 //! Response bodies are streamed: counted and dropped unless the step extracts from them, in which
 //! case they are kept up to `max_body_bytes` and a larger body is a `BodyTooLarge` error.
 
+mod deadline;
 pub mod decode;
 mod dial;
 pub mod h1;
+pub mod headers;
 mod outgoing;
 pub mod server_timing;
 mod tls;
@@ -24,7 +26,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Response};
+use http::Response;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -33,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub use crate::model::ErrorClass;
+pub use headers::Headers;
 pub use outgoing::Outgoing;
 
 use crate::scenario::plan::{H1Client, HttpVersion, Origin, Settings};
@@ -87,13 +90,19 @@ struct Conn {
 /// One virtual user's open connections, one slot per origin.
 #[derive(Default)]
 pub struct Connections {
-    slots: Vec<Option<Conn>>,
+    slots: Slots,
+    /// The user's one request timer.
+    deadline: deadline::Deadline,
 }
+
+/// One slot per origin.
+#[derive(Default)]
+struct Slots(Vec<Option<Conn>>);
 
 impl std::fmt::Debug for Connections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connections")
-            .field("open", &self.slots.iter().filter(|s| s.is_some()).count())
+            .field("open", &self.slots.0.iter().filter(|s| s.is_some()).count())
             .finish()
     }
 }
@@ -101,14 +110,16 @@ impl std::fmt::Debug for Connections {
 impl Connections {
     /// Closes every connection (for `keep_alive: false`, between iterations).
     pub fn close_all(&mut self) {
-        self.slots.clear();
+        self.slots.0.clear();
     }
+}
 
+impl Slots {
     fn slot(&mut self, i: usize) -> &mut Option<Conn> {
-        if self.slots.len() <= i {
-            self.slots.resize_with(i + 1, || None);
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
         }
-        &mut self.slots[i]
+        &mut self.0[i]
     }
 }
 
@@ -128,7 +139,7 @@ pub struct Exchange {
     /// Status code.
     pub status: Option<u16>,
     /// Response headers (empty on failure).
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// Failure, with a message for the report.
     pub error: Option<(ErrorClass, String)>,
     /// Bytes received (head approximated from decoded headers, plus body).
@@ -159,7 +170,7 @@ impl Exchange {
             connect: None,
             tls: None,
             status: None,
-            headers: HeaderMap::new(),
+            headers: Headers::default(),
             error: None,
             bytes_in: 0,
             bytes_out,
@@ -246,87 +257,104 @@ impl Client {
         let mut unprocessed = false;
         // Where the exchange was when the timeout hit, for its message.
         let stage = StageCell::default();
-        let work = async {
-            // At most one retry, only for a reused connection that turned out stale.
-            for _ in 0..2 {
-                let slot = conns.slot(origin_id);
-                let reused = matches!(slot, Some(c) if !c.sender.is_closed());
-                if !reused {
-                    *slot = None;
-                    // Boxed: connects are rare, so their state should not sit in every
-                    // virtual user's future between requests.
-                    let (conn, connect, tls) = Box::pin(self.connect(origin, &stage)).await?;
+        let Connections { slots, deadline } = conns;
+        // A deadline from the start already read (no clock read of its own), on the user's
+        // one timer (no timer-wheel entry per request).
+        let due = sent_at
+            .checked_add(timeout)
+            .unwrap_or_else(|| sent_at + Duration::from_secs(100 * 365 * 86_400));
+        // Pinned where it is made: moving it into the timer's future copied it each time.
+        let outcome = {
+            let work = std::pin::pin!(async {
+                // At most one retry, only for a reused connection that turned out stale.
+                for _ in 0..2 {
+                    let slot = slots.slot(origin_id);
+                    let reused = matches!(slot, Some(c) if !c.sender.is_closed());
+                    if !reused {
+                        *slot = None;
+                        // Boxed: connects are rare, so their state should not sit in every
+                        // virtual user's future between requests.
+                        let (conn, connect, tls) = Box::pin(self.connect(origin, &stage)).await?;
+                        stage.set(Stage::Sending);
+                        ex.connect = Some(connect);
+                        ex.tls = tls;
+                        *slots.slot(origin_id) = Some(conn);
+                    }
+                    let Some(conn) = slots.slot(origin_id).as_mut() else {
+                        break;
+                    };
+                    sent_on_reused = reused;
+                    ex.sent = true;
+                    let Sender::Lean(l) = &mut conn.sender else {
+                        // Boxed: hyper's futures are larger than the lean path's, and would size
+                        // every user's task even where no request takes hyper's path.
+                        let attempt =
+                            hyper_exchange(conn, origin, req, reused, &mut ex, body, buf, &stage);
+                        match Box::pin(attempt).await {
+                            Attempt::Done(result) => return result,
+                            Attempt::Stale => {
+                                *slots.slot(origin_id) = None;
+                                continue;
+                            }
+                            Attempt::Unprocessed(fail) => {
+                                unprocessed = true;
+                                return Err(fail);
+                            }
+                        }
+                    };
                     stage.set(Stage::Sending);
-                    ex.connect = Some(connect);
-                    ex.tls = tls;
-                    *conns.slot(origin_id) = Some(conn);
-                }
-                let Some(conn) = conns.slot(origin_id).as_mut() else {
-                    break;
-                };
-                sent_on_reused = reused;
-                ex.sent = true;
-                let Sender::Lean(l) = &mut conn.sender else {
-                    // Boxed: hyper's futures are larger than the lean path's, and would size
-                    // every user's task even where no request takes hyper's path.
-                    let attempt =
-                        hyper_exchange(conn, origin, req, reused, &mut ex, body, buf, &stage);
-                    match Box::pin(attempt).await {
-                        Attempt::Done(result) => return result,
-                        Attempt::Stale => {
-                            *conns.slot(origin_id) = None;
+                    // The lean path decides staleness itself (nothing came back on a reused
+                    // connection) and replays once here; a failure after that is final.
+                    sent_on_reused = false;
+                    let fwd = conn.forward.as_deref();
+                    match l
+                        .exchange(req, fwd, reused, &mut ex, body, buf, &stage)
+                        .await
+                    {
+                        Ok(false) => {
+                            if l.is_closed() {
+                                *slots.slot(origin_id) = None;
+                            }
+                            return Ok(());
+                        }
+                        // The server had closed the idle connection: once more, fresh.
+                        Ok(true) => {
+                            *slots.slot(origin_id) = None;
                             continue;
                         }
-                        Attempt::Unprocessed(fail) => {
-                            unprocessed = true;
-                            return Err(fail);
-                        }
+                        Err(e) => return Err(e),
                     }
-                };
-                stage.set(Stage::Sending);
-                // The lean path decides staleness itself (nothing came back on a reused
-                // connection) and replays once here; a failure after that is final.
-                sent_on_reused = false;
-                let fwd = conn.forward.as_deref();
-                match l
-                    .exchange(req, fwd, reused, &mut ex, body, buf, &stage)
-                    .await
-                {
-                    Ok(false) => {
-                        if l.is_closed() {
-                            *conns.slot(origin_id) = None;
-                        }
-                        return Ok(());
-                    }
-                    // The server had closed the idle connection: once more, fresh.
-                    Ok(true) => {
-                        *conns.slot(origin_id) = None;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
                 }
-            }
-            Err((
-                ErrorClass::Reset,
-                "connection closed before the request could be sent".into(),
-            ))
+                Err((
+                    ErrorClass::Reset,
+                    "connection closed before the request could be sent".into(),
+                ))
+            });
+            deadline.run(due, work).await
         };
-        let outcome = tokio::time::timeout(timeout, work).await;
         ex.done_at = Instant::now();
+        if outcome.as_ref().is_some_and(Result::is_ok)
+            && let Some(Conn {
+                sender: Sender::Lean(l),
+                ..
+            }) = slots.slot(origin_id)
+        {
+            l.last_used = Some(ex.done_at);
+        }
         if ex.bytes_decoded == 0 {
             ex.bytes_decoded = ex.bytes_in;
         }
         match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(fail)) => {
-                *conns.slot(origin_id) = None;
+            Some(Ok(())) => {}
+            Some(Err(fail)) => {
+                *slots.slot(origin_id) = None;
                 ex.stale = unprocessed
                     || (sent_on_reused && ex.head_at.is_none() && fail.0 == ErrorClass::Reset);
                 ex.error = Some(fail);
             }
-            Err(_) => {
+            None => {
                 // The connection is in an unknown state mid-exchange: never reuse it.
-                *conns.slot(origin_id) = None;
+                *slots.slot(origin_id) = None;
                 let what = match stage.get() {
                     Stage::Connecting => format!("connecting to {}:{}", origin.host, origin.port),
                     Stage::Handshake => format!("TLS handshake with {}", origin.host),
@@ -545,8 +573,8 @@ async fn read_response(
     ex.head_at = Some(Instant::now());
     let (parts, mut body) = resp.into_parts();
     ex.status = Some(parts.status.as_u16());
-    ex.bytes_in = head_size(&parts.headers) + 17;
-    ex.headers = parts.headers;
+    ex.headers = Headers::from(parts.headers);
+    ex.bytes_in = ex.headers.wire_size() + 17;
     buf.clear();
     while let Some(frame) = drive(driver, body.frame()).await {
         let frame = frame.map_err(|e| classify(&e))?;
@@ -613,13 +641,6 @@ async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
         fut.as_mut().poll(cx)
     })
     .await
-}
-
-fn head_size(h: &HeaderMap) -> u64 {
-    h.iter()
-        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
-        .sum::<u64>()
-        + 2
 }
 
 /// Whether an HTTP/2 server said it never processed the request, which makes it safe to send

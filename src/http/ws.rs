@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::{HeaderMap, Request};
+use http::Request;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -43,7 +43,7 @@ pub struct WsOpen {
     /// The handshake's status (101 when accepted).
     pub status: Option<u16>,
     /// The handshake answer's headers.
-    pub headers: HeaderMap,
+    pub headers: super::Headers,
     /// Why it failed.
     pub error: Option<Fail>,
     /// Whether the upgrade request left (false when connecting failed).
@@ -95,7 +95,7 @@ impl Client {
             connect: None,
             tls: None,
             status: None,
-            headers: HeaderMap::new(),
+            headers: super::Headers::default(),
             error: None,
             sent: false,
         };
@@ -135,12 +135,12 @@ impl Client {
             match tokio_tungstenite::client_async_with_config(req, io, Some(config)).await {
                 Ok((stream, resp)) => {
                     out.status = Some(resp.status().as_u16());
-                    out.headers = resp.headers().clone();
+                    out.headers = resp.headers().clone().into();
                     Ok(WsConn { stream })
                 }
                 Err(WsError::Http(resp)) => {
                     out.status = Some(resp.status().as_u16());
-                    out.headers = resp.headers().clone();
+                    out.headers = resp.headers().clone().into();
                     Err((
                         ErrorClass::Status,
                         format!(

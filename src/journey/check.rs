@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use crate::http::Headers;
 use rhai::{Dynamic, ImmutableString};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ pub(super) struct Response<'a> {
     /// The body as received (possibly cut at the step's body limit).
     pub body: &'a [u8],
     /// The response headers.
-    pub headers: &'a HeaderMap,
+    pub headers: &'a Headers,
     /// The request's latency, from its due time.
     pub latency: Duration,
 }
@@ -84,8 +84,8 @@ impl Check {
                 format!("body does not contain {needle:?}")
             }),
             Check::Header(name, expected) => {
-                let held = match (r.headers.get(name), expected) {
-                    (Some(v), Some(e)) => v.as_bytes() == e.as_bytes(),
+                let held = match (r.headers.get(name.as_str()), expected) {
+                    (Some(v), Some(e)) => v == e.as_bytes(),
                     (Some(_), None) => true,
                     (None, _) => false,
                 };
@@ -113,7 +113,7 @@ impl Extract {
                 .captures(&String::from_utf8_lossy(r.body))
                 .and_then(|c| c.get(1).or_else(|| c.get(0)))
                 .map(|m| text(m.as_str())),
-            ExtractSource::Header(h) => r.headers.get(h).and_then(|v| v.to_str().ok()).map(text),
+            ExtractSource::Header(h) => r.headers.get_str(h.as_str()).map(text),
             ExtractSource::Cookie(_) => cookie.map(text),
         };
         match value {
@@ -159,7 +159,7 @@ mod tests {
         status: u16,
         json: Option<&'a Value>,
         body: &'a [u8],
-        headers: &'a HeaderMap,
+        headers: &'a Headers,
     ) -> Response<'a> {
         Response {
             status,
@@ -174,8 +174,9 @@ mod tests {
     #[test]
     fn each_check_holds_or_says_what_it_found() {
         let json: Value = serde_json::json!({ "status": "filled", "qty": 5 });
-        let mut headers = HeaderMap::new();
-        headers.insert("x-env", "prod".parse().unwrap());
+        let mut map = http::HeaderMap::new();
+        map.insert("x-env", "prod".parse().unwrap());
+        let headers = Headers::from(map);
         let r = response(201, Some(&json), br#"{"status":"filled"}"#, &headers);
         let path = |p: &str| parse_json_path(p).unwrap();
 
@@ -222,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_json_is_the_reason_a_json_check_gives() {
-        let headers = HeaderMap::new();
+        let headers = Headers::default();
         let r = Response {
             not_json: Some("the body is not JSON (expected value at line 1 column 1)"),
             ..response(200, None, b"<html>", &headers)
@@ -237,7 +238,7 @@ mod tests {
     #[test]
     fn extraction_finds_its_value_or_names_what_it_looked_for() {
         let json: Value = serde_json::json!({ "token": "t-1" });
-        let headers = HeaderMap::new();
+        let headers = Headers::default();
         let r = response(200, Some(&json), b"id=42;", &headers);
         let extract = |source| Extract {
             var: "v".into(),

@@ -119,7 +119,7 @@ async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> Iterat
     let plan = &ctx.plan;
     let journey = &plan.journeys[plan.flows[ctx.flow].journey];
     vu.iteration += 1;
-    vu.new_trace();
+    vu.new_trace(plan.settings.traceparent);
     // Live requests are split by whether batch work was in flight; the guard also counts an
     // iteration cancelled mid-way out again.
     let _batch = (!ctx.is_live()).then(|| BackgroundGuard::enter(&ctx.registry));
@@ -156,12 +156,12 @@ async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> Iterat
     } else {
         IterationOutcome::Ok
     };
-    ctx.registry
-        .iteration_work(ctx.flow, vu.work, &vu.iter_timing);
-    ctx.registry.iteration(
+    ctx.registry.iteration_with_work(
         ctx.flow,
         Instant::now().saturating_duration_since(due_at),
         outcome,
+        vu.work,
+        &vu.iter_timing,
     );
     outcome
 }

@@ -5,7 +5,7 @@
 //! the step, with the chain in its message.
 
 use http::Method;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
 
 use super::{FlowCtx, VirtualUser};
 use crate::http::{BodyPolicy, ErrorClass, Exchange, Outgoing};
@@ -34,12 +34,7 @@ pub(super) async fn follow(
     let mut chain = vec![format!("{}{path}", origin_of(plan, vu, origin_id).base)];
     let mut hops = 0u32;
     while is_redirect(&ex) {
-        let Some(location) = ex
-            .headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-        else {
+        let Some(location) = ex.headers.get_str("location").map(str::to_string) else {
             break;
         };
         vu.store_cookies(origin_id, &ex.headers);

@@ -3,15 +3,15 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue};
 use rand::Rng;
 use rhai::Dynamic;
 
 use super::check::Response;
 use super::failure::{Place, fail};
 use super::{FlowCtx, VirtualUser};
-use crate::http::{BodyPolicy, ErrorClass, Exchange, Outgoing};
+use crate::http::{BodyPolicy, ErrorClass, Exchange, Headers, Outgoing};
 use crate::metrics::RequestSample;
 use crate::scenario::plan::{Body, Check, ExtractSource, HeaderTemplate, Request, Retry};
 use crate::scenario::template::{Missing, RenderCtx};
@@ -122,8 +122,8 @@ pub(super) async fn execute(
 
 /// Records a response's `Server-Timing` metrics for the step and the iteration (parsed only
 /// when the response carries the header).
-pub(super) fn server_timing(ctx: &FlowCtx, key: usize, vu: &mut VirtualUser, headers: &HeaderMap) {
-    if let Some(st) = headers.get("server-timing").and_then(|v| v.to_str().ok()) {
+pub(super) fn server_timing(ctx: &FlowCtx, key: usize, vu: &mut VirtualUser, headers: &Headers) {
+    if let Some(st) = headers.get_str("server-timing") {
         let mut metrics = Vec::new();
         crate::http::server_timing::parse(st, &mut metrics);
         ctx.registry.server_timing(key, &metrics);

@@ -280,7 +280,7 @@ fn matches(
     } else {
         None
     };
-    let headers = http::HeaderMap::new();
+    let headers = crate::http::Headers::default();
     let resp = Response {
         status: 101,
         json: json.as_ref(),

@@ -327,6 +327,17 @@ pub struct FlowStats {
 }
 
 impl FlowStats {
+    fn count_iteration(&mut self, latency: Duration, outcome: IterationOutcome) {
+        match outcome {
+            IterationOutcome::Ok => self.iterations_ok += 1,
+            IterationOutcome::Failed => self.iterations_failed += 1,
+            IterationOutcome::Interrupted => self.interrupted += 1,
+        }
+        if outcome != IterationOutcome::Interrupted {
+            record(&mut self.iteration, latency);
+        }
+    }
+
     /// Adds another's counts into this one.
     pub fn absorb(&mut self, o: FlowStats) {
         add_hist(&mut self.iteration, o.iteration);
@@ -494,10 +505,13 @@ impl Registry {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
-        let shard = LOCAL.with(|local| {
-            let mut local = local.borrow_mut();
-            if let Some((_, s)) = local.iter().find(|(id, _)| *id == self.id) {
-                return s.clone();
+        LOCAL.with(|local| {
+            // The usual case borrows the thread's list and locks its shard in place: cloning
+            // the `Arc` out for every record cost two atomic operations each time.
+            if let Ok(list) = local.try_borrow()
+                && let Some((_, s)) = list.iter().find(|(id, _)| *id == self.id)
+            {
+                return f(&mut lock(&s.stats));
             }
             let s = Arc::new(Shard {
                 stats: Mutex::new(Stats::new(&self.keys)),
@@ -506,14 +520,14 @@ impl Registry {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(s.clone());
-            if local.len() >= 8 {
-                local.remove(0);
+            if let Ok(mut list) = local.try_borrow_mut() {
+                if list.len() >= 8 {
+                    list.remove(0);
+                }
+                list.push((self.id, s.clone()));
             }
-            local.push((self.id, s.clone()));
-            s
-        });
-        let mut g = lock(&shard.stats);
-        f(&mut g)
+            f(&mut lock(&s.stats))
+        })
     }
 
     /// A mark of the batch work at a request's start, for [`Registry::overlapped`]; `None`
@@ -572,13 +586,21 @@ impl Registry {
         });
     }
 
-    /// Records the work of one finished iteration: requests, steps and bytes, and per-metric
-    /// server totals `(name, total ms, total count)`.
-    pub fn iteration_work(&self, flow: usize, work: IterationWork, totals: &[(String, f64, f64)]) {
+    /// Records a finished iteration of flow `flow` and its work: requests, steps and bytes,
+    /// and per-metric server totals `(name, total ms, total count)`. One lock for both.
+    pub fn iteration_with_work(
+        &self,
+        flow: usize,
+        latency: Duration,
+        outcome: IterationOutcome,
+        work: IterationWork,
+        totals: &[(String, f64, f64)],
+    ) {
         self.with(|st| {
             let Some(f) = st.flows.get_mut(flow) else {
                 return;
             };
+            f.count_iteration(latency, outcome);
             record_count(&mut f.requests_per_iteration, work.requests);
             record_count(&mut f.steps_per_iteration, work.steps);
             record_count(&mut f.bytes_per_iteration, work.bytes);
@@ -594,14 +616,7 @@ impl Registry {
     pub fn iteration(&self, flow: usize, latency: Duration, outcome: IterationOutcome) {
         self.with(|st| {
             if let Some(f) = st.flows.get_mut(flow) {
-                match outcome {
-                    IterationOutcome::Ok => f.iterations_ok += 1,
-                    IterationOutcome::Failed => f.iterations_failed += 1,
-                    IterationOutcome::Interrupted => f.interrupted += 1,
-                }
-                if outcome != IterationOutcome::Interrupted {
-                    record(&mut f.iteration, latency);
-                }
+                f.count_iteration(latency, outcome);
             }
         });
     }

@@ -189,10 +189,12 @@ fn vu_loop(
             // The user is free from now: a paced iteration due earlier waited on the target (the
             // previous one overran), and only what comes after now is the generator's lateness.
             let free_at = Instant::now();
-            if due > free_at {
+            let started = if due > free_at {
                 vu.wait_until(due).await;
-            }
-            let started = Instant::now();
+                Instant::now()
+            } else {
+                free_at
+            };
             let own = started.saturating_duration_since(due.max(free_at));
             ctx.registry.lag(
                 ctx.flow,

@@ -30,8 +30,8 @@ pub(super) struct Lean {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     closed: bool,
-    /// When the last exchange ended.
-    last_used: Option<Instant>,
+    /// When the last exchange ended (set by the caller, who reads the clock then anyway).
+    pub(super) last_used: Option<Instant>,
 }
 
 impl Lean {
@@ -71,9 +71,10 @@ impl Lean {
         // (or sent something nobody asked for), it is replaced before anything is sent.
         // Back-to-back requests skip the probe (a syscall each): a server closes idle
         // connections after seconds, not within the moment since the last answer.
+        // (Measured from the exchange's start, which `ex` already holds: a clock read less.)
         let idle = self
             .last_used
-            .is_none_or(|t| t.elapsed() >= PROBE_AFTER_IDLE);
+            .is_none_or(|t| ex.sent_at.saturating_duration_since(t) >= PROBE_AFTER_IDLE);
         if reused && idle && !self.is_quiet().await {
             return Ok(true);
         }
@@ -92,7 +93,13 @@ impl Lean {
         self.rbuf.clear();
         // The head, after any 1xx interim responses.
         let head = loop {
-            match parse_head(&self.rbuf).map_err(h1_fail)? {
+            // Nothing to parse before the first read (a parse of nothing cost as much as one).
+            let parsed = if self.rbuf.is_empty() {
+                None
+            } else {
+                parse_head(&self.rbuf).map_err(h1_fail)?
+            };
+            match parsed {
                 Some(h) => {
                     self.rbuf.drain(..h.len);
                     ex.bytes_in += h.len as u64;
@@ -164,7 +171,6 @@ impl Lean {
         if self.rbuf.capacity() > KEEP_AT_MOST {
             self.rbuf = Vec::new();
         }
-        self.last_used = Some(Instant::now());
         super::decode_kept(ex, policy, buf)?;
         Ok(false)
     }

@@ -4,14 +4,15 @@
 //! consumes the bytes it is given and says what it still needs, so tests and the fuzzer drive it
 //! without any I/O, split at any boundary.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
-
+use crate::http::headers::{Field, Headers, bit, known, text};
 use crate::model::ErrorClass;
 
 /// The largest response head accepted (status line and headers): hyper's default buffer limit.
 pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// The most header fields accepted (hyper's default).
 pub const MAX_HEADERS: usize = 100;
+/// The longest header name `http::HeaderName` takes.
+const MAX_NAME: usize = (1 << 16) - 1;
 /// The longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4096;
 /// The most trailer bytes accepted after the last chunk.
@@ -50,25 +51,74 @@ pub struct Head {
     /// `1` for HTTP/1.1, `0` for HTTP/1.0.
     pub minor: u8,
     /// Header fields.
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// Bytes of the head, final blank line included.
     pub len: usize,
+    /// What framing and keep-alive depend on, gathered as the fields were read (looking them
+    /// up again afterwards cost W1 more than parsing the head did).
+    conn: Tokens,
+    /// The `Content-Length` values, checked.
+    length: Length,
+    /// With `Transfer-Encoding`: whether its last coding is `chunked`.
+    chunked: Option<bool>,
+}
+
+/// The `Connection` tokens that matter.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tokens {
+    close: bool,
+    keep_alive: bool,
+}
+
+/// What the `Content-Length` fields said.
+#[derive(Debug, Default)]
+enum Length {
+    #[default]
+    Absent,
+    Is(u64),
+    /// Not a number, or two different numbers: why.
+    Broken(String),
+}
+
+impl Length {
+    /// Adds one field's value: a comma-separated list of equal numbers.
+    fn add(&mut self, value: &[u8]) {
+        if matches!(self, Length::Broken(_)) {
+            return;
+        }
+        for part in value.split(|b| *b == b',') {
+            let digits = part.trim_ascii();
+            let n = if digits.is_empty() {
+                None
+            } else {
+                digits.iter().try_fold(0u64, |n, d| {
+                    let d = d.is_ascii_digit().then(|| u64::from(d - b'0'))?;
+                    n.checked_mul(10)?.checked_add(d)
+                })
+            };
+            *self = match (n, &*self) {
+                (None, _) => Length::Broken(format!(
+                    "invalid content-length {:?}",
+                    String::from_utf8_lossy(digits)
+                )),
+                (Some(n), Length::Is(l)) if *l != n => {
+                    Length::Broken("conflicting content-length values".into())
+                }
+                (Some(n), _) => Length::Is(n),
+            };
+            if matches!(self, Length::Broken(_)) {
+                return;
+            }
+        }
+    }
 }
 
 impl Head {
     /// Whether the connection can carry another request after this response: HTTP/1.1 unless
     /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
     pub fn keeps_alive(&self) -> bool {
-        let has = |token: &str| {
-            self.headers
-                .get_all(http::header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        };
         // `close` wins over `keep-alive`, as in hyper; a 101 hands the connection over.
-        self.status != 101 && !has("close") && (self.minor != 0 || has("keep-alive"))
+        self.status != 101 && !self.conn.close && (self.minor != 0 || self.conn.keep_alive)
     }
 }
 
@@ -103,26 +153,56 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
         return Err(protocol(format!("invalid status code {status}")));
     }
     let minor = resp.version.unwrap_or(1);
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
-    // One copy of the head, which every value then shares, instead of an allocation per value.
-    let shared = bytes::Bytes::copy_from_slice(&buf[..len]);
+    // The head is kept as bytes with each field's place in them; a `HeaderMap` is built by no
+    // one on this path (see `http::headers`). httparse has checked every name (a token) and
+    // value (no control byte but tab), which is all `HeaderName` and `HeaderValue` check,
+    // bar a name's length.
+    let mut fields = Vec::with_capacity(resp.headers.len());
+    let place = |part: &[u8]| -> Option<(u32, u32)> {
+        // httparse's names and values are slices of `buf`, within its first `len` bytes.
+        let at = (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+        let end = at.checked_add(part.len()).filter(|&e| e <= len)?;
+        Some((u32::try_from(at).ok()?, u32::try_from(end).ok()?))
+    };
+    let (mut conn, mut length, mut chunked) = (Tokens::default(), Length::Absent, None);
     for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| protocol(format!("invalid header name {:?}", h.name)))?;
-        // httparse's values are slices of `buf`, within its first `len` bytes.
-        let at = (h.value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-        let value = match at.checked_add(h.value.len()) {
-            Some(end) if end <= len => HeaderValue::from_maybe_shared(shared.slice(at..end)),
-            _ => HeaderValue::from_bytes(h.value),
+        if h.name.len() > MAX_NAME {
+            return Err(protocol(format!("invalid header name {:?}", h.name)));
         }
-        .map_err(|_| protocol(format!("invalid value for header {}", h.name)))?;
-        headers.append(name, value);
+        let b = known(h.name.as_bytes());
+        match b {
+            bit::CONNECTION => {
+                for token in text(h.value).into_iter().flat_map(|v| v.split(',')) {
+                    let token = token.trim();
+                    conn.close |= token.eq_ignore_ascii_case("close");
+                    conn.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+                }
+            }
+            bit::CONTENT_LENGTH => length.add(h.value),
+            // Only the last coding of the last field frames the message (as hyper reads it).
+            bit::TRANSFER_ENCODING => {
+                chunked = Some(
+                    text(h.value)
+                        .and_then(|v| v.rsplit(',').next())
+                        .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked")),
+                );
+            }
+            _ => {}
+        }
+        match (place(h.name.as_bytes()), place(h.value)) {
+            (Some(name), Some(value)) => fields.push(Field::new(name, value, b)),
+            _ => return Err(protocol("a header field lies outside the response head")),
+        }
     }
+    let headers = Headers::raw(bytes::Bytes::copy_from_slice(&buf[..len]), fields);
     Ok(Some(Head {
         status,
         minor,
         headers,
         len,
+        conn,
+        length,
+        chunked,
     }))
 }
 
@@ -144,46 +224,23 @@ pub fn framing(head: &Head, head_request: bool) -> Result<Framing, H1Error> {
     if head_request || head.status < 200 || head.status == 204 || head.status == 304 {
         return Ok(Framing::Empty);
     }
-    let te: Vec<&HeaderValue> = head
-        .headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .collect();
-    if !te.is_empty() {
+    if let Some(chunked) = head.chunked {
         if head.minor == 0 {
             return Err(protocol("transfer-encoding in an HTTP/1.0 response"));
         }
-        // Only the last coding of the last field frames the message (as hyper reads it);
-        // anything else is read to the close.
-        let last = te
-            .last()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim);
-        return Ok(match last {
-            Some(t) if t.eq_ignore_ascii_case("chunked") => Framing::Chunked,
-            _ => Framing::Close,
+        // Any other last coding is read to the close.
+        return Ok(if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
         });
     }
-    let mut length: Option<u64> = None;
-    for v in head.headers.get_all(http::header::CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|b| *b == b',') {
-            let text = std::str::from_utf8(part).unwrap_or("").trim();
-            let n = (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| text.parse::<u64>().ok())
-                .flatten()
-                .ok_or_else(|| protocol(format!("invalid content-length {text:?}")))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(protocol("conflicting content-length values"));
-            }
-            length = Some(n);
-        }
+    match &head.length {
+        Length::Broken(why) => Err(protocol(why.clone())),
+        Length::Is(0) => Ok(Framing::Empty),
+        Length::Is(n) => Ok(Framing::Length(*n)),
+        Length::Absent => Ok(Framing::Close),
     }
-    Ok(match length {
-        Some(0) => Framing::Empty,
-        Some(n) => Framing::Length(n),
-        None => Framing::Close,
-    })
 }
 
 /// Decodes a body in pieces.

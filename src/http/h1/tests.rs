@@ -9,15 +9,15 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::Method;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Lean;
 use crate::http::dial::Forward;
-use crate::http::{BodyPolicy, ErrorClass, Exchange, Outgoing, StageCell, classify};
+use crate::http::{BodyPolicy, ErrorClass, Exchange, Headers, Outgoing, StageCell, classify};
 
 /// A connection whose server is a script: each request written releases its answer (in the
 /// given read pieces); with no answer released the server is silent, and with none left it has
@@ -110,15 +110,16 @@ fn request(method: &Method) -> Outgoing {
     r
 }
 
-fn headers(h: &HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
+/// The fields by name, each name's values in the order received (a `HeaderMap` groups a
+/// name's values where a raw head keeps them interleaved with others).
+fn headers(h: &Headers) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = h
+        .to_pairs()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs
 }
 
 /// One exchange on `l` keeping at most `max_bytes` of body (0: the body is not kept), as
@@ -164,7 +165,7 @@ async fn reference(pieces: Vec<Vec<u8>>, method: &Method) -> Seen {
     {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            let h = headers(resp.headers());
+            let h = headers(&Headers::from(resp.headers().clone()));
             match resp.into_body().collect().await {
                 Ok(b) => Seen::Answer(status, h, b.to_bytes().to_vec()),
                 Err(e) => Seen::Failed(classify(&e).0),
