@@ -212,6 +212,15 @@ const CORPUS: &[(&str, &[u8], bool)] = &[
     ("HTTP/1.0 with transfer-encoding", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false),
     ("status below 100", b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", false),
     ("two interim responses", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false),
+    // Framing is read in the one pass over the fields: names in any case, lists, codings.
+    ("names in upper case", b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 2\r\nCONNECTION: KEEP-ALIVE\r\n\r\nok", false),
+    ("length as a list", b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", false),
+    ("length list that disagrees", b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", false),
+    ("length beyond u64", b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nok", false),
+    ("length in non-ASCII space", b"HTTP/1.1 200 OK\r\nContent-Length: 2\xa0\r\n\r\nok", false),
+    ("gzip then chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", false),
+    ("chunked then gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nuntil the end", false),
+    ("transfer-encoding beats a length", b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", false),
 ];
 
 /// The response in every two-piece split, and one byte at a time.
