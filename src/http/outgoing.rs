@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri, header};
 use http_body_util::Full;
 
 /// One request, ready to send on any connection to its origin.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outgoing {
     /// The method.
     pub method: Method,
@@ -20,6 +20,25 @@ pub struct Outgoing {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The body (empty for none).
     pub body: Bytes,
+    /// Non-zero for a request made once and sent unchanged many times ([`Outgoing::frozen`]):
+    /// a connection that wrote it last time can send the same bytes again.
+    stamp: u64,
+}
+
+/// The last stamp handed out.
+static STAMPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Clone for Outgoing {
+    /// A copy may be changed, so it does not keep the original's stamp.
+    fn clone(&self) -> Outgoing {
+        Outgoing {
+            method: self.method.clone(),
+            target: self.target.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            stamp: 0,
+        }
+    }
 }
 
 impl Outgoing {
@@ -30,7 +49,20 @@ impl Outgoing {
             target,
             headers: Vec::with_capacity(headers),
             body: Bytes::new(),
+            stamp: 0,
         }
+    }
+
+    /// The same request, stamped as one that will be sent unchanged: whoever holds it may only
+    /// read it (behind `&`), and its copies are not stamped.
+    pub fn frozen(mut self) -> Outgoing {
+        self.stamp = STAMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self
+    }
+
+    /// The stamp of a [`frozen`](Outgoing::frozen) request, 0 for any other.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp
     }
 
     /// Sets `name` to `value`, replacing the value it had (in its place), else appending it.

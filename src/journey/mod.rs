@@ -22,6 +22,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp, Normal};
 
 pub use failure::{Place, fail};
+pub use request::Prebuilt;
 pub use vu::{VirtualUser, VuError};
 
 use crate::http::{Client, ErrorClass};
@@ -43,6 +44,8 @@ pub struct FlowCtx {
     pub flow: usize,
     /// Key index of the flow's first step.
     pub key_base: usize,
+    /// The run's requests that never change, by step key.
+    pub prebuilt: Arc<Prebuilt>,
 }
 
 impl FlowCtx {
@@ -404,6 +407,7 @@ mod tests {
         let ctx = FlowCtx {
             client: Client::new(&plan.settings),
             registry: Arc::new(Registry::new(keys)),
+            prebuilt: Arc::new(Prebuilt::new(plan.journeys[0].steps.len())),
             plan: plan.clone(),
             flow: 0,
             key_base: 0,

@@ -28,12 +28,20 @@ pub(super) async fn execute(
     let mut attempt = 0u32;
     let mut replayed = false;
     loop {
-        let req = match build(r, vu, ctx) {
-            Ok(req) => req,
-            Err(msg) => {
-                template_failed(ctx, vu, key, due, attempt > 0, msg);
-                return false;
-            }
+        let built;
+        let req = match ctx.prebuilt.get(key, r, &ctx.plan) {
+            // The same bytes for every user every time, unless the user holds cookies.
+            Some(req) if !vu.has_cookies(r.origin) => req,
+            _ => match build(r, vu, ctx) {
+                Ok(req) => {
+                    built = req;
+                    &built
+                }
+                Err(msg) => {
+                    template_failed(ctx, vu, key, due, attempt > 0, msg);
+                    return false;
+                }
+            },
         };
         let plan = &ctx.plan;
         let origin = &plan.origins[r.origin];
@@ -48,7 +56,7 @@ pub(super) async fn execute(
                 &mut vu.conns,
                 r.origin,
                 origin,
-                &req,
+                req,
                 policy,
                 &mut vu.buf,
                 r.timeout,
@@ -64,7 +72,7 @@ pub(super) async fn execute(
         // redirect: following one takes a second send's state, which every request would
         // otherwise carry in its user's task.
         let (ex, hops, last_origin) = if super::redirect::applies(r, &ex) {
-            Box::pin(super::redirect::follow(r, &req, vu, ctx, ex, policy)).await
+            Box::pin(super::redirect::follow(r, req, vu, ctx, ex, policy)).await
         } else {
             (ex, 0, r.origin)
         };
@@ -197,6 +205,54 @@ pub(super) fn render_ctx(vu: &VirtualUser) -> RenderCtx<'_> {
         vu: vu.id,
         iteration: vu.iteration,
     }
+}
+
+/// The requests of a run that render the same every time for every user: a fixed path,
+/// literal headers and body, no `traceparent`. Each is made once, on first use, and sent as it
+/// is (frozen, so that a connection which sent it last time sends the same bytes again) by any
+/// user without cookies for its origin: W1's request cost 1,000 instructions to build and
+/// write each time.
+#[derive(Debug)]
+pub struct Prebuilt(Vec<std::sync::OnceLock<Option<Outgoing>>>);
+
+impl Prebuilt {
+    /// Room for `steps` step keys.
+    pub fn new(steps: usize) -> Prebuilt {
+        Prebuilt((0..steps).map(|_| std::sync::OnceLock::new()).collect())
+    }
+
+    /// The request of step key `key` (the request `r`), if it never changes.
+    fn get(&self, key: usize, r: &Request, plan: &crate::scenario::Plan) -> Option<&Outgoing> {
+        self.0.get(key)?.get_or_init(|| prebuild(r, plan)).as_ref()
+    }
+}
+
+/// `r` as [`build`] makes it for a user without cookies, if nothing in it is rendered.
+fn prebuild(r: &Request, plan: &crate::scenario::Plan) -> Option<Outgoing> {
+    let target = r.fixed_target.clone()?;
+    if plan.settings.traceparent {
+        return None;
+    }
+    let origin = plan.origins.get(r.origin)?;
+    let mut out = Outgoing::new(r.method.clone(), target, r.headers.len() + 2);
+    out.push(http::header::HOST, origin.authority.clone());
+    for (name, value) in &r.headers {
+        match value {
+            HeaderTemplate::Static(v) => out.set(name.clone(), v.clone()),
+            HeaderTemplate::Dynamic(_) => return None,
+        }
+    }
+    out.body = match &r.body {
+        Body::Empty => Bytes::new(),
+        Body::Static(b, ct) => {
+            if let Some(ct) = ct {
+                out.set(http::header::CONTENT_TYPE, ct.clone());
+            }
+            b.clone()
+        }
+        Body::Dynamic(..) | Body::Multipart(..) => return None,
+    };
+    Some(out.frozen())
 }
 
 /// Renders `r` for `vu`: the target, the headers in order (`Host` first, then the step's, the
@@ -365,4 +421,80 @@ fn evaluate(
         vu.scope.set_or_push(var, v);
     }
     (passed, failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::metrics::{KeyTable, Registry};
+    use crate::scenario::plan::Step;
+
+    fn ctx(text: &str) -> FlowCtx {
+        let plan =
+            crate::scenario::load_str(std::path::Path::new("t.yaml"), text, &Default::default());
+        let plan = Arc::new(plan.unwrap());
+        let keys = Arc::new(KeyTable::from_plan(&plan));
+        FlowCtx {
+            client: crate::http::Client::new(&plan.settings),
+            prebuilt: Arc::new(Prebuilt::new(keys.steps)),
+            registry: Arc::new(Registry::new(keys)),
+            plan,
+            flow: 0,
+            key_base: 0,
+        }
+    }
+
+    fn requests(ctx: &FlowCtx) -> Vec<&Request> {
+        ctx.plan.journeys[0]
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Request(r) => Some(&**r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn parts(o: &Outgoing) -> (String, String, Vec<(String, Vec<u8>)>, Bytes) {
+        let headers = o
+            .headers()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()));
+        (
+            o.method.to_string(),
+            o.target.to_string(),
+            headers.collect(),
+            o.body.clone(),
+        )
+    }
+
+    #[test]
+    fn a_prebuilt_request_is_what_build_makes_and_only_literal_ones_are_prebuilt() {
+        let ctx = ctx(concat!(
+            "target: http://127.0.0.1:9\ndefaults: { traceparent: false, headers: { x-app: web } }\n",
+            "journeys:\n  j:\n",
+            "    - { name: a, post: /orders?x=1, headers: { accept: text/plain }, json: { qty: 2 } }\n",
+            "    - { name: b, get: \"/u/{{ vu }}\" }\n",
+            "    - { name: c, get: /c, headers: { x-user: \"{{ vu }}\" } }\n",
+            "    - { name: d, post: /d, json: { who: \"{{ vu }}\" } }\n",
+            "flows:\n  f: { journey: j, vus: 1, duration: 1s }\n",
+        ));
+        let mut vu = VirtualUser::new(&ctx.plan, 0, 0).unwrap();
+        let reqs = requests(&ctx);
+        let a = prebuild(reqs[0], &ctx.plan).expect("a literal request is prebuilt");
+        let built = build(reqs[0], &mut vu, &ctx).unwrap();
+        assert_eq!(parts(&a), parts(&built));
+        assert_ne!(a.stamp(), 0);
+        for r in &reqs[1..] {
+            assert!(prebuild(r, &ctx.plan).is_none(), "{} renders", r.id.0);
+        }
+        let traced = super::tests::ctx(
+            "target: http://127.0.0.1:9\njourneys:\n  j: [ { name: a, get: /a } ]\nflows:\n  f: { journey: j, vus: 1, duration: 1s }\n",
+        );
+        assert!(
+            prebuild(requests(&traced)[0], &traced.plan).is_none(),
+            "traceparent differs each time"
+        );
+    }
 }

@@ -214,6 +214,11 @@ impl VirtualUser {
     }
 
     /// The `Cookie` header for `origin` from the jar, when it holds any.
+    /// Whether the user holds a cookie for `origin`.
+    pub(crate) fn has_cookies(&self, origin: usize) -> bool {
+        self.cookies.iter().any(|(o, _, _)| *o == origin)
+    }
+
     pub(crate) fn cookie_header(&self, origin: usize) -> Option<http::HeaderValue> {
         use std::fmt::Write as _;
         let mut cookie = String::new();

@@ -196,7 +196,9 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         .has_background
         .store(batch, std::sync::atomic::Ordering::Relaxed);
     let client = Client::new(&plan.settings);
+    let prebuilt = Arc::new(crate::journey::Prebuilt::new(keys.steps));
     let hook_ctx = |i: usize| FlowCtx {
+        prebuilt: prebuilt.clone(),
         plan: plan.clone(),
         client: client.clone(),
         registry: registry.clone(),
@@ -311,6 +313,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
             continue;
         }
         let ctx = FlowCtx {
+            prebuilt: prebuilt.clone(),
             plan: plan.clone(),
             client: client.clone(),
             registry: registry.clone(),

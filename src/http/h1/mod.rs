@@ -32,6 +32,9 @@ pub(super) struct Lean {
     closed: bool,
     /// When the last exchange ended (set by the caller, who reads the clock then anyway).
     pub(super) last_used: Option<Instant>,
+    /// The stamp of the frozen request `wbuf` holds, and whether it asks to close: sent again,
+    /// it is not written again.
+    written: (u64, bool),
 }
 
 impl Lean {
@@ -42,6 +45,7 @@ impl Lean {
             wbuf: Vec::new(),
             closed: false,
             last_used: None,
+            written: (0, false),
         }
     }
 
@@ -89,6 +93,7 @@ impl Lean {
         }
         if self.wbuf.capacity() > KEEP_AT_MOST {
             self.wbuf = Vec::new();
+            self.written = (0, false);
         }
         self.rbuf.clear();
         // The head, after any 1xx interim responses.
@@ -195,12 +200,24 @@ impl Lean {
         .await
     }
 
+    /// Puts `req` into `wbuf` (unless it is the frozen request already there: `forward`
+    /// belongs to the connection, so the bytes would be the same); returns whether the request
+    /// asks to close the connection.
+    fn write_request(&mut self, req: &Outgoing, forward: Option<&Forward>) -> bool {
+        if req.stamp() != 0 && self.written.0 == req.stamp() && !self.wbuf.is_empty() {
+            return self.written.1;
+        }
+        let closes = self.serialize(req, forward);
+        self.written = (req.stamp(), closes);
+        closes
+    }
+
     /// Writes the request into `wbuf`, framing its body as hyper does: no length for an empty
     /// body (and no `Transfer-Encoding`), a `Transfer-Encoding` the user set kept and ending in
     /// `chunked` (the body then sent as one chunk), a `Content-Length` the user set kept, else
     /// `content-length` added. A forwarding proxy gets the absolute form and its credentials.
     /// Returns whether the request asked to close the connection.
-    fn write_request(&mut self, req: &Outgoing, forward: Option<&Forward>) -> bool {
+    fn serialize(&mut self, req: &Outgoing, forward: Option<&Forward>) -> bool {
         let w = &mut self.wbuf;
         let body = &req.body[..];
         w.clear();

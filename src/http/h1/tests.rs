@@ -404,3 +404,26 @@ async fn the_lean_path_writes_requests_as_hyper_does() {
         assert_eq!(ours, theirs, "{what}");
     }
 }
+
+#[tokio::test]
+async fn a_frozen_request_is_sent_again_as_written_and_any_other_is_written_anew() {
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let io = Scripted::answering(vec![vec![ok.clone()]; 5]);
+    let written = io.written.clone();
+    let mut l = Lean::new(Box::pin(io));
+    let a = request(&Method::GET).frozen();
+    let mut b = a.clone();
+    b.set(http::header::ACCEPT, http::HeaderValue::from_static("*/*"));
+    let c = request(&Method::DELETE).frozen();
+    for req in [&a, &a, &b, &c, &a] {
+        let (r, ex, _) = exchange(&mut l, req, None, false, 0).await;
+        assert!(r.is_ok() && ex.status == Some(200), "{r:?}");
+    }
+    let sent = String::from_utf8_lossy(&written.lock().unwrap()).into_owned();
+    let (get, delete) = (
+        "GET /x HTTP/1.1\r\nhost: t\r\n\r\n",
+        "DELETE /x HTTP/1.1\r\nhost: t\r\n\r\n",
+    );
+    let with_accept = "GET /x HTTP/1.1\r\nhost: t\r\naccept: */*\r\n\r\n";
+    assert_eq!(sent, [get, get, with_accept, delete, get].concat());
+}
