@@ -244,12 +244,7 @@ fn prebuild(r: &Request, plan: &crate::scenario::Plan) -> Option<Outgoing> {
     }
     out.body = match &r.body {
         Body::Empty => Bytes::new(),
-        Body::Static(b, ct) => {
-            if let Some(ct) = ct {
-                out.set(http::header::CONTENT_TYPE, ct.clone());
-            }
-            b.clone()
-        }
+        Body::Static(b, ct) => literal_body(&mut out, b, ct.as_ref()),
         Body::Dynamic(..) | Body::Multipart(..) => return None,
     };
     Some(out.frozen())
@@ -300,12 +295,7 @@ pub(super) fn build(r: &Request, vu: &mut VirtualUser, ctx: &FlowCtx) -> Result<
     }
     out.body = match &r.body {
         Body::Empty => Bytes::new(),
-        Body::Static(b, ct) => {
-            if let Some(ct) = ct {
-                out.set(http::header::CONTENT_TYPE, ct.clone());
-            }
-            b.clone()
-        }
+        Body::Static(b, ct) => literal_body(&mut out, b, ct.as_ref()),
         Body::Dynamic(t, ct) => {
             if let Some(ct) = ct {
                 out.set(http::header::CONTENT_TYPE, ct.clone());
@@ -343,6 +333,14 @@ pub(super) fn build(r: &Request, vu: &mut VirtualUser, ctx: &FlowCtx) -> Result<
         }
     };
     Ok(out)
+}
+
+/// A literal body, its `Content-Type` (if it has one) set on `out`.
+fn literal_body(out: &mut Outgoing, body: &Bytes, content_type: Option<&HeaderValue>) -> Bytes {
+    if let Some(ct) = content_type {
+        out.set(http::header::CONTENT_TYPE, ct.clone());
+    }
+    body.clone()
 }
 
 pub(super) fn describe_missing(m: Missing) -> String {
