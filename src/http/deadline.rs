@@ -29,8 +29,20 @@ impl Deadline {
     ) -> Option<F::Output> {
         let deadline = tokio::time::Instant::from_std(deadline);
         std::future::poll_fn(|cx| {
+            let had_budget = tokio::task::coop::has_budget_remaining();
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
+            }
+            if had_budget && !tokio::task::coop::has_budget_remaining() {
+                // The request spent the task's budget (a long body arriving as fast as it is
+                // read) and the timer, which asks for budget too, would never be looked at:
+                // the clock decides, as `tokio::time::timeout` does in this case. The task
+                // is woken again by the budget's own yield.
+                return if tokio::time::Instant::now() >= deadline {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                };
             }
             let sleep = self
                 .sleep
@@ -92,6 +104,24 @@ mod tests {
             None
         );
         assert!(near(t0.elapsed(), 2), "{:?}", t0.elapsed());
+    }
+
+    /// A request that always has more to read spends the task's whole budget in every poll;
+    /// its deadline must still end it. (Real time: a paused clock never advances while a task
+    /// keeps running.)
+    #[tokio::test]
+    async fn a_request_that_spends_the_whole_budget_still_times_out() {
+        let mut d = Deadline::default();
+        let endless = async {
+            loop {
+                tokio::task::consume_budget().await;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let endless = std::pin::pin!(endless);
+        let outer = tokio::time::timeout(Duration::from_secs(10), d.run(deadline, endless)).await;
+        assert_eq!(outer, Ok(None), "the deadline never ended the request");
+        assert!(Instant::now() >= deadline);
     }
 
     #[tokio::test(start_paused = true)]

@@ -213,12 +213,12 @@ impl VirtualUser {
         secrets.redact(current.iter().map(String::as_str), text)
     }
 
-    /// The `Cookie` header for `origin` from the jar, when it holds any.
     /// Whether the user holds a cookie for `origin`.
     pub(crate) fn has_cookies(&self, origin: usize) -> bool {
         self.cookies.iter().any(|(o, _, _)| *o == origin)
     }
 
+    /// The `Cookie` header for `origin` from the jar, when it holds any.
     pub(crate) fn cookie_header(&self, origin: usize) -> Option<http::HeaderValue> {
         use std::fmt::Write as _;
         let mut cookie = String::new();
