@@ -333,19 +333,20 @@ impl Client {
             deadline.run(due, work).await
         };
         ex.done_at = Instant::now();
-        if outcome.as_ref().is_some_and(Result::is_ok)
-            && let Some(Conn {
-                sender: Sender::Lean(l),
-                ..
-            }) = slots.slot(origin_id)
-        {
-            l.last_used = Some(ex.done_at);
-        }
         if ex.bytes_decoded == 0 {
             ex.bytes_decoded = ex.bytes_in;
         }
         match outcome {
-            Some(Ok(())) => {}
+            Some(Ok(())) => {
+                // A lean connection's last use is this exchange's end, already read.
+                if let Some(Conn {
+                    sender: Sender::Lean(l),
+                    ..
+                }) = slots.slot(origin_id)
+                {
+                    l.last_used = Some(ex.done_at);
+                }
+            }
             Some(Err(fail)) => {
                 *slots.slot(origin_id) = None;
                 ex.stale = unprocessed
