@@ -125,6 +125,32 @@ fn a_paced_flow_through_a_target_stall_blames_the_target_not_the_generator() {
 }
 
 #[test]
+fn an_unpaced_loop_never_blames_the_target_for_lateness() {
+    // Without pace or think time, a user's next iteration is due the moment its last one ended:
+    // it can never be due while the user still waits on the target. The loop used to read the
+    // clock again before starting, and the few hundred nanoseconds between the two reads were
+    // counted as target lag for every iteration ("N iterations were due while their user still
+    // waited on the target").
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: ok, get: /ok } ]\nflows:\n  f: { journey: j, vus: 4, iterations: 400 }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let f = flow(&r, "f");
+    assert_eq!(f.iterations_ok, 400);
+    assert!(f.target_lag.is_none(), "{:?}", f.target_lag);
+    let lag = self_check(&r, "schedule_lag");
+    assert!(
+        !lag.detail.contains("waited on the target"),
+        "{}",
+        lag.detail
+    );
+}
+
+#[test]
 fn a_think_times_wake_up_is_not_charged_to_the_next_request() {
     // With tokio's 1 ms timer wheel, /ok after `think: 50ms` showed p50 1.19 ms of latency for
     // 0.09 ms of service time: the late wake-up landed in the target's latency. The wait now

@@ -64,17 +64,24 @@ enum Next {
     Stop,
 }
 
+/// How an iteration ended, and when: the instant its latency was measured to, which is also
+/// when its user became free again (a closed loop starts its next iteration from it instead of
+/// reading the clock again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// Whether it passed.
+    pub outcome: IterationOutcome,
+    /// When it ended.
+    pub at: Instant,
+}
+
 /// Runs one iteration due at `due_at` and records it.
 ///
 /// A panic inside the iteration (a bug in stampede, whatever the server or script did) is caught
 /// here: it is counted as a failed iteration of class `internal` with its message, the user's
 /// connections are dropped (their state is unknown), and the user goes on serving its flow, so a
 /// bug costs one iteration instead of a virtual user for the rest of the run.
-pub async fn run_iteration(
-    vu: &mut VirtualUser,
-    ctx: &FlowCtx,
-    due_at: Instant,
-) -> IterationOutcome {
+pub async fn run_iteration(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> Ended {
     // Pinned here rather than moved into `catching`: an iteration's future is kilobytes, and
     // passing it by value would store it twice in every user's task and copy it each time.
     let caught = {
@@ -82,19 +89,23 @@ pub async fn run_iteration(
         catching(iteration).await
     };
     match caught {
-        Ok(outcome) => outcome,
+        Ok(ended) => ended,
         Err(what) => {
             vu.conns.close_all();
             vu.ws.clear();
             fail(ctx, Some(vu), Place::Flow, ErrorClass::Internal, || {
                 format!("stampede failed inside this iteration (please report it): {what}")
             });
+            let at = Instant::now();
             ctx.registry.iteration(
                 ctx.flow,
-                Instant::now().saturating_duration_since(due_at),
+                at.saturating_duration_since(due_at),
                 IterationOutcome::Failed,
             );
-            IterationOutcome::Failed
+            Ended {
+                outcome: IterationOutcome::Failed,
+                at,
+            }
         }
     }
 }
@@ -118,7 +129,7 @@ async fn catching<F: Future>(mut fut: Pin<&mut F>) -> Result<F::Output, String> 
     })
 }
 
-async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> IterationOutcome {
+async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> Ended {
     let plan = &ctx.plan;
     let journey = &plan.journeys[plan.flows[ctx.flow].journey];
     vu.iteration += 1;
@@ -159,14 +170,15 @@ async fn iterate(vu: &mut VirtualUser, ctx: &FlowCtx, due_at: Instant) -> Iterat
     } else {
         IterationOutcome::Ok
     };
+    let at = Instant::now();
     ctx.registry.iteration_with_work(
         ctx.flow,
-        Instant::now().saturating_duration_since(due_at),
+        at.saturating_duration_since(due_at),
         outcome,
         vu.work,
         &vu.iter_timing,
     );
-    outcome
+    Ended { outcome, at }
 }
 
 struct BackgroundGuard<'a>(&'a Registry);

@@ -155,6 +155,11 @@ fn vu_loop(
         let mut start = Instant::now();
         let mut i = 0u32;
         let mut next_due = start;
+        // When the user became free: its start, then each iteration's end. Nothing between an
+        // iteration's end and the next one's start awaits, so reading the clock again would
+        // only add the loop's own nanoseconds, and an unpaced user's next iteration (due at
+        // that end) would look overdue: target lag it never had.
+        let mut free_at = start;
         loop {
             if control.is_stopped() {
                 return;
@@ -167,6 +172,7 @@ fn vu_loop(
                 start = Instant::now();
                 i = 0;
                 next_due = start;
+                free_at = start;
             }
             if closed.per_vu_iterations.is_some_and(|n| done >= n) {
                 return;
@@ -186,9 +192,8 @@ fn vu_loop(
             if due >= end {
                 return;
             }
-            // The user is free from now: a paced iteration due earlier waited on the target (the
-            // previous one overran), and only what comes after now is the generator's lateness.
-            let free_at = Instant::now();
+            // A paced iteration due before the user was free waited on the target (the previous
+            // one overran), and only what comes after `free_at` is the generator's lateness.
             let started = if due > free_at {
                 vu.wait_until(due).await;
                 Instant::now()
@@ -207,11 +212,11 @@ fn vu_loop(
             // (the user was busy) keeps its due time, so a stall at the target stays in latency.
             let due = if free_at < due { due + own } else { due };
             gauges.busy_vus.fetch_add(1, Ordering::Relaxed);
-            run_iteration(&mut vu, &ctx, due).await;
+            free_at = run_iteration(&mut vu, &ctx, due).await.at;
             gauges.busy_vus.fetch_sub(1, Ordering::Relaxed);
             done += 1;
             i += 1;
-            next_due = Instant::now();
+            next_due = free_at;
             if closed.pace.is_none()
                 && let Some(t) = &closed.think
             {

@@ -110,6 +110,6 @@ pub async fn run_hook(ctx: FlowCtx) -> Option<crate::journey::VirtualUser> {
             return None;
         }
     };
-    let outcome = crate::journey::run_iteration(&mut vu, &ctx, Instant::now()).await;
-    (outcome == crate::metrics::IterationOutcome::Ok).then_some(vu)
+    let ended = crate::journey::run_iteration(&mut vu, &ctx, Instant::now()).await;
+    (ended.outcome == crate::metrics::IterationOutcome::Ok).then_some(vu)
 }
