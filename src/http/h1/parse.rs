@@ -4,7 +4,7 @@
 //! consumes the bytes it is given and says what it still needs, so tests and the fuzzer drive it
 //! without any I/O, split at any boundary.
 
-use crate::http::headers::{Field, Headers, bit, known, text};
+use crate::http::headers::{Field, Headers, bit, eq_lower, known, text};
 use crate::model::ErrorClass;
 
 /// The largest response head accepted (status line and headers): hyper's default buffer limit.
@@ -70,6 +70,25 @@ struct Tokens {
     keep_alive: bool,
 }
 
+impl Tokens {
+    /// Adds one `Connection` field's comma-separated tokens. A value of one token, the usual
+    /// case, is compared whole (no check for text, no split); a field value holds no CR, the
+    /// one byte `eq_lower` could take for a letter or `-`.
+    fn add(&mut self, value: &[u8]) {
+        if eq_lower(value, b"keep-alive") {
+            self.keep_alive = true;
+        } else if eq_lower(value, b"close") {
+            self.close = true;
+        } else {
+            for token in text(value).into_iter().flat_map(|v| v.split(',')) {
+                let token = token.trim();
+                self.close |= token.eq_ignore_ascii_case("close");
+                self.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        }
+    }
+}
+
 /// What the `Content-Length` fields said.
 #[derive(Debug, Default)]
 enum Length {
@@ -124,9 +143,17 @@ impl Head {
 
 /// Parses a head from the start of `buf`: `None` when more bytes are needed.
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match resp.parse(buf) {
+    // Left uninitialised for httparse to fill: writing 100 empty headers first was a tenth of
+    // the head's cost.
+    let mut fields =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > MAX_HEAD {
@@ -158,11 +185,13 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
     // value (no control byte but tab), which is all `HeaderName` and `HeaderValue` check,
     // bar a name's length.
     let mut fields = Vec::with_capacity(resp.headers.len());
+    let base = buf.as_ptr() as usize;
+    // httparse's names and values are slices of `buf` within its first `len` bytes, and `len`
+    // is at most `MAX_HEAD`, so a place that passes the test fits in a `u32`.
     let place = |part: &[u8]| -> Option<(u32, u32)> {
-        // httparse's names and values are slices of `buf`, within its first `len` bytes.
-        let at = (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
-        let end = at.checked_add(part.len()).filter(|&e| e <= len)?;
-        Some((u32::try_from(at).ok()?, u32::try_from(end).ok()?))
+        let at = (part.as_ptr() as usize).wrapping_sub(base);
+        let end = at.wrapping_add(part.len());
+        (at <= end && end <= len).then_some((at as u32, end as u32))
     };
     let (mut conn, mut length, mut chunked) = (Tokens::default(), Length::Absent, None);
     for h in resp.headers.iter() {
@@ -171,13 +200,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
         }
         let b = known(h.name.as_bytes());
         match b {
-            bit::CONNECTION => {
-                for token in text(h.value).into_iter().flat_map(|v| v.split(',')) {
-                    let token = token.trim();
-                    conn.close |= token.eq_ignore_ascii_case("close");
-                    conn.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-                }
-            }
+            bit::CONNECTION => conn.add(h.value),
             bit::CONTENT_LENGTH => length.add(h.value),
             // Only the last coding of the last field frames the message (as hyper reads it).
             bit::TRANSFER_ENCODING => {
@@ -572,5 +595,37 @@ mod tests {
             None
         );
         assert!(parse_head(b"HTTP/1.1 abc\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn connection_tokens_are_read_whole_or_listed_in_any_case() {
+        let head = |text: &str| parse_head(text.as_bytes()).unwrap().unwrap();
+        let alive = |value: &str| {
+            head(&format!("HTTP/1.0 200 OK\r\nConnection: {value}\r\n\r\n")).keeps_alive()
+        };
+        for yes in [
+            "keep-alive",
+            "Keep-Alive",
+            "KEEP-ALIVE",
+            "upgrade, keep-alive",
+            " x ,keep-alive",
+        ] {
+            assert!(alive(yes), "{yes}");
+        }
+        // `close` wins; a near miss or a longer token is no token at all.
+        for no in [
+            "close",
+            "Close",
+            "keep-alive, close",
+            "keep-alivex",
+            "keep-aliv",
+            "keep_alive",
+            "keep-alive\u{e9}",
+            "upgrade",
+        ] {
+            assert!(!alive(no), "{no}");
+        }
+        assert!(!head("HTTP/1.1 200 OK\r\nConnection: CLOSE\r\n\r\n").keeps_alive());
+        assert!(head("HTTP/1.1 200 OK\r\nConnection: closed\r\n\r\n").keeps_alive());
     }
 }
