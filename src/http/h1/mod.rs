@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::pin::Pin;
 use std::time::Instant;
 
+use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::dial::Forward;
@@ -27,7 +28,10 @@ const KEEP_AT_MOST: usize = 16 * 1024;
 /// One HTTP/1.1 connection on the lean path.
 pub(super) struct Lean {
     io: Pin<Box<dyn Io>>,
-    rbuf: Vec<u8>,
+    /// Read into, and consumed from the front: a head is split off it (its bytes shared, not
+    /// copied, with the response's headers) and a body advanced past. Once the headers are
+    /// dropped, reserving room takes the same memory back.
+    rbuf: BytesMut,
     wbuf: Vec<u8>,
     closed: bool,
     /// When the last exchange ended (set by the caller, who reads the clock then anyway).
@@ -41,7 +45,7 @@ impl Lean {
     pub(super) fn new(io: Pin<Box<dyn Io>>) -> Lean {
         Lean {
             io,
-            rbuf: Vec::new(),
+            rbuf: BytesMut::new(),
             wbuf: Vec::new(),
             closed: false,
             last_used: None,
@@ -96,8 +100,12 @@ impl Lean {
             self.written = (0, false);
         }
         self.rbuf.clear();
+        // Room for a whole small response in one read. The last response's head has been
+        // dropped by now, so this moves back to the start of the same memory, allocating only
+        // the first time.
+        self.rbuf.reserve(READ_START);
         // The head, after any 1xx interim responses.
-        let head = loop {
+        let (mut head, head_bytes) = loop {
             // Nothing to parse before the first read (a parse of nothing cost as much as one).
             let parsed = if self.rbuf.is_empty() {
                 None
@@ -106,12 +114,12 @@ impl Lean {
             };
             match parsed {
                 Some(h) => {
-                    self.rbuf.drain(..h.len);
+                    let bytes = self.rbuf.split_to(h.len).freeze();
                     ex.bytes_in += h.len as u64;
                     if (100..200).contains(&h.status) && h.status != 101 {
                         continue;
                     }
-                    break h;
+                    break (h, bytes);
                 }
                 None => {
                     let got = self.fill().await;
@@ -132,7 +140,7 @@ impl Lean {
         stage.set(Stage::Body);
         ex.status = Some(head.status);
         let keeps_alive = !closes && head.keeps_alive() && framed != parse::Framing::Close;
-        ex.headers = head.headers;
+        ex.headers = head.headers(head_bytes);
         let mut decoder = BodyDecoder::new(framed);
         buf.clear();
         loop {
@@ -156,7 +164,7 @@ impl Lean {
             };
             let used = decoder.decode(&self.rbuf, &mut sink).map_err(h1_fail)?;
             ex.bytes_in += used as u64;
-            self.rbuf.drain(..used);
+            self.rbuf.advance(used);
             if decoder.is_done() {
                 break;
             }
@@ -174,7 +182,7 @@ impl Lean {
         // A buffer grown for a large head is given back; the usual 2 KiB stays for the next
         // request (giving it back too saved 0.4 KiB per user in W4, for an allocation each time).
         if self.rbuf.capacity() > KEEP_AT_MOST {
-            self.rbuf = Vec::new();
+            self.rbuf = BytesMut::new();
         }
         super::decode_kept(ex, policy, buf)?;
         Ok(false)

@@ -4,6 +4,8 @@
 //! consumes the bytes it is given and says what it still needs, so tests and the fuzzer drive it
 //! without any I/O, split at any boundary.
 
+use bytes::Bytes;
+
 use crate::http::headers::{Field, Headers, bit, eq_lower, known, text};
 use crate::model::ErrorClass;
 
@@ -50,8 +52,8 @@ pub struct Head {
     pub status: u16,
     /// `1` for HTTP/1.1, `0` for HTTP/1.0.
     pub minor: u8,
-    /// Header fields.
-    pub headers: Headers,
+    /// Where each header field is in the head's bytes (see [`Head::headers`]).
+    fields: Vec<Field>,
     /// Bytes of the head, final blank line included.
     pub len: usize,
     /// What framing and keep-alive depend on, gathered as the fields were read (looking them
@@ -141,6 +143,15 @@ impl Head {
     }
 }
 
+impl Head {
+    /// The header fields, given the head's bytes: the first [`Head::len`] bytes it was parsed
+    /// from. The caller hands them over rather than the parser copying them, so that the lean
+    /// path can split them off its read buffer without a copy or an allocation.
+    pub fn headers(&mut self, head: Bytes) -> Headers {
+        Headers::raw(head, std::mem::take(&mut self.fields))
+    }
+}
+
 /// Parses a head from the start of `buf`: `None` when more bytes are needed.
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
     // Left uninitialised for httparse to fill: writing 100 empty headers first was a tenth of
@@ -217,11 +228,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, H1Error> {
             _ => return Err(protocol("a header field lies outside the response head")),
         }
     }
-    let headers = Headers::raw(bytes::Bytes::copy_from_slice(&buf[..len]), fields);
     Ok(Some(Head {
         status,
         minor,
-        headers,
+        fields,
         len,
         conn,
         length,
