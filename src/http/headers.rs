@@ -64,6 +64,7 @@ pub(crate) mod bit {
 
 /// The [`bit`] of a field name (any case), 0 for any other name. By length first: it runs for
 /// every field of every response.
+#[inline]
 pub(crate) fn known(name: &[u8]) -> u8 {
     let (candidate, b) = match name.len() {
         8 => ("location", bit::LOCATION),
@@ -107,8 +108,14 @@ pub(crate) fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
 }
 
 impl Default for Headers {
+    /// No fields. Every exchange starts with these, so they are the raw kind, whose drop is
+    /// a few stores (an empty `HeaderMap` still drops its tables).
     fn default() -> Headers {
-        Headers(Inner::Map(HeaderMap::new()))
+        Headers(Inner::Raw {
+            head: Bytes::new(),
+            fields: Vec::new(),
+            present: 0,
+        })
     }
 }
 
@@ -130,6 +137,7 @@ impl Headers {
     }
 
     /// Every value of the field `name` (lower-case), in the order received.
+    #[inline]
     pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> Values<'a, 'n> {
         let bit = known(name.as_bytes());
         Values(match &self.0 {

@@ -50,7 +50,7 @@ pub(super) async fn execute(
             max_bytes: plan.settings.max_body_bytes,
         };
         let batch = ctx.registry.batch_mark(ctx.is_live());
-        let ex = ctx
+        let mut ex = ctx
             .client
             .send(
                 &mut vu.conns,
@@ -71,10 +71,14 @@ pub(super) async fn execute(
         // Every hop of a redirect chain is part of this step. Boxed, and only when there is a
         // redirect: following one takes a second send's state, which every request would
         // otherwise carry in its user's task.
-        let (ex, hops, last_origin) = if super::redirect::applies(r, &ex) {
-            Box::pin(super::redirect::follow(r, req, vu, ctx, ex, policy)).await
+        // (The exchange stays where it is unless a redirect replaces it: moving it is a copy.)
+        let (hops, last_origin) = if super::redirect::applies(r, &ex) {
+            let (last, hops, origin) =
+                Box::pin(super::redirect::follow(r, req, vu, ctx, ex, policy)).await;
+            ex = last;
+            (hops, origin)
         } else {
-            (ex, 0, r.origin)
+            (0, r.origin)
         };
         vu.work.requests += 1 + u64::from(hops);
         vu.work.bytes += ex.bytes_in + ex.bytes_out;

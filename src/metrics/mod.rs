@@ -7,6 +7,7 @@
 //! created on a key's first sample so idle keys cost nothing. Metric keys are dense indices fixed
 //! at plan time ([`KeyTable`]); no strings are touched while recording.
 
+mod runs;
 mod timings;
 
 pub use timings::{MAX_TIMING_NAMES, OTHER_TIMING, TimingStat, Timings, capped_timing_name};
@@ -20,8 +21,13 @@ use crate::model::ErrorClass;
 use crate::model::hist::{Hist, new_hist};
 use crate::scenario::Plan;
 
+/// A duration as the histograms hold it: whole microseconds, at least 1.
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(1)
+}
+
 fn record(h: &mut Option<Box<Hist>>, d: Duration) {
-    let us = (d.as_micros() as u64).max(1);
+    let us = micros(d);
     let h = h.get_or_insert_with(|| Box::new(new_hist()));
     // `record` grows an auto-resizing histogram; only a value beyond what it can ever track
     // fails, and that is clamped rather than lost. (`saturating_record` alone would clamp to the
@@ -325,11 +331,11 @@ pub struct FlowStats {
     pub bytes_per_iteration: Option<Box<Hist>>,
     /// Server-reported metrics totalled per iteration (durations in µs per iteration).
     pub iteration_timings: Timings,
-    /// Work of iterations not yet in the three histograms above: consecutive iterations mostly
-    /// do the same work, so a run of equal ones goes in once, with its count (three histogram
-    /// records per iteration were a fifth of the metrics' cost in W1). Flushed before any of
-    /// them is read: [`Registry::collect`] and every merge flush.
-    pending_work: Option<(IterationWork, u64)>,
+    /// Work of iterations not yet in the three histograms above, and own lag (µs) not yet in
+    /// `lag`: runs of equal values go in once, with their count. Flushed before any of them is
+    /// read: [`Registry::collect`] and every merge flush.
+    pending_work: runs::Run<IterationWork>,
+    pending_lag: runs::Run<u64>,
 }
 
 impl FlowStats {
@@ -345,27 +351,36 @@ impl FlowStats {
     }
 
     fn add_work(&mut self, work: IterationWork) {
-        match &mut self.pending_work {
-            Some((w, n)) if *w == work => *n += 1,
-            _ => {
-                self.flush_work();
-                self.pending_work = Some((work, 1));
-            }
-        }
+        let ended = self.pending_work.push(work);
+        self.record_work(ended);
     }
 
-    fn flush_work(&mut self) {
-        if let Some((w, n)) = self.pending_work.take() {
+    fn record_work(&mut self, run: Option<(IterationWork, u64)>) {
+        if let Some((w, n)) = run {
             record_count_n(&mut self.requests_per_iteration, w.requests, n);
             record_count_n(&mut self.steps_per_iteration, w.steps, n);
             record_count_n(&mut self.bytes_per_iteration, w.bytes, n);
         }
     }
 
+    fn add_lag(&mut self, lag: Duration) {
+        if let Some((us, n)) = self.pending_lag.push(micros(lag)) {
+            record_count_n(&mut self.lag, us, n);
+        }
+    }
+
+    fn flush_runs(&mut self) {
+        let work = self.pending_work.take();
+        self.record_work(work);
+        if let Some((us, n)) = self.pending_lag.take() {
+            record_count_n(&mut self.lag, us, n);
+        }
+    }
+
     /// Adds another's counts into this one.
     pub fn absorb(&mut self, mut o: FlowStats) {
-        self.flush_work();
-        o.flush_work();
+        self.flush_runs();
+        o.flush_runs();
         add_hist(&mut self.iteration, o.iteration);
         add_hist(&mut self.lag, o.lag);
         add_hist(&mut self.target_lag, o.target_lag);
@@ -661,14 +676,11 @@ impl Registry {
     pub fn lag(&self, flow: usize, own: Duration, target: Duration, first: bool) {
         self.with(|st| {
             if let Some(f) = st.flows.get_mut(flow) {
-                record(
-                    if first {
-                        &mut f.startup_lag
-                    } else {
-                        &mut f.lag
-                    },
-                    own,
-                );
+                if first {
+                    record(&mut f.startup_lag, own);
+                } else {
+                    f.add_lag(own);
+                }
                 if !target.is_zero() {
                     record(&mut f.target_lag, target);
                 }
@@ -850,6 +862,20 @@ mod tests {
         assert_eq!(f.bytes_per_iteration.as_deref().unwrap().count_at(300), 1);
         let requests = second.flows[0].requests_per_iteration.as_deref().unwrap();
         assert_eq!((requests.len(), requests.count_at(1)), (1, 1));
+    }
+
+    #[test]
+    fn runs_of_equal_lag_are_all_counted_by_a_collect() {
+        let reg = Registry::new(keys());
+        for us in [0, 0, 0, 7] {
+            reg.lag(0, Duration::from_micros(us), Duration::ZERO, false);
+        }
+        let first = reg.collect();
+        reg.lag(0, Duration::ZERO, Duration::ZERO, false);
+        let lag = first.flows[0].lag.as_deref().unwrap();
+        // A lag of zero is kept as 1 µs, the histograms' least value.
+        assert_eq!((lag.len(), lag.count_at(1), lag.count_at(7)), (4, 3, 1));
+        assert_eq!(reg.collect().flows[0].lag.as_deref().unwrap().len(), 1);
     }
 
     #[test]
