@@ -44,8 +44,8 @@ use crate::scenario::transport::Transport;
 /// Client settings shared by every virtual user of a run (TLS configuration is built once).
 #[derive(Debug, Clone)]
 pub struct Client {
-    tls_h2: Arc<rustls::ClientConfig>,
-    tls_h1: Arc<rustls::ClientConfig>,
+    tls: Arc<tls::Configs>,
+    insecure: bool,
     version: HttpVersion,
     transport: Arc<Transport>,
     /// HTTP/1.1 on the lean path ([`h1`]) rather than hyper's.
@@ -225,17 +225,27 @@ impl Client {
     /// Builds TLS settings once (`insecure` accepts any certificate; the client certificate,
     /// host overrides and proxies come from `settings.transport`).
     pub fn new(settings: &Settings) -> Client {
-        let t = &settings.transport;
-        let id = t.identity.as_deref();
-        let tls_h2 = Arc::new(tls::config(settings.insecure, &[b"h2", b"http/1.1"], id));
-        let tls_h1 = Arc::new(tls::config(settings.insecure, &[b"http/1.1"], id));
         Client {
-            tls_h2,
-            tls_h1,
+            tls: Arc::default(),
+            insecure: settings.insecure,
             version: settings.http,
-            transport: Arc::new(t.clone()),
+            transport: Arc::new(settings.transport.clone()),
             lean: settings.client == H1Client::Lean,
         }
+    }
+
+    /// Makes the TLS configurations now (a run with an `https` or `wss` origin calls this before
+    /// its load starts), so that neither the first handshake's time nor the users waiting behind
+    /// it pay for reading the certificate store.
+    pub fn warm_tls(&self) {
+        self.tls_config(true);
+        self.tls_config(false);
+    }
+
+    /// The TLS configuration offering HTTP/2 (`h2`) or HTTP/1.1 only.
+    fn tls_config(&self, h2: bool) -> Arc<rustls::ClientConfig> {
+        self.tls
+            .get(h2, self.insecure, self.transport.identity.as_deref())
     }
 
     /// Sends one request on the VU's connection to `origin` (opening one if needed) and reads the
@@ -403,11 +413,8 @@ impl Client {
         origin: &Origin,
         stream: TcpStream,
     ) -> Result<(Conn, Duration), Fail> {
+        let config = self.tls_config(self.version != HttpVersion::Http1);
         let tls_start = Instant::now();
-        let config = match self.version {
-            HttpVersion::Http1 => self.tls_h1.clone(),
-            _ => self.tls_h2.clone(),
-        };
         let tls = tls_over(config, origin, stream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let tls_time = tls_start.elapsed();

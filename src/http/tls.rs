@@ -1,9 +1,52 @@
 //! TLS client settings: the trusted roots (webpki plus the system's), `insecure` acceptance of
 //! any certificate, ALPN, and the client certificate for mutual TLS.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::scenario::transport::ClientIdentity;
+
+/// A run's two client configurations (ALPN `h2, http/1.1` and `http/1.1` alone), each made on
+/// first use: reading the system's certificate store is about 19 million instructions, which a
+/// run against plain HTTP never needs. A run with an `https` origin makes them before its load
+/// starts ([`Configs::get`] from `Client::warm_tls`), so no handshake's time includes them.
+#[derive(Debug, Default)]
+pub(super) struct Configs {
+    h2: OnceLock<Arc<rustls::ClientConfig>>,
+    h1: OnceLock<Arc<rustls::ClientConfig>>,
+}
+
+impl Configs {
+    /// The configuration offering HTTP/2 (`h2`) or HTTP/1.1 only.
+    pub(super) fn get(
+        &self,
+        h2: bool,
+        insecure: bool,
+        identity: Option<&ClientIdentity>,
+    ) -> Arc<rustls::ClientConfig> {
+        let (cell, alpn): (_, &[&[u8]]) = if h2 {
+            (&self.h2, &[b"h2", b"http/1.1"])
+        } else {
+            (&self.h1, &[b"http/1.1"])
+        };
+        cell.get_or_init(|| Arc::new(config(insecure, alpn, identity)))
+            .clone()
+    }
+}
+
+/// The roots a verifying configuration trusts, read once per process.
+fn roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
 
 /// Builds a client configuration offering `alpn`.
 pub(super) fn config(
@@ -33,12 +76,7 @@ pub(super) fn config(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        builder.with_root_certificates(roots)
+        builder.with_root_certificates(roots())
     };
     let mut config = match identity {
         // The scenario loader already checked that the key is usable and the certificate's; if
