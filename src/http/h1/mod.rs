@@ -32,6 +32,10 @@ pub(super) struct Lean {
     /// copied, with the response's headers) and a body advanced past. Once the headers are
     /// dropped, reserving room takes the same memory back.
     rbuf: BytesMut,
+    /// Whether `rbuf` grew past `KEEP_AT_MOST` during this exchange. A `BytesMut`'s capacity is
+    /// the room after its read position, not the size of its memory, so it cannot tell once the
+    /// head has been split off.
+    grown: bool,
     wbuf: Vec<u8>,
     closed: bool,
     /// When the last exchange ended (set by the caller, who reads the clock then anyway).
@@ -46,6 +50,7 @@ impl Lean {
         Lean {
             io,
             rbuf: BytesMut::new(),
+            grown: false,
             wbuf: Vec::new(),
             closed: false,
             last_used: None,
@@ -100,9 +105,9 @@ impl Lean {
             self.written = (0, false);
         }
         self.rbuf.clear();
-        // Room for a whole small response in one read. The last response's head has been
-        // dropped by now, so this moves back to the start of the same memory, allocating only
-        // the first time.
+        // Room for a whole small response in one read. The last response's head has usually
+        // been dropped by now (not during a redirect chain), so this moves back to the start of
+        // the same memory rather than allocating.
         self.rbuf.reserve(READ_START);
         // The head, after any 1xx interim responses.
         let (mut head, head_bytes) = loop {
@@ -181,7 +186,7 @@ impl Lean {
         self.closed = !keeps_alive || !self.rbuf.is_empty();
         // A buffer grown for a large head is given back; the usual 2 KiB stays for the next
         // request (giving it back too saved 0.4 KiB per user in W4, for an allocation each time).
-        if self.rbuf.capacity() > KEEP_AT_MOST {
+        if std::mem::take(&mut self.grown) {
             self.rbuf = BytesMut::new();
         }
         super::decode_kept(ex, policy, buf)?;
@@ -192,6 +197,9 @@ impl Lean {
     async fn fill(&mut self) -> std::io::Result<usize> {
         if self.rbuf.capacity() == self.rbuf.len() {
             self.rbuf.reserve(self.rbuf.len().max(READ_START));
+            // Right after growing, the room counts from where the head began (or from the
+            // start of new memory), so it is close to the memory's size.
+            self.grown |= self.rbuf.capacity() > KEEP_AT_MOST;
         }
         self.io.read_buf(&mut self.rbuf).await
     }

@@ -427,3 +427,40 @@ async fn a_frozen_request_is_sent_again_as_written_and_any_other_is_written_anew
     let with_accept = "GET /x HTTP/1.1\r\nhost: t\r\naccept: */*\r\n\r\n";
     assert_eq!(sent, [get, get, with_accept, delete, get].concat());
 }
+
+/// A read buffer grown for a large head is given back after the exchange, the usual one kept.
+/// (A `BytesMut`'s capacity after the head is split off is only the room left: a 24 KiB head
+/// grows the buffer to 32 KiB and leaves about 8 KiB of room, which looked small enough to keep.)
+#[tokio::test]
+async fn a_buffer_grown_for_a_large_head_is_given_back_and_a_small_one_kept() {
+    let big = format!(
+        "HTTP/1.1 200 OK\r\nx-big: {}\r\nContent-Length: 2\r\n\r\nok",
+        "a".repeat(24 * 1024)
+    );
+    let small = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye".to_vec();
+    let mut l = Lean::new(Box::pin(Scripted::answering(vec![
+        vec![small.clone()],
+        vec![big.into_bytes()],
+        vec![small],
+    ])));
+    let (r, ex, buf) = exchange(&mut l, &request(&Method::GET), None, false, 1 << 20).await;
+    assert_eq!(
+        (r.map_err(|e| e.1), buf.as_slice()),
+        (Ok(false), &b"bye"[..])
+    );
+    drop(ex);
+    assert!(l.rbuf.capacity() > 0, "the usual buffer is kept");
+    let (r, ex, buf) = exchange(&mut l, &request(&Method::GET), None, true, 1 << 20).await;
+    assert_eq!(
+        (r.map_err(|e| e.1), buf.as_slice()),
+        (Ok(false), &b"ok"[..])
+    );
+    assert_eq!(ex.headers.get("x-big").map(<[u8]>::len), Some(24 * 1024));
+    drop(ex);
+    assert_eq!(l.rbuf.capacity(), 0, "the grown buffer is given back");
+    let (r, _, buf) = exchange(&mut l, &request(&Method::GET), None, true, 1 << 20).await;
+    assert_eq!(
+        (r.map_err(|e| e.1), buf.as_slice()),
+        (Ok(false), &b"bye"[..])
+    );
+}
