@@ -44,8 +44,8 @@ use crate::scenario::transport::Transport;
 /// Client settings shared by every virtual user of a run (TLS configuration is built once).
 #[derive(Debug, Clone)]
 pub struct Client {
-    tls: Arc<tls::Configs>,
-    insecure: bool,
+    tls_h2: Arc<rustls::ClientConfig>,
+    tls_h1: Arc<rustls::ClientConfig>,
     version: HttpVersion,
     transport: Arc<Transport>,
     /// HTTP/1.1 on the lean path ([`h1`]) rather than hyper's.
@@ -225,27 +225,23 @@ impl Client {
     /// Builds TLS settings once (`insecure` accepts any certificate; the client certificate,
     /// host overrides and proxies come from `settings.transport`).
     pub fn new(settings: &Settings) -> Client {
+        let id = settings.transport.identity.as_deref();
         Client {
-            tls: Arc::default(),
-            insecure: settings.insecure,
+            tls_h2: Arc::new(tls::config(settings.insecure, &[b"h2", b"http/1.1"], id)),
+            tls_h1: Arc::new(tls::config(settings.insecure, &[b"http/1.1"], id)),
             version: settings.http,
             transport: Arc::new(settings.transport.clone()),
             lean: settings.client == H1Client::Lean,
         }
     }
 
-    /// Makes the TLS configurations now (a run with an `https` or `wss` origin calls this before
-    /// its load starts), so that neither the first handshake's time nor the users waiting behind
-    /// it pay for reading the certificate store.
-    pub fn warm_tls(&self) {
-        self.tls_config(true);
-        self.tls_config(false);
-    }
-
     /// The TLS configuration offering HTTP/2 (`h2`) or HTTP/1.1 only.
     fn tls_config(&self, h2: bool) -> Arc<rustls::ClientConfig> {
-        self.tls
-            .get(h2, self.insecure, self.transport.identity.as_deref())
+        if h2 {
+            self.tls_h2.clone()
+        } else {
+            self.tls_h1.clone()
+        }
     }
 
     /// Sends one request on the VU's connection to `origin` (opening one if needed) and reads the

@@ -5,35 +5,11 @@ use std::sync::{Arc, OnceLock};
 
 use crate::scenario::transport::ClientIdentity;
 
-/// A run's two client configurations (ALPN `h2, http/1.1` and `http/1.1` alone), each made on
-/// first use: reading the system's certificate store is about 19 million instructions, which a
-/// run against plain HTTP never needs. A run with an `https` origin makes them before its load
-/// starts ([`Configs::get`] from `Client::warm_tls`), so no handshake's time includes them.
-#[derive(Debug, Default)]
-pub(super) struct Configs {
-    h2: OnceLock<Arc<rustls::ClientConfig>>,
-    h1: OnceLock<Arc<rustls::ClientConfig>>,
-}
-
-impl Configs {
-    /// The configuration offering HTTP/2 (`h2`) or HTTP/1.1 only.
-    pub(super) fn get(
-        &self,
-        h2: bool,
-        insecure: bool,
-        identity: Option<&ClientIdentity>,
-    ) -> Arc<rustls::ClientConfig> {
-        let (cell, alpn): (_, &[&[u8]]) = if h2 {
-            (&self.h2, &[b"h2", b"http/1.1"])
-        } else {
-            (&self.h1, &[b"http/1.1"])
-        };
-        cell.get_or_init(|| Arc::new(config(insecure, alpn, identity)))
-            .clone()
-    }
-}
-
-/// The roots a verifying configuration trusts, read once per process.
+/// The roots a verifying configuration trusts, read once per process: reading the system's
+/// certificate store is about 19 million instructions, and every run made two configurations
+/// (one per ALPN list), each reading it. The configurations stay eager: one made on first use
+/// would read the store inside the first handshake (a redirect can reach an `https` origin
+/// that no step names), in that request's latency.
 fn roots() -> Arc<rustls::RootCertStore> {
     static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
     ROOTS

@@ -196,9 +196,6 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> RunOutcome {
         .has_background
         .store(batch, std::sync::atomic::Ordering::Relaxed);
     let client = Client::new(&plan.settings);
-    if plan.origins.iter().any(|o| o.https) {
-        client.warm_tls();
-    }
     let prebuilt = Arc::new(crate::journey::Prebuilt::new(keys.steps));
     let hook_ctx = |i: usize| FlowCtx {
         prebuilt: prebuilt.clone(),
