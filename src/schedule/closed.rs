@@ -194,19 +194,21 @@ fn vu_loop(
             }
             // A paced iteration due before the user was free waited on the target (the previous
             // one overran), and only what comes after `free_at` is the generator's lateness.
-            let started = if due > free_at {
+            // Only a user that waits can start late by its own fault; only one that was busy
+            // past the due time, by the target's. (An unpaced user is neither, and computes
+            // no durations.)
+            let own = if due > free_at {
                 vu.wait_until(due).await;
-                Instant::now()
+                Instant::now().saturating_duration_since(due)
             } else {
-                free_at
+                Duration::ZERO
             };
-            let own = started.saturating_duration_since(due.max(free_at));
-            ctx.registry.lag(
-                ctx.flow,
-                own,
-                free_at.saturating_duration_since(due),
-                done == 0,
-            );
+            let target = if free_at > due {
+                free_at.saturating_duration_since(due)
+            } else {
+                Duration::ZERO
+            };
+            ctx.registry.lag(ctx.flow, own, target, done == 0);
             // A user that waited and woke late starts when it really could: that lateness is the
             // generator's (the lag just counted), not the target's latency. An overdue iteration
             // (the user was busy) keeps its due time, so a stall at the target stays in latency.

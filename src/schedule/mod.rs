@@ -8,6 +8,8 @@
 pub mod closed;
 pub mod open;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -20,6 +22,9 @@ use crate::scenario::plan::LoadModel;
 pub struct Control {
     stop: watch::Receiver<bool>,
     cancel: watch::Receiver<bool>,
+    /// `stop`'s value as one load: every user asks before every iteration, and reading the
+    /// channel takes its lock.
+    stopped: Arc<AtomicBool>,
 }
 
 /// The sending side of [`Control`].
@@ -27,6 +32,7 @@ pub struct Control {
 pub struct ControlHandle {
     stop: watch::Sender<bool>,
     cancel: watch::Sender<bool>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl ControlHandle {
@@ -34,21 +40,28 @@ impl ControlHandle {
     pub fn new() -> (ControlHandle, Control) {
         let (stop_tx, stop) = watch::channel(false);
         let (cancel_tx, cancel) = watch::channel(false);
+        let stopped = Arc::new(AtomicBool::new(false));
         (
             ControlHandle {
                 stop: stop_tx,
                 cancel: cancel_tx,
+                stopped: stopped.clone(),
             },
-            Control { stop, cancel },
+            Control {
+                stop,
+                cancel,
+                stopped,
+            },
         )
     }
     /// Ends the load: no new iterations start.
     pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
         let _ = self.stop.send(true);
     }
     /// Aborts in-flight iterations (and stops the load).
     pub fn cancel(&self) {
-        let _ = self.stop.send(true);
+        self.stop();
         let _ = self.cancel.send(true);
     }
 }
@@ -56,7 +69,7 @@ impl ControlHandle {
 impl Control {
     /// True once the load was stopped.
     pub fn is_stopped(&self) -> bool {
-        *self.stop.borrow()
+        self.stopped.load(Ordering::Acquire)
     }
     /// Resolves when the load is stopped.
     pub async fn stopped(&mut self) {
