@@ -60,6 +60,10 @@ pub async fn run(
     let share = f64::from(segment.count.max(1));
     // Due times generated but not yet started (at most rate × slack + 1 of them).
     let mut ahead: VecDeque<f64> = VecDeque::new();
+    // One wait for the stop, for the whole load: made afresh for every wake-up, it registered
+    // with the channel's waiter list and left it again each time (a lock each way).
+    let mut watcher = control.clone();
+    let mut stopped = std::pin::pin!(watcher.stopped());
     'load: while let Some(first) = ahead.front().copied().or_else(|| dues.next()) {
         if ahead.is_empty() {
             ahead.push_back(first);
@@ -79,8 +83,9 @@ pub async fn run(
         let wake = flow_start + std::time::Duration::from_secs_f64(wake_t);
         if wake > Instant::now() {
             tokio::select! {
+                biased;
+                _ = &mut stopped => break 'load,
                 _ = timer.sleep_until(wake) => {}
-                _ = control.stopped() => break 'load,
             }
         }
         if control.is_stopped() {
