@@ -364,7 +364,12 @@ impl FlowStats {
     }
 
     fn add_lag(&mut self, lag: Duration) {
-        if let Some((us, n)) = self.pending_lag.push(micros(lag)) {
+        let ended = self.pending_lag.push(micros(lag));
+        self.record_lag(ended);
+    }
+
+    fn record_lag(&mut self, run: Option<(u64, u64)>) {
+        if let Some((us, n)) = run {
             record_count_n(&mut self.lag, us, n);
         }
     }
@@ -372,9 +377,8 @@ impl FlowStats {
     fn flush_runs(&mut self) {
         let work = self.pending_work.take();
         self.record_work(work);
-        if let Some((us, n)) = self.pending_lag.take() {
-            record_count_n(&mut self.lag, us, n);
-        }
+        let lag = self.pending_lag.take();
+        self.record_lag(lag);
     }
 
     /// Adds another's counts into this one.

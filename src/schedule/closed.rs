@@ -192,11 +192,10 @@ fn vu_loop(
             if due >= end {
                 return;
             }
-            // A paced iteration due before the user was free waited on the target (the previous
-            // one overran), and only what comes after `free_at` is the generator's lateness.
-            // Only a user that waits can start late by its own fault; only one that was busy
-            // past the due time, by the target's. (An unpaced user is neither, and computes
-            // no durations.)
+            // Only a user that waits for its due time can start late by its own fault (the
+            // generator's lateness); only one still busy past it (a paced iteration after an
+            // overrun) waited on the target. An unpaced user is neither and computes no
+            // durations.
             let own = if due > free_at {
                 vu.wait_until(due).await;
                 Instant::now().saturating_duration_since(due)

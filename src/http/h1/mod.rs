@@ -110,7 +110,7 @@ impl Lean {
         // the same memory rather than allocating.
         self.rbuf.reserve(READ_START);
         // The head, after any 1xx interim responses.
-        let (mut head, head_bytes) = loop {
+        let (head, head_bytes) = loop {
             // Nothing to parse before the first read (a parse of nothing cost as much as one).
             let parsed = if self.rbuf.is_empty() {
                 None
@@ -145,7 +145,7 @@ impl Lean {
         stage.set(Stage::Body);
         ex.status = Some(head.status);
         let keeps_alive = !closes && head.keeps_alive() && framed != parse::Framing::Close;
-        ex.headers = head.headers(head_bytes);
+        ex.headers = head.into_headers(head_bytes);
         let mut decoder = BodyDecoder::new(framed);
         buf.clear();
         loop {

@@ -52,7 +52,7 @@ pub struct Head {
     pub status: u16,
     /// `1` for HTTP/1.1, `0` for HTTP/1.0.
     pub minor: u8,
-    /// Where each header field is in the head's bytes (see [`Head::headers`]).
+    /// Where each header field is in the head's bytes (see [`Head::into_headers`]).
     fields: Vec<Field>,
     /// Bytes of the head, final blank line included.
     pub len: usize,
@@ -147,8 +147,8 @@ impl Head {
     /// The header fields, given the head's bytes: the first [`Head::len`] bytes it was parsed
     /// from. The caller hands them over rather than the parser copying them, so that the lean
     /// path can split them off its read buffer without a copy or an allocation.
-    pub fn headers(&mut self, head: Bytes) -> Headers {
-        Headers::raw(head, std::mem::take(&mut self.fields))
+    pub fn into_headers(self, head: Bytes) -> Headers {
+        Headers::raw(head, self.fields)
     }
 }
 
