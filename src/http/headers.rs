@@ -64,7 +64,6 @@ pub(crate) mod bit {
 
 /// The [`bit`] of a field name (any case), 0 for any other name. By length first: it runs for
 /// every field of every response.
-#[inline]
 pub(crate) fn known(name: &[u8]) -> u8 {
     let (candidate, b) = match name.len() {
         8 => ("location", bit::LOCATION),
@@ -137,7 +136,6 @@ impl Headers {
     }
 
     /// Every value of the field `name` (lower-case), in the order received.
-    #[inline]
     pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> Values<'a, 'n> {
         let bit = known(name.as_bytes());
         Values(match &self.0 {

@@ -225,22 +225,16 @@ impl Client {
     /// Builds TLS settings once (`insecure` accepts any certificate; the client certificate,
     /// host overrides and proxies come from `settings.transport`).
     pub fn new(settings: &Settings) -> Client {
-        let id = settings.transport.identity.as_deref();
+        let t = &settings.transport;
+        let id = t.identity.as_deref();
+        let tls_h2 = Arc::new(tls::config(settings.insecure, &[b"h2", b"http/1.1"], id));
+        let tls_h1 = Arc::new(tls::config(settings.insecure, &[b"http/1.1"], id));
         Client {
-            tls_h2: Arc::new(tls::config(settings.insecure, &[b"h2", b"http/1.1"], id)),
-            tls_h1: Arc::new(tls::config(settings.insecure, &[b"http/1.1"], id)),
+            tls_h2,
+            tls_h1,
             version: settings.http,
-            transport: Arc::new(settings.transport.clone()),
+            transport: Arc::new(t.clone()),
             lean: settings.client == H1Client::Lean,
-        }
-    }
-
-    /// The TLS configuration offering HTTP/2 (`h2`) or HTTP/1.1 only.
-    fn tls_config(&self, h2: bool) -> Arc<rustls::ClientConfig> {
-        if h2 {
-            self.tls_h2.clone()
-        } else {
-            self.tls_h1.clone()
         }
     }
 
@@ -409,8 +403,11 @@ impl Client {
         origin: &Origin,
         stream: TcpStream,
     ) -> Result<(Conn, Duration), Fail> {
-        let config = self.tls_config(self.version != HttpVersion::Http1);
         let tls_start = Instant::now();
+        let config = match self.version {
+            HttpVersion::Http1 => self.tls_h1.clone(),
+            _ => self.tls_h2.clone(),
+        };
         let tls = tls_over(config, origin, stream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let tls_time = tls_start.elapsed();

@@ -120,10 +120,9 @@ impl Client {
             let (stream, _) = dial::open(&self.transport, origin, true).await?;
             out.connect = Some(start.elapsed());
             let io: Pin<Box<dyn Io>> = if origin.https {
-                // WebSocket upgrades are HTTP/1.1 (RFC 8441 over HTTP/2 is rare).
-                let config = self.tls_config(false);
                 let tls_start = Instant::now();
-                let s = super::tls_over(config, origin, stream).await?;
+                // WebSocket upgrades are HTTP/1.1 (RFC 8441 over HTTP/2 is rare).
+                let s = super::tls_over(self.tls_h1.clone(), origin, stream).await?;
                 out.tls = Some(tls_start.elapsed());
                 Box::pin(s)
             } else {
