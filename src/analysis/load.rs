@@ -56,3 +56,68 @@ pub fn db_load(flows: &[FlowResult]) -> Vec<DbShare> {
     rows.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::new_hist;
+
+    /// `n` samples spread evenly over `from..from + width` microseconds.
+    fn spread(from: u64, width: u64, n: u64) -> Hist {
+        let mut h = new_hist();
+        for i in 0..n {
+            h.record(from + i * width / n).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn a_wait_of_milliseconds_behind_background_work_is_interference() {
+        let b = batch_split(
+            Some(&spread(9_000, 2_000, 60)),
+            Some(&spread(1_000, 2_000, 500)),
+        )
+        .unwrap();
+        assert!(b.interferes && b.p_value < 1e-6, "{b:?}");
+    }
+
+    #[test]
+    fn a_certain_shift_under_a_millisecond_is_not_interference() {
+        // Significant beyond doubt, and 40% slower, but by 800 µs: machine noise can do that.
+        let b = batch_split(
+            Some(&spread(2_800, 1_000, 2_000)),
+            Some(&spread(2_000, 1_000, 2_000)),
+        )
+        .unwrap();
+        assert!(b.p_value < 1e-6 && !b.interferes, "{b:?}");
+        // 2 ms more on a 40 ms step is under the 10% it takes.
+        let b = batch_split(
+            Some(&spread(42_000, 4_000, 2_000)),
+            Some(&spread(40_000, 4_000, 2_000)),
+        )
+        .unwrap();
+        assert!(b.p_value < 1e-6 && !b.interferes, "{b:?}");
+    }
+
+    #[test]
+    fn a_step_that_is_faster_beside_background_work_is_not_slowed_by_it() {
+        let b = batch_split(
+            Some(&spread(1_000, 2_000, 500)),
+            Some(&spread(9_000, 2_000, 500)),
+        )
+        .unwrap();
+        assert!(b.p_value < 1e-6 && !b.interferes, "{b:?}");
+    }
+
+    #[test]
+    fn two_slow_samples_decide_nothing() {
+        let b = batch_split(
+            Some(&spread(20_000, 1_000, 2)),
+            Some(&spread(1_000, 2_000, 500)),
+        )
+        .unwrap();
+        assert!(b.p_value > 0.01 && !b.interferes, "{b:?}");
+        assert!(batch_split(None, Some(&spread(1_000, 2_000, 500))).is_none());
+        assert!(batch_split(Some(&new_hist()), Some(&spread(1_000, 2_000, 500))).is_none());
+    }
+}
