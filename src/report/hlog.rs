@@ -40,6 +40,8 @@ impl HlogWriter {
             .with_base_time(start)
             .begin_log_with(&mut file, &mut ser)?;
         file.write_all(b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n")?;
+        // A log that cannot be written is found before the load starts, not at its first line.
+        file.flush()?;
         Ok(HlogWriter { file, ser })
     }
 

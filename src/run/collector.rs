@@ -229,8 +229,10 @@ fn collect_loop(
                 dropped: dropped_total[fi],
             });
         }
-        if let Some(w) = hlog.as_mut() {
-            let _ = w.flush();
+        if let Some(w) = hlog.as_mut()
+            && let Err(e) = w.flush()
+        {
+            error.get_or_insert(format!("writing intervals.hlog: {e}"));
         }
         if let Some(p) = progress {
             p.update(t, total_s, &lines);
