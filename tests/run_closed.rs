@@ -204,3 +204,25 @@ fn a_paced_flow_keeps_its_length_after_its_users_leave() {
         r.duration_s
     );
 }
+
+#[test]
+fn users_parked_by_a_ramp_down_leave_when_the_load_ends() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // Six users, then one: five are parked when the curve ends. They have no iteration in flight,
+    // so the run must neither wait its graceful stop for them nor count them as cut off.
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { graceful_stop: 30s }\njourneys:\n  j: [ { name: ok, get: /ok }, { think: 10ms } ]\nflows:\n  f: { journey: j, vus: [ { to: 6, over: 500ms }, { to: 1, over: 500ms } ] }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    let f = flow(&r, "f");
+    assert_eq!(f.interrupted, 0, "parked users are not iterations cut off");
+    assert!(f.iterations_ok > 0 && f.iterations_failed == 0);
+    assert!(
+        r.duration_s < 20.0,
+        "the run waited its 30 s graceful stop for parked users: {} s",
+        r.duration_s
+    );
+}

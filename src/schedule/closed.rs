@@ -119,9 +119,12 @@ pub async fn run(ctx: FlowCtx, closed: Closed, flow_start: Instant, mut control:
             _ = control.stopped() => break,
         }
     }
+    // Users see a target of 0 after their iteration, and waiting for it to rise again finds the
+    // channel closed: parked users leave now, without an iteration to count or to wait for.
     let _ = target_tx.send(0);
+    drop(target_tx);
     gauges.set_target(0.0);
-    finish(&ctx, &mut tasks, None, &mut control).await;
+    finish(&ctx, &mut tasks, &gauges.busy_vus, &mut control).await;
 }
 
 /// What bounds a closed user's iterations: its flow's settings, the flow's iteration budget

@@ -170,7 +170,7 @@ pub async fn run(
     gauges.set_target(0.0);
     // No more arrivals: waiting users end now, busy ones after their iteration.
     drop(users);
-    finish(&ctx, &mut tasks, Some(&busy), &mut control).await;
+    finish(&ctx, &mut tasks, &busy, &mut control).await;
     FlowEnd {
         arrival_bins: fit.map(|f| f.bins).unwrap_or_default(),
         missed,
@@ -276,25 +276,26 @@ impl DispersionCounter {
     }
 }
 
-/// Waits for in-flight iterations until they end or the run cancels them. `busy`, when given,
-/// counts the iterations in flight (an open flow's tasks are its users, busy or not); else every
-/// task is one.
+/// Waits for in-flight iterations until they end or the run cancels them, then counts those
+/// cancelled as interrupted. `busy` counts the flow's iterations in flight: each user adds one
+/// when it takes an iteration and takes it away in the same poll that records the iteration's end.
+/// It is read only once every task is gone, so an iteration that ends while the cancel runs (on
+/// another worker thread, or a task finished but not yet joined) is counted once, as ended.
 pub(super) async fn finish(
     ctx: &FlowCtx,
     tasks: &mut JoinSet<()>,
-    busy: Option<&AtomicU64>,
+    busy: &AtomicU64,
     control: &mut Control,
 ) {
     loop {
         tokio::select! {
             r = tasks.join_next() => if r.is_none() { break },
             _ = control.cancelled() => {
-                let left = busy.map_or(tasks.len() as u64, |b| b.load(Ordering::Relaxed));
                 tasks.abort_all();
-                for _ in 0..left {
+                while tasks.join_next().await.is_some() {}
+                for _ in 0..busy.load(Ordering::Relaxed) {
                     ctx.registry.iteration(ctx.flow, std::time::Duration::ZERO, IterationOutcome::Interrupted);
                 }
-                while tasks.join_next().await.is_some() {}
                 break;
             }
         }
