@@ -44,6 +44,11 @@ flows:
         shift(ok) * 4 < shift(read),
         "the lock's readers are slowed far more than the bystanders: {read:?} against {ok:?}"
     );
+    assert_eq!(
+        stdout.contains("batch interference: ok"),
+        ok.interferes,
+        "the summary names a step exactly when its verdict says so: {stdout}"
+    );
     assert!(
         step(&r, "nightly.write").batch.is_none(),
         "background steps are not split"

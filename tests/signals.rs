@@ -310,3 +310,30 @@ fn the_first_sigint_lets_an_in_flight_request_finish() {
     assert_eq!(srv.seen.ok("/slow"), 1);
     assert!(hist(step(&r, "f.slow").latency.as_ref().unwrap()).max() >= 1_500_000);
 }
+
+#[test]
+fn a_user_waiting_for_its_pace_starts_nothing_after_the_first_sigint() {
+    // One user, one iteration every 20 s: the signal comes while it waits for its second, which
+    // is a new iteration (the graceful stop lets only those in flight finish).
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let out = d.path().join("out");
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "defaults: { graceful_stop: 30s }\njourneys:\n  j: [ { name: ok, get: /ok } ]\nflows:\n  f: { journey: j, vus: 1, pace: 20s, duration: 60s }\n",
+    );
+    let mut child = run_command(&s, &out).spawn().unwrap();
+    wait_for("the first request to arrive", || srv.seen.ok("/ok") == 1);
+    signal(&child, "INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let r = stampede::report::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(srv.seen.ok("/ok"), 1, "an iteration started after the stop");
+    let f = flow(&r, "f");
+    assert_eq!((f.iterations_ok, f.interrupted), (1, 0));
+    assert!(
+        r.duration_s < 15.0,
+        "the run waited out the pace: {} s",
+        r.duration_s
+    );
+}

@@ -60,8 +60,8 @@ impl HlogWriter {
             .map_err(|e| std::io::Error::other(format!("{e:?}")))
     }
 
-    /// Pushes written lines to the operating system: once per interval, so the lines of one
-    /// interval go out in one write and a crash still loses at most the interval in progress.
+    /// Pushes written lines to the operating system: once per interval, so a crash still loses
+    /// at most the interval in progress (a long interval's lines may take several writes).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
@@ -306,6 +306,9 @@ mod tests {
                 .serialize(&h, &mut theirs)
                 .unwrap();
             assert_eq!(mine[..4], theirs[..4], "the same cookie");
+            // The Java reader trusts the length; the Rust one would read past a wrong one.
+            let len = u32::from_be_bytes([mine[4], mine[5], mine[6], mine[7]]) as usize;
+            assert_eq!(len, mine.len() - 8, "the compressed length");
             for bytes in [&mine, &theirs] {
                 let back: Hist = hdrhistogram::serialization::Deserializer::new()
                     .deserialize(&mut &bytes[..])

@@ -163,6 +163,11 @@ fn vu_loop(
         // only add the loop's own nanoseconds, and an unpaced user's next iteration (due at
         // that end) would look overdue: target lag it never had.
         let mut free_at = start;
+        // One wait for the stop for the user's whole life (made per wait, it would take the
+        // channel's lock twice per paced iteration): a user waiting for its pace or think time
+        // when the load stops starts nothing more.
+        let mut watcher = control.clone();
+        let mut stopped = std::pin::pin!(watcher.stopped());
         loop {
             if control.is_stopped() {
                 return;
@@ -200,7 +205,11 @@ fn vu_loop(
             // overrun) waited on the target. An unpaced user is neither and computes no
             // durations.
             let own = if due > free_at {
-                vu.wait_until(due).await;
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => return,
+                    _ = vu.wait_until(due) => {}
+                }
                 Instant::now().saturating_duration_since(due)
             } else {
                 Duration::ZERO
