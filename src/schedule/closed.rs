@@ -143,7 +143,7 @@ fn vu_loop(
     ctx: FlowCtx,
     budget: Budget,
     mut target: watch::Receiver<u64>,
-    control: Control,
+    mut control: Control,
 ) -> impl std::future::Future<Output = ()> + Send {
     // An async block rather than an async fn: an async fn keeps its arguments and its locals
     // apart in the task, so every user would hold its state twice.
@@ -163,11 +163,6 @@ fn vu_loop(
         // only add the loop's own nanoseconds, and an unpaced user's next iteration (due at
         // that end) would look overdue: target lag it never had.
         let mut free_at = start;
-        // One wait for the stop for the user's whole life (made per wait, it would take the
-        // channel's lock twice per paced iteration): a user waiting for its pace or think time
-        // when the load stops starts nothing more.
-        let mut watcher = control.clone();
-        let mut stopped = std::pin::pin!(watcher.stopped());
         loop {
             if control.is_stopped() {
                 return;
@@ -205,9 +200,12 @@ fn vu_loop(
             // overrun) waited on the target. An unpaced user is neither and computes no
             // durations.
             let own = if due > free_at {
+                // A user waiting for its pace or think time when the load stops starts nothing
+                // more. The stop's wait is made per wait, not kept for the user's life: kept, it
+                // would sit in every user's task beside the iteration (W4's 2,000 users: about 0.5 MB more).
                 tokio::select! {
                     biased;
-                    _ = &mut stopped => return,
+                    _ = control.stopped() => return,
                     _ = vu.wait_until(due) => {}
                 }
                 Instant::now().saturating_duration_since(due)
