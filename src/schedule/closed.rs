@@ -202,7 +202,8 @@ fn vu_loop(
             let own = if due > free_at {
                 // A user waiting for its pace or think time when the load stops starts nothing
                 // more. The stop's wait is made per wait, not kept for the user's life: kept, it
-                // would sit in every user's task beside the iteration (W4's 2,000 users: about 0.5 MB more).
+                // would sit in every user's task beside the iteration (W4's 2,000 users peaked
+                // about 0.5 MB higher).
                 tokio::select! {
                     biased;
                     _ = control.stopped() => return,

@@ -277,10 +277,11 @@ impl DispersionCounter {
 }
 
 /// Waits for in-flight iterations until they end or the run cancels them, then counts those
-/// cancelled as interrupted. `busy` counts the flow's iterations in flight: each user adds one
-/// when it takes an iteration and takes it away in the same poll that records the iteration's end.
-/// It is read only once every task is gone, so an iteration that ends while the cancel runs (on
-/// another worker thread, or a task finished but not yet joined) is counted once, as ended.
+/// cancelled as interrupted. `busy` counts the flow's iterations in flight: one is added when an
+/// iteration is handed out (by an open flow's dispatcher as it sends the arrival, by a closed user
+/// as it starts) and taken away in the same poll that records the iteration's end. It is read only
+/// once every task is gone, so an iteration that ends while the cancel runs (on another worker
+/// thread, or in a task finished but not yet joined) is counted once, as ended.
 pub(super) async fn finish(
     ctx: &FlowCtx,
     tasks: &mut JoinSet<()>,
