@@ -209,8 +209,8 @@ fn a_paced_flow_keeps_its_length_after_its_users_leave() {
 fn users_parked_by_a_ramp_down_leave_when_the_load_ends() {
     let srv = start_server(ServerConfig::default());
     let d = dir();
-    // Six users, then one: five are parked when the curve ends. They have no iteration in flight,
-    // so the run must neither wait its graceful stop for them nor count them as cut off.
+    // Six users, then one: those above the curve are parked when it ends. They have no iteration
+    // in flight, so the run must neither wait its graceful stop for them nor count them as cut off.
     let s = write_scenario(
         d.path(),
         &srv.url(),
