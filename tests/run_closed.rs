@@ -226,3 +226,20 @@ fn users_parked_by_a_ramp_down_leave_when_the_load_ends() {
         r.duration_s
     );
 }
+
+#[test]
+fn a_paced_user_ramped_out_while_it_waits_starts_nothing_more() {
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    // Three users, then one from 0.6 s; each paced to an iteration a second. Users 2 and 3 are
+    // ramped out while they wait for their second iteration (due at about 1.1 s), so only
+    // user 1 goes on: 0.05, 1.05 and 2.05 s, before the load ends at 2.4 s.
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: ok, get: /ok } ]\nflows:\n  f: { journey: j, pace: 1s, vus: [ { to: 3, over: 100ms }, { hold: 400ms }, { to: 1, over: 100ms }, { hold: 1800ms } ] }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(srv.seen.ok("/ok"), 5, "requests at the server");
+    assert_eq!(flow(&r, "f").iterations_ok, 5);
+}

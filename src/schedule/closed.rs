@@ -1,10 +1,11 @@
 //! The closed model: virtual users looping, their number following a curve.
 //!
 //! A controller raises and lowers the target count; VU k runs while the target is at least k and
-//! parks (after finishing its iteration) when it drops below. With `pace`, VU iteration i is due at
-//! `start + i·pace`; an iteration overdue because an earlier one overran runs at once but keeps its
-//! original due time (wrk2's correction), so a stall at the target shows up in latency instead of
-//! vanishing from it. Without `pace` a VU's next iteration is due when the previous one (plus think
+//! parks when it drops below: after finishing its iteration, or at once if it is waiting for its
+//! pace or think time. Nothing starts once the load has stopped. With `pace`, VU iteration i is due
+//! at `start + i·pace`; an iteration overdue because an earlier one overran runs at once but keeps
+//! its original due time (wrk2's correction), so a stall at the target shows up in latency instead
+//! of vanishing from it. Without `pace` a VU's next iteration is due when the previous one (plus think
 //! time) ended: the classic closed loop, whose latency cannot show queueing the way an open model's
 //! does.
 
@@ -180,12 +181,6 @@ fn vu_loop(
             if closed.per_vu_iterations.is_some_and(|n| done >= n) {
                 return;
             }
-            if remaining
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
-                .is_err()
-            {
-                return;
-            }
             let due = match closed.pace {
                 Some(p) => start + p * i,
                 None => next_due,
@@ -200,19 +195,29 @@ fn vu_loop(
             // overrun) waited on the target. An unpaced user is neither and computes no
             // durations.
             let own = if due > free_at {
-                // A user waiting for its pace or think time when the load stops starts nothing
-                // more. The stop's wait is made per wait, not kept for the user's life: kept, it
-                // would sit in every user's task beside the iteration (W4's 2,000 users peaked
-                // about 0.5 MB higher).
+                // A user waiting for its pace or think time starts nothing more when the load
+                // stops, and parks (next time round) when a ramp-down drops the target below it.
+                // These waits are made per wait, not kept for the user's life: kept, they would
+                // sit in every user's task beside the iteration (W4's 2,000 users peaked about
+                // 0.5 MB higher with the stop's alone).
                 tokio::select! {
                     biased;
                     _ = control.stopped() => return,
+                    _ = target.wait_for(|t| *t < k) => continue,
                     _ = vu.wait_until(due) => {}
                 }
                 Instant::now().saturating_duration_since(due)
             } else {
                 Duration::ZERO
             };
+            // The flow's budget is taken only now that the iteration starts: a user that waited
+            // and was then stopped or ramped out leaves it to the others.
+            if remaining
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
+                .is_err()
+            {
+                return;
+            }
             let target = if free_at > due {
                 free_at.saturating_duration_since(due)
             } else {
