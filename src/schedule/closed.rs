@@ -5,9 +5,9 @@
 //! pace or think time. Nothing starts once the load has stopped. With `pace`, VU iteration i is due
 //! at `start + i·pace`; an iteration overdue because an earlier one overran runs at once but keeps
 //! its original due time (wrk2's correction), so a stall at the target shows up in latency instead
-//! of vanishing from it. Without `pace` a VU's next iteration is due when the previous one (plus think
-//! time) ended: the classic closed loop, whose latency cannot show queueing the way an open model's
-//! does.
+//! of vanishing from it. Without `pace` a VU's next iteration is due when the previous one (plus
+//! think time) ended: the classic closed loop, whose latency cannot show queueing the way an open
+//! model's does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Control;
-use super::open::{finish, report_vu_error};
+use super::{finish, report_vu_error};
 use crate::journey::{FlowCtx, VirtualUser, run_iteration, sample_think};
 use crate::scenario::plan::Closed;
 
@@ -218,12 +218,12 @@ fn vu_loop(
             {
                 return;
             }
-            let target = if free_at > due {
+            let on_target = if free_at > due {
                 free_at.saturating_duration_since(due)
             } else {
                 Duration::ZERO
             };
-            ctx.registry.lag(ctx.flow, own, target, done == 0);
+            ctx.registry.lag(ctx.flow, own, on_target, done == 0);
             // A user that waited and woke late starts when it really could: that lateness is the
             // generator's (the lag just counted), not the target's latency. An overdue iteration
             // (the user was busy) keeps its due time, so a stall at the target stays in latency.

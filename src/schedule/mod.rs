@@ -9,12 +9,14 @@ pub mod closed;
 pub mod open;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use crate::journey::FlowCtx;
+use crate::journey::{FlowCtx, Place, VuError, fail};
+use crate::metrics::IterationOutcome;
 use crate::scenario::plan::LoadModel;
 
 /// Stop signals shared by the run and its executors.
@@ -118,11 +120,40 @@ pub async fn run_hook(ctx: FlowCtx) -> Option<crate::journey::VirtualUser> {
     let mut vu = match crate::journey::VirtualUser::new(&ctx.plan, ctx.flow, 1) {
         Ok(vu) => vu,
         Err(e) => {
-            open::report_vu_error(&ctx, &e);
+            report_vu_error(&ctx, &e);
             ctx.registry.iteration_not_run(ctx.flow);
             return None;
         }
     };
     let ended = crate::journey::run_iteration(&mut vu, &ctx, Instant::now()).await;
-    (ended.outcome == crate::metrics::IterationOutcome::Ok).then_some(vu)
+    (ended.outcome == IterationOutcome::Ok).then_some(vu)
+}
+
+/// Waits for in-flight iterations until they end or the run cancels them, then counts those
+/// cancelled as interrupted. `busy` counts the flow's iterations in flight: one is added when an
+/// iteration is handed out (by an open flow's dispatcher as it sends the arrival, by a closed user
+/// as it starts) and taken away in the same poll that records the iteration's end. It is read only
+/// once every task is gone, so an iteration that ends while the cancel runs (on another worker
+/// thread, or in a task finished but not yet joined) is counted once, as ended.
+async fn finish(ctx: &FlowCtx, tasks: &mut JoinSet<()>, busy: &AtomicU64, control: &mut Control) {
+    loop {
+        tokio::select! {
+            r = tasks.join_next() => if r.is_none() { break },
+            _ = control.cancelled() => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                for _ in 0..busy.load(Ordering::Relaxed) {
+                    ctx.registry.iteration(ctx.flow, Duration::ZERO, IterationOutcome::Interrupted);
+                }
+                break;
+            }
+        }
+    }
+    let g = &ctx.registry.gauges[ctx.flow];
+    g.busy_vus.store(0, Ordering::Relaxed);
+}
+
+/// Counts a user that could not be made (its error is masked already) as a failure of the flow.
+fn report_vu_error(ctx: &FlowCtx, e: &VuError) {
+    fail(ctx, None, Place::Flow, e.class, || e.to_string());
 }

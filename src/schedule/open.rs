@@ -17,9 +17,8 @@ use rand_distr::{Distribution, Exp1};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Control, FlowEnd};
-use crate::journey::{FlowCtx, Place, VirtualUser, fail, run_iteration};
-use crate::metrics::IterationOutcome;
+use super::{Control, FlowEnd, finish, report_vu_error};
+use crate::journey::{FlowCtx, VirtualUser, run_iteration};
 use crate::model::{POISSON_BIN, Segment};
 use crate::scenario::plan::{Arrivals, Open};
 use crate::timer::PreciseTimer;
@@ -274,40 +273,6 @@ impl DispersionCounter {
             self.bins[i] += 1;
         }
     }
-}
-
-/// Waits for in-flight iterations until they end or the run cancels them, then counts those
-/// cancelled as interrupted. `busy` counts the flow's iterations in flight: one is added when an
-/// iteration is handed out (by an open flow's dispatcher as it sends the arrival, by a closed user
-/// as it starts) and taken away in the same poll that records the iteration's end. It is read only
-/// once every task is gone, so an iteration that ends while the cancel runs (on another worker
-/// thread, or in a task finished but not yet joined) is counted once, as ended.
-pub(super) async fn finish(
-    ctx: &FlowCtx,
-    tasks: &mut JoinSet<()>,
-    busy: &AtomicU64,
-    control: &mut Control,
-) {
-    loop {
-        tokio::select! {
-            r = tasks.join_next() => if r.is_none() { break },
-            _ = control.cancelled() => {
-                tasks.abort_all();
-                while tasks.join_next().await.is_some() {}
-                for _ in 0..busy.load(Ordering::Relaxed) {
-                    ctx.registry.iteration(ctx.flow, std::time::Duration::ZERO, IterationOutcome::Interrupted);
-                }
-                break;
-            }
-        }
-    }
-    let g = &ctx.registry.gauges[ctx.flow];
-    g.busy_vus.store(0, Ordering::Relaxed);
-}
-
-/// Counts a user that could not be made (its error is masked already) as a failure of the flow.
-pub(super) fn report_vu_error(ctx: &FlowCtx, e: &crate::journey::VuError) {
-    fail(ctx, None, Place::Flow, e.class, || e.to_string());
 }
 
 #[cfg(test)]
