@@ -29,6 +29,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STAMPEDE = os.environ.get("STAMPEDE_BIN") or os.path.join(ROOT, "target", "release", "stampede")
 # Goose is a library: its workloads are a small crate, built by run.sh (scripts/bench/goose).
 GOOSE = os.path.join(ROOT, "target", "bench-goose", "release", "stampede-bench-goose")
+# The floor (scripts/bench/floor.rs): one thread, one blocking socket, no runtime; built here.
+FLOOR = os.path.join(ROOT, "target", "bench-floor", "floor")
 GEN_CPU = "0"
 TARGET_CPU = "1"
 
@@ -253,6 +255,14 @@ class Bench:
             res["iterations"] = n // 3
         return res
 
+    # ---- the floor --------------------------------------------------------------------------
+    def floor(self, mode, rate, secs):
+        host = self.base.removeprefix("http://")
+        cpu, rss, out, _ = timed([FLOOR, mode, host, str(rate), str(secs)], self.work)
+        j = json.loads(out)
+        return {"cpu": cpu, "rss": rss, "requests": j["requests"], "iterations": j["journeys"],
+                "errors": j["errors"], "late": j["late"], "duration": secs}
+
     # ---- Locust -----------------------------------------------------------------------------
     def locust(self, body, users, secs, base=None, sample=False):
         py = self.write("locustfile.py", body)
@@ -411,6 +421,7 @@ def workloads(b, only):
         yield "W2", "stampede", lambda: b.stampede(
             "journeys:\n  j: [ { name: ping, get: /ping } ]\nflows:\n  f: { journey: j, rate: 4000/s, duration: 15s, max_vus: 500 }\n")
         yield "W2", "oha", lambda: b.oha(50, 15, rate=4000)
+        yield "W2", "floor", lambda: b.floor("ping", 4000, 15)
         yield "W2", "hey", lambda: b.hey(50, 15, rate=4000)
         yield "W2", "goose", lambda: b.goose("ping", 50, 15, throttle=4000)
         yield "W2", "k6", lambda: b.k6(
@@ -425,6 +436,7 @@ def workloads(b, only):
             "import http from 'k6/http';\nexport const options = { scenarios: { s: { executor: 'constant-arrival-rate',"
             " rate: 500, timeUnit: '1s', duration: '15s', preAllocatedVUs: 100, maxVUs: 1000 } } };\n"
             "export default function () {" + K6_JOURNEY + "}\n")
+        yield "W3", "floor", lambda: b.floor("journey", 500, 15)
         yield "W3", "locust", lambda: b.locust(locust_file("constant_pacing(1)", LOCUST_JOURNEY), 500, 15)
         yield "W3", "goose", lambda: b.goose("journey", 500, 15, wait_ms=1000)
     if want("W4"):
@@ -497,6 +509,10 @@ def main():
     ap.add_argument("--json", default=None, help="also write raw results here")
     a = ap.parse_args()
 
+    if not a.tools or "floor" in a.tools:
+        os.makedirs(os.path.dirname(FLOOR), exist_ok=True)
+        subprocess.run(["rustc", "-O", "--edition", "2024", os.path.join(ROOT, "scripts", "bench", "floor.rs"),
+                        "-o", FLOOR], check=True)
     work = tempfile.mkdtemp(prefix="stampede-bench-")
     port = free_port()
     with open(os.path.join(work, "nginx.conf"), "w") as f:
@@ -524,7 +540,7 @@ def main():
                 if a.tools and tool not in a.tools:
                     continue
                 if tool == "goose" and not os.path.exists(GOOSE) or \
-                        tool not in ("stampede", "goose") and not shutil.which(tool):
+                        tool not in ("stampede", "goose", "floor") and not shutil.which(tool):
                     print(f"{w} {tool}: not installed, skipped", file=sys.stderr)
                     continue
                 try:
@@ -565,7 +581,7 @@ def report(res, a):
         return f"{x / y:.2f}×" if x and y else "–"
 
     def journey_rows(w):
-        for t in ("stampede", "k6", "locust", "goose"):
+        for t in ("stampede", "k6", "floor", "locust", "goose"):
             r = rows(w, t)
             if not r:
                 continue
@@ -576,6 +592,12 @@ def report(res, a):
                     x["cpu_per_1k_journeys"] = x["cpu"] / max(x["iterations"], 1) * 1000
             lines.append(f"| {t} | {span(r, 'iterations', 5)} | {span(r, 'errors')} | {span(r, 'cpu_per_1k_journeys')} | "
                          f"{ratio(w, 'stampede', 'cpu_per_1k_journeys', t) if t != 'stampede' else ''} |")
+
+    def floor_line(w, k, peer):
+        # The floor's own ratio to the peer bounds what any generator's ratio can be here.
+        if rows(w, "floor") and rows(w, peer):
+            lines.extend(["", f"The floor (`scripts/bench/floor.rs`: one thread, one blocking connection, no runtime,"
+                          f" no histograms) ÷ {peer}: {ratio(w, 'floor', k, peer)}. No generator spends less than the floor."])
 
     lines = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -613,11 +635,12 @@ def report(res, a):
         "| tool | achieved/s | CPU s per 10k requests | p50 ms | p99 ms | stampede ÷ tool (CPU) |",
         "|---|---|---|---|---|---|",
     ]
-    for t in ("stampede", "oha", "hey", "goose", "k6", "locust"):
+    for t in ("stampede", "oha", "floor", "hey", "goose", "k6", "locust"):
         if rows("W2", t):
             lines.append(f"| {t} | {span(rows('W2', t), 'rps', 5)} | {span(rows('W2', t), 'cpu_per_10k')} | "
                          f"{span(rows('W2', t), 'p50_ms')} | {span(rows('W2', t), 'p99_ms')} | "
                          f"{ratio('W2', 'stampede', 'cpu_per_10k', t) if t != 'stampede' else ''} |")
+    floor_line("W2", "cpu_per_10k", "oha")
     lines += [
         "",
         "## W3: login → token → balance (Bearer) → exchange (value from the balance), 500 journeys/s, 15 s",
@@ -629,6 +652,7 @@ def report(res, a):
         "|---|---|---|---|---|",
     ]
     journey_rows("W3")
+    floor_line("W3", "cpu_per_1k_journeys", "k6")
     lines += [
         "",
         "## W4: 2,000 virtual users looping the W3 journey with 1 s think time, 20 s",
