@@ -367,3 +367,39 @@ fn arrivals_dropped_for_want_of_users_still_count_as_sent_on_time() {
     let fit = self_check(&r, "poisson_fit");
     assert!(fit.passed, "{}", fit.detail);
 }
+
+#[test]
+fn an_open_flow_with_iterations_sends_that_many_arrivals_at_any_scale() {
+    // `iterations` on an open flow ends its load after that many arrivals, as `--iterations`
+    // does on the command line: with no duration it needs none, and `--scale` or `--rate` change
+    // how fast they come, never how many.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 100/s, iterations: 30 }\n",
+    );
+    for (extra, sent) in [(&[][..], 30), (&["--scale", "2"][..], 60), (&["--rate", "300/s"][..], 90)] {
+        let (_, r) = run_scenario_with(&s, &d.path().join("out"), extra);
+        let f = flow(&r, "f");
+        assert_eq!((f.planned, f.iterations_ok), (30, 30), "{extra:?}");
+        assert_eq!(srv.seen.arrivals("/ok").len(), sent, "{extra:?}");
+    }
+    // A duration shorter than the iterations take ends the flow first, as on a closed flow.
+    let short = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 100/s, iterations: 1000, duration: 195ms }\n",
+    );
+    let (_, r) = run_scenario(&short, &d.path().join("out2"));
+    assert_eq!(flow(&r, "f").planned, 20);
+    // What still belongs to closed flows only is refused where it is written.
+    let (code, _, stderr) = run_bin(&["validate", write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 100/s, per_vu_iterations: 3 }\n",
+    ).to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`per_vu_iterations` applies to closed flows"), "{stderr}");
+}

@@ -403,6 +403,10 @@ pub struct Open {
     pub arrivals: Arrivals,
     /// Most virtual users at once.
     pub max_vus: u64,
+    /// Arrivals after which the load ends (`iterations`, `--iterations`). The curve is cut at
+    /// the last of them once the overrides have set the rate, so a scale changes how fast
+    /// they come, never how many.
+    pub iterations: Option<u64>,
 }
 
 /// Arrival spacing.
@@ -645,6 +649,20 @@ impl Plan {
         }
     }
 
+    /// Ends each open flow with `iterations` at its last one: the curve is cut just before
+    /// arrival n+1 would be due, so the last of the n keeps a whole gap of slack for a late
+    /// wake-up. A curve that holds fewer arrivals is left as it is (its duration ends it first).
+    pub fn cut_open_iterations(&mut self) {
+        for f in &mut self.flows {
+            if let LoadModel::Open(o) = &mut f.model
+                && let Some(n) = o.iterations
+                && let Some(t) = o.curve.time_of(n as f64 - 0.01)
+            {
+                o.curve = o.curve.truncated(t);
+            }
+        }
+    }
+
     /// Every flow's level as written: its peak rate (open) or peak VU count (closed).
     pub fn levels(&self) -> Vec<Level> {
         self.flows
@@ -658,7 +676,7 @@ impl Plan {
 
     /// Turns every flow into one steady level of `len`, all starting at once: `k` times its peak
     /// rate (and `max_vus`) or VU count, background flows at their own peak when `hold_background`.
-    /// Scaled closed flows lose their iteration limits, so every level lasts the whole `len`.
+    /// Scaled flows lose their iteration limits, so every level lasts the whole `len`.
     pub fn steady(&mut self, k: f64, len: Duration, hold_background: bool) {
         let secs = len.as_secs_f64();
         for f in self.flows.iter_mut().filter(|f| f.is_load()) {
@@ -669,6 +687,9 @@ impl Plan {
                 LoadModel::Open(o) => {
                     o.curve = Curve::constant(o.curve.peak() * k, secs);
                     o.max_vus = ((o.max_vus as f64) * k).ceil().max(1.0) as u64;
+                    if !held {
+                        o.iterations = None;
+                    }
                 }
                 LoadModel::Closed(c) => {
                     let vus = (c.curve.peak() * k).round().max(1.0);
@@ -681,6 +702,7 @@ impl Plan {
                 }
             }
         }
+        self.cut_open_iterations();
     }
 
     /// Makes this plan one segment of a split run: open flows keep every `count`-th arrival and

@@ -119,23 +119,10 @@ pub fn scenario(q: &Quick) -> Result<String, String> {
     }
     match (q.duration, q.iterations) {
         (d, Some(n)) => {
-            if q.rate.is_some() {
-                // An open flow's arrivals: the duration that holds n of them at the rate.
-                let rate = q.rate.unwrap_or(1.0);
-                if rate <= 0.0 {
-                    return Err("--rate must be above 0/s".into());
-                }
-                let secs = n as f64 / rate;
-                let d = d.map_or(secs, |d| d.as_secs_f64().min(secs));
-                let d = Duration::try_from_secs_f64(d).map_err(|_| {
-                    format!("{n} iterations at {rate}/s last longer than stampede can run")
-                })?;
+            // Open or closed, the flow ends after n iterations (or its duration, if shorter).
+            flow.insert(s("iterations"), Value::from(n));
+            if let Some(d) = d {
                 flow.insert(s("duration"), s(Span(d).to_string()));
-            } else {
-                flow.insert(s("iterations"), Value::from(n));
-                if let Some(d) = d {
-                    flow.insert(s("duration"), s(Span(d).to_string()));
-                }
             }
         }
         (d, None) => {

@@ -87,7 +87,6 @@ impl Validator<'_> {
                 for (k, set) in [
                     ("pace", f.pace.is_some()),
                     ("think", f.think.is_some()),
-                    ("iterations", f.iterations.is_some()),
                     ("per_vu_iterations", f.per_vu_iterations.is_some()),
                 ] {
                     if set {
@@ -107,6 +106,14 @@ impl Validator<'_> {
                         Arrivals::Uniform
                     }
                 };
+                if f.iterations == Some(0) {
+                    self.err(&join_key(&p, "iterations"), "`iterations` must be at least 1");
+                    ok = false;
+                }
+                // Arrivals without a duration last as long as they take (cut in the overrides,
+                // once the rate is final), up to the cap a closed batch has.
+                let duration = duration
+                    .or(f.iterations.is_some().then_some(super::super::plan::ITERATIONS_CAP));
                 let curve = self.curve(rate, &join_key(&p, "rate"), duration, true, &p);
                 if f.max_vus == Some(0) {
                     self.err(&join_key(&p, "max_vus"), "max_vus must be at least 1");
@@ -118,6 +125,7 @@ impl Validator<'_> {
                         curve,
                         arrivals,
                         max_vus: f.max_vus.unwrap_or_else(|| default_max_vus(peak)),
+                        iterations: f.iterations,
                     })
                 })
             }

@@ -105,14 +105,7 @@ impl Validator<'_> {
                     c.iterations = Some(o.value);
                     c.per_vu_iterations = None;
                 }
-                LoadModel::Open(open) => {
-                    // The curve is cut just before arrival n+1 would be due: the last of the n
-                    // keeps a whole gap of slack for a late wake-up. `--scale` applies first.
-                    let k = ov.scale.unwrap_or(1.0);
-                    if let Some(t) = open.curve.scaled(k).time_of(o.value as f64 - 0.01) {
-                        open.curve = open.curve.truncated(t);
-                    }
-                }
+                LoadModel::Open(open) => open.iterations = Some(o.value),
             }
         }
         if !ok {
@@ -146,6 +139,7 @@ impl Validator<'_> {
         if let Some(k) = ov.scale {
             plan.scale(k);
         }
+        plan.cut_open_iterations();
         if let Some(d) = ov.duration {
             plan.limit_duration(d);
         }
