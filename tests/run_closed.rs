@@ -243,3 +243,23 @@ fn a_paced_user_ramped_out_while_it_waits_starts_nothing_more() {
     assert_eq!(srv.seen.ok("/ok"), 5, "requests at the server");
     assert_eq!(flow(&r, "f").iterations_ok, 5);
 }
+
+#[test]
+fn an_overdue_paced_iteration_does_not_start_after_the_load_ends() {
+    // One user paced every 100 ms through a 230 ms response: its second iteration was due at
+    // 100 ms but the user is free only at about 230 ms, after its flow's end at 210 ms. Nothing
+    // starts after the end, whenever the flow's controller (every 50 ms, about 255 ms here)
+    // happens to notice it: before, the user ran it when it came free before that tick. A
+    // second, longer flow keeps the run (whose own stop would end it) going.
+    let srv = start_server(ServerConfig::default());
+    let d = dir();
+    let s = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j: [ { name: slow, get: \"/slow?ms=230\" } ]\n  k: [ { name: ok, get: /ok } ]\nflows:\n  f: { journey: j, vus: 1, pace: 100ms, duration: 210ms }\n  g: { journey: k, vus: 1, pace: 100ms, duration: 700ms }\n",
+    );
+    let (_, r) = run_scenario(&s, &d.path().join("out"));
+    assert_eq!(srv.seen.arrivals("/slow").len(), 1, "requests at the server");
+    let f = flow(&r, "f");
+    assert_eq!((f.iterations_ok, f.interrupted), (1, 0));
+}

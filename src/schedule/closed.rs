@@ -185,9 +185,11 @@ fn vu_loop(
                 Some(p) => start + p * i,
                 None => next_due,
             };
-            // An iteration due when the flow's load has ended is not part of the plan (a paced user
-            // waiting for it would otherwise run one more, after the end).
-            if due >= end {
+            // Nothing starts once the flow's load has ended: not an iteration due after it (a
+            // paced user waiting for it would run one more), nor an overdue one whose user came
+            // free after it (it would run only if the controller's next tick had not yet noticed
+            // the end, up to 50 ms later).
+            if due >= end || free_at >= end {
                 return;
             }
             // Only a user that waits for its due time can start late by its own fault (the
