@@ -380,7 +380,11 @@ fn an_open_flow_with_iterations_sends_that_many_arrivals_at_any_scale() {
         &srv.url(),
         "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 100/s, iterations: 30 }\n",
     );
-    for (extra, sent) in [(&[][..], 30), (&["--scale", "2"][..], 60), (&["--rate", "300/s"][..], 90)] {
+    for (extra, sent) in [
+        (&[][..], 30),
+        (&["--scale", "2"][..], 60),
+        (&["--rate", "300/s"][..], 90),
+    ] {
         let (_, r) = run_scenario_with(&s, &d.path().join("out"), extra);
         let f = flow(&r, "f");
         assert_eq!((f.planned, f.iterations_ok), (30, 30), "{extra:?}");
@@ -394,6 +398,25 @@ fn an_open_flow_with_iterations_sends_that_many_arrivals_at_any_scale() {
     );
     let (_, r) = run_scenario(&short, &d.path().join("out2"));
     assert_eq!(flow(&r, "f").planned, 20);
+    // Poisson arrivals land anywhere on the curve: the flow still ends at the n-th.
+    let poisson = write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 200/s, arrivals: poisson, iterations: 40 }\n",
+    );
+    let (_, r) = run_scenario(&poisson, &d.path().join("out3"));
+    assert_eq!(flow(&r, "f").planned, 40);
+    // More than a day holds is refused, not run for a day.
+    let (code, _, stderr) = run_bin(&["validate", write_scenario(
+        d.path(),
+        &srv.url(),
+        "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 1/s, iterations: 100000 }\n",
+    ).to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("take longer than a day") && stderr.contains("s.yaml:6:43:"),
+        "{stderr}"
+    );
     // What still belongs to closed flows only is refused where it is written.
     let (code, _, stderr) = run_bin(&["validate", write_scenario(
         d.path(),
@@ -401,5 +424,9 @@ fn an_open_flow_with_iterations_sends_that_many_arrivals_at_any_scale() {
         "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 100/s, per_vu_iterations: 3 }\n",
     ).to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("`per_vu_iterations` applies to closed flows"), "{stderr}");
+    assert!(
+        stderr.contains("`per_vu_iterations` applies to closed flows")
+            && stderr.contains("an open flow takes `iterations`"),
+        "{stderr}"
+    );
 }

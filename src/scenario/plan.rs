@@ -649,16 +649,25 @@ impl Plan {
         }
     }
 
-    /// Ends each open flow with `iterations` at its last one: the curve is cut just before
-    /// arrival n+1 would be due, so the last of the n keeps a whole gap of slack for a late
-    /// wake-up. A curve that holds fewer arrivals is left as it is (its duration ends it first).
+    /// Ends each open flow with `iterations` at its last one. Uniform arrivals: the curve is
+    /// cut just before arrival n+1 would be due, so the last of the n keeps a whole gap of slack
+    /// for a late wake-up. Poisson arrivals land at a random point of the curve's integral (a
+    /// sum of n unit exponentials), so the cut leaves room for them (ten standard deviations) and
+    /// the executor stops at the n-th. A curve that holds fewer arrivals is left as it is (its
+    /// duration ends it first).
     pub fn cut_open_iterations(&mut self) {
         for f in &mut self.flows {
             if let LoadModel::Open(o) = &mut f.model
                 && let Some(n) = o.iterations
-                && let Some(t) = o.curve.time_of(n as f64 - 0.01)
             {
-                o.curve = o.curve.truncated(t);
+                let n = n as f64;
+                let x = match o.arrivals {
+                    Arrivals::Uniform => n - 0.01,
+                    Arrivals::Poisson => n + 10.0 * n.sqrt() + 10.0,
+                };
+                if let Some(t) = o.curve.time_of(x) {
+                    o.curve = o.curve.truncated(t);
+                }
             }
         }
     }

@@ -596,7 +596,7 @@ pub struct RawFlow {
     pub pace: Option<String>,
     /// Closed model: pause between a virtual user's iterations.
     pub think: Option<RawThink>,
-    /// Closed model: stop after this many iterations in total.
+    /// Either model: stop after this many iterations in total (an open flow: arrivals).
     pub iterations: Option<u64>,
     /// Closed model: each virtual user runs this many iterations, then stops.
     pub per_vu_iterations: Option<u64>,

@@ -49,6 +49,7 @@ pub async fn run(
         next: open.curve.time_of(0.0),
         segment,
         n: 0,
+        limit: open.iterations.unwrap_or(u64::MAX),
     };
     let mut missed = 0u64;
     let gauges = &ctx.registry.gauges[ctx.flow];
@@ -232,6 +233,8 @@ struct DueTimes<'a> {
     segment: Segment,
     /// Arrivals of the whole flow generated so far.
     n: u64,
+    /// Arrivals of the whole flow after which it ends (`iterations`).
+    limit: u64,
 }
 
 impl Iterator for DueTimes<'_> {
@@ -239,6 +242,9 @@ impl Iterator for DueTimes<'_> {
 
     fn next(&mut self) -> Option<f64> {
         loop {
+            if self.n >= self.limit {
+                return None;
+            }
             let t = self.next?;
             self.x += match self.arrivals {
                 Arrivals::Uniform => 1.0,
@@ -300,6 +306,7 @@ mod tests {
             next: curve.time_of(0.0),
             segment: Segment::WHOLE,
             n: 0,
+            limit: u64::MAX,
         };
         let v: Vec<f64> = dues.collect();
         assert_eq!(v.len(), 1000);
@@ -317,6 +324,7 @@ mod tests {
             next: curve.time_of(0.0),
             segment,
             n: 0,
+            limit: u64::MAX,
         };
         let whole: Vec<f64> = dues(Segment::WHOLE).collect();
         let mut parts: Vec<f64> = (0..3)

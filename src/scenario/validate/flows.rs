@@ -84,13 +84,28 @@ impl Validator<'_> {
                 None
             }
             (Some(rate), None) => {
-                for (k, set) in [
-                    ("pace", f.pace.is_some()),
-                    ("think", f.think.is_some()),
-                    ("per_vu_iterations", f.per_vu_iterations.is_some()),
+                for (k, set, instead) in [
+                    (
+                        "pace",
+                        f.pace.is_some(),
+                        "an open flow's pace is its `rate`",
+                    ),
+                    (
+                        "think",
+                        f.think.is_some(),
+                        "an open flow's pace is its `rate`",
+                    ),
+                    (
+                        "per_vu_iterations",
+                        f.per_vu_iterations.is_some(),
+                        "an open flow takes `iterations`, its arrivals in all",
+                    ),
                 ] {
                     if set {
-                        self.err_key(&join_key(&p, k), format!("`{k}` applies to closed flows (`vus`); an open flow's pace is its `rate`"));
+                        self.err_key(
+                            &join_key(&p, k),
+                            format!("`{k}` applies to closed flows (`vus`); {instead}"),
+                        );
                         ok = false;
                     }
                 }
@@ -107,13 +122,18 @@ impl Validator<'_> {
                     }
                 };
                 if f.iterations == Some(0) {
-                    self.err(&join_key(&p, "iterations"), "`iterations` must be at least 1");
+                    self.err(
+                        &join_key(&p, "iterations"),
+                        "`iterations` must be at least 1",
+                    );
                     ok = false;
                 }
                 // Arrivals without a duration last as long as they take (cut in the overrides,
                 // once the rate is final), up to the cap a closed batch has.
-                let duration = duration
-                    .or(f.iterations.is_some().then_some(super::super::plan::ITERATIONS_CAP));
+                let duration = duration.or(f
+                    .iterations
+                    .is_some()
+                    .then_some(super::super::plan::ITERATIONS_CAP));
                 let curve = self.curve(rate, &join_key(&p, "rate"), duration, true, &p);
                 if f.max_vus == Some(0) {
                     self.err(&join_key(&p, "max_vus"), "max_vus must be at least 1");

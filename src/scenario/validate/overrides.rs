@@ -140,6 +140,27 @@ impl Validator<'_> {
             plan.scale(k);
         }
         plan.cut_open_iterations();
+        // Iterations without a duration run as long as they take, up to the cap: more than
+        // the cap holds would silently become a day of load that never reaches them.
+        for f in &plan.flows {
+            if let LoadModel::Open(o) = &f.model
+                && let Some(n) = o.iterations
+                && f.length() >= super::super::plan::ITERATIONS_CAP
+            {
+                let path = super::join_key(&format!("flows.{}", f.name), "iterations");
+                self.err(
+                    &path,
+                    format!(
+                        "{n} arrivals at {:.2}/s take longer than a day: give a `duration` or a higher rate",
+                        o.curve.peak()
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return false;
+        }
         if let Some(d) = ov.duration {
             plan.limit_duration(d);
         }
