@@ -82,10 +82,13 @@ pub async fn run(
         let wake_t = wake_at(&ahead, slack);
         let wake = flow_start + std::time::Duration::from_secs_f64(wake_t);
         if wake > Instant::now() {
+            // The timer first: at a wake-up it is the one ready, and the stop, polled second,
+            // is then not polled at all (a poll of its waiter per arrival). A stop that comes
+            // with the timer is seen by the check below.
             tokio::select! {
                 biased;
-                _ = &mut stopped => break 'load,
                 _ = timer.sleep_until(wake) => {}
+                _ = &mut stopped => break 'load,
             }
         }
         if control.is_stopped() {
