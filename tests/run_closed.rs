@@ -259,7 +259,11 @@ fn an_overdue_paced_iteration_does_not_start_after_the_load_ends() {
         "journeys:\n  j: [ { name: slow, get: \"/slow?ms=230\" } ]\n  k: [ { name: ok, get: /ok } ]\nflows:\n  f: { journey: j, vus: 1, pace: 100ms, duration: 210ms }\n  g: { journey: k, vus: 1, pace: 100ms, duration: 700ms }\n",
     );
     let (_, r) = run_scenario(&s, &d.path().join("out"));
-    assert_eq!(srv.seen.arrivals("/slow").len(), 1, "requests at the server");
+    assert_eq!(
+        srv.seen.arrivals("/slow").len(),
+        1,
+        "requests at the server"
+    );
     let f = flow(&r, "f");
     assert_eq!((f.iterations_ok, f.interrupted), (1, 0));
 }
