@@ -59,6 +59,48 @@ impl Conn {
     }
 }
 
+/// One W3 journey: login, the balance with the token, the exchange of that balance. Counts each
+/// answered request; false at the first that fails.
+fn journey(
+    conn: &mut Conn,
+    host: &str,
+    n: u64,
+    req: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+    requests: &mut u64,
+) -> bool {
+    body.clear();
+    write!(body, "{{\"user\":\"u{}\",\"password\":\"secret\"}}", n % 500).ok();
+    post(host, "/auth/login", "", body, req);
+    let Some(token) = answer(conn, req, "token") else {
+        return false;
+    };
+    *requests += 1;
+    let auth = format!("authorization: Bearer {}\r\n", String::from_utf8_lossy(&token));
+    req.clear();
+    write!(req, "GET /wallet/balance HTTP/1.1\r\nhost: {host}\r\n{auth}\r\n").ok();
+    let Some(usdt) = answer(conn, req, "USDT") else {
+        return false;
+    };
+    *requests += 1;
+    body.clear();
+    body.extend_from_slice(b"{\"from\":\"USDT\",\"to\":\"TON\",\"amount\":\"");
+    body.extend_from_slice(&usdt);
+    body.extend_from_slice(b"\"}");
+    post(host, "/exchange", &auth, body, req);
+    let ok = matches!(conn.exchange(req), Ok((200, _)));
+    *requests += u64::from(ok);
+    ok
+}
+
+/// The field `key` of a 200 response's body to `req`; None when the exchange failed.
+fn answer(conn: &mut Conn, req: &[u8], key: &str) -> Option<Vec<u8>> {
+    match conn.exchange(req) {
+        Ok((200, r)) => Some(field(&conn.buf[r], key).to_vec()),
+        _ => None,
+    }
+}
+
 /// Opens a new connection after a failed exchange; false when the target refuses it.
 fn reconnect(conn: &mut Conn, host: &str) -> bool {
     match TcpStream::connect(host) {
@@ -155,41 +197,7 @@ fn main() {
             requests += u64::from(ok);
             ok
         } else {
-            body.clear();
-            write!(body, "{{\"user\":\"u{}\",\"password\":\"secret\"}}", n % 500).ok();
-            post(host, "/auth/login", "", &body, &mut req);
-            let token = match conn.exchange(&req) {
-                Ok((200, r)) => field(&conn.buf[r], "token").to_vec(),
-                _ => {
-                    errors += 1;
-                    if !reconnect(&mut conn, host) {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            requests += 1;
-            let auth = format!("authorization: Bearer {}\r\n", String::from_utf8_lossy(&token));
-            req.clear();
-            write!(req, "GET /wallet/balance HTTP/1.1\r\nhost: {host}\r\n{auth}\r\n").ok();
-            let usdt = match conn.exchange(&req) {
-                Ok((200, r)) => field(&conn.buf[r], "USDT").to_vec(),
-                _ => {
-                    errors += 1;
-                    if !reconnect(&mut conn, host) {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            requests += 1;
-            body.clear();
-            body.extend_from_slice(b"{\"from\":\"USDT\",\"to\":\"TON\",\"amount\":\"");
-            body.extend_from_slice(&usdt);
-            body.extend_from_slice(b"\"}");
-            post(host, "/exchange", &auth, &body, &mut req);
-            let ok = matches!(conn.exchange(&req), Ok((200, _)));
-            requests += u64::from(ok);
+            let ok = journey(&mut conn, host, n, &mut req, &mut body, &mut requests);
             journeys += u64::from(ok);
             ok
         };
