@@ -380,6 +380,12 @@ fn an_open_flow_with_iterations_sends_that_many_arrivals_at_any_scale() {
         &srv.url(),
         "journeys:\n  j:\n    - { name: ok, get: /ok }\nflows:\n  f: { journey: j, rate: 100/s, iterations: 30 }\n",
     );
+    let (code, plan, _) = run_bin(&["validate", s.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        plan.contains("over 300ms") && plan.contains("~30 iterations"),
+        "{plan}"
+    );
     for (extra, sent) in [
         (&[][..], 30),
         (&["--scale", "2"][..], 60),

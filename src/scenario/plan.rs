@@ -537,7 +537,9 @@ impl Flow {
                 o.curve.peak(),
                 Span(self.length()),
                 o.max_vus,
-                o.curve.arrivals(),
+                // Poisson's cut leaves room for the n-th arrival; the executor stops there.
+                o.iterations
+                    .map_or(o.curve.arrivals(), |n| n.min(o.curve.arrivals())),
             ),
             LoadModel::Closed(c) => {
                 let pacing = match (c.pace, c.think) {
@@ -666,6 +668,9 @@ impl Plan {
                     Arrivals::Poisson => n + 10.0 * n.sqrt() + 10.0,
                 };
                 if let Some(t) = o.curve.time_of(x) {
+                    // Rounded up to a whole millisecond, so the plan reads `5s`, not
+                    // `4999.900ms`: the executor's count still ends the arrivals at the n-th.
+                    let t = ((t * 1000.0).ceil() / 1000.0).min(o.curve.len());
                     o.curve = o.curve.truncated(t);
                 }
             }
