@@ -403,9 +403,9 @@ pub struct Open {
     pub arrivals: Arrivals,
     /// Most virtual users at once.
     pub max_vus: u64,
-    /// Arrivals after which the load ends (`iterations`, `--iterations`). The curve is cut at
-    /// the last of them once the overrides have set the rate, so a scale changes how fast
-    /// they come, never how many.
+    /// Arrivals after which the load ends (`iterations`, `--iterations`): the executor stops at
+    /// the n-th, and [`Plan::cut_open_iterations`] cuts the curve there once the overrides
+    /// have set the rate, so a scale changes how fast they come, never how many.
     pub iterations: Option<u64>,
 }
 
