@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page (no scripts, no network): the verdict, the plan,
 //! thresholds, a section per flow (facts, charts from `svg`, the steps table, the batch split),
 //! trends, database time, self-checks and error examples. Charts reduce long series (see
-//! [`super::svg::MAX_POINTS`]), which keeps a 10 flows × 20 steps × 1 hour run to a few megabytes.
+//! `svg::MAX_POINTS`), which keeps a 10 flows × 20 steps × 1 hour run to a few megabytes.
 
 use std::fmt::Write as _;
 
