@@ -383,9 +383,29 @@ fn an_open_flow_with_iterations_sends_that_many_arrivals_at_any_scale() {
     let (code, plan, _) = run_bin(&["validate", s.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(
-        plan.contains("over 300ms") && plan.contains("~30 iterations"),
+        plan.contains("over 300ms") && plan.contains(", 30 iterations"),
         "{plan}"
     );
+    // The same from the command line, on a flow with no duration of its own; and a split run's
+    // segments share a Poisson flow's exact count.
+    let bare = write(
+        d.path(),
+        "bare.yaml",
+        &format!(
+            "target: {}\njourneys:\n  j: [ {{ name: ok, get: /ok }} ]\nflows:\n  f: {{ journey: j, rate: 20/s, arrivals: poisson }}\n",
+            srv.url()
+        ),
+    );
+    let (code, plan, stderr) = run_bin(&[
+        "validate",
+        bare.to_str().unwrap(),
+        "--iterations",
+        "77",
+        "--segment",
+        "0/2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(plan.contains("39 of 77 arrivals, up to"), "{plan}");
     for (extra, sent) in [
         (&[][..], 30),
         (&["--scale", "2"][..], 60),

@@ -409,6 +409,22 @@ pub struct Open {
     pub iterations: Option<u64>,
 }
 
+impl Open {
+    /// The arrivals the flow sends: its `iterations`, or what its curve holds when that is
+    /// fewer (a Poisson curve's expected count).
+    pub fn planned_arrivals(&self) -> u64 {
+        let held = self.curve.arrivals();
+        self.iterations.map_or(held, |n| n.min(held))
+    }
+
+    /// Whether [`Open::planned_arrivals`] is exact: uniform arrivals, or a count the curve holds
+    /// (a Poisson flow's count is otherwise random).
+    pub fn exact_count(&self) -> bool {
+        self.arrivals == Arrivals::Uniform
+            || self.iterations.is_some_and(|n| n <= self.curve.arrivals())
+    }
+}
+
 /// Arrival spacing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrivals {
@@ -529,17 +545,26 @@ impl Flow {
         };
         match &self.model {
             LoadModel::Open(o) => format!(
-                "open, {} arrivals, peak {:.2}/s over {}, max {} VUs, ~{} iterations{start}{kind}",
+                "open, {} arrivals, peak {:.2}/s over {}{}, max {} VUs, {}{} iterations{start}{kind}",
                 match o.arrivals {
                     Arrivals::Uniform => "uniform",
                     Arrivals::Poisson => "Poisson",
                 },
                 o.curve.peak(),
+                // Poisson's cut leaves room for the n-th arrival; the executor stops there.
+                if o.iterations.is_some() && o.arrivals == Arrivals::Poisson {
+                    "at most "
+                } else {
+                    ""
+                },
                 Span(self.length()),
                 o.max_vus,
-                // Poisson's cut leaves room for the n-th arrival; the executor stops there.
-                o.iterations
-                    .map_or(o.curve.arrivals(), |n| n.min(o.curve.arrivals())),
+                if o.iterations.is_some() && o.exact_count() {
+                    ""
+                } else {
+                    "~"
+                },
+                o.planned_arrivals(),
             ),
             LoadModel::Closed(c) => {
                 let pacing = match (c.pace, c.think) {
@@ -781,8 +806,8 @@ impl Plan {
         for f in self.flows.iter().filter(|f| f.is_load()) {
             let text = match &f.model {
                 LoadModel::Open(o) => {
-                    let total = o.curve.arrivals();
-                    let poisson = if o.arrivals == Arrivals::Poisson {
+                    let total = o.planned_arrivals();
+                    let poisson = if !o.exact_count() {
                         " (a Poisson flow: about that many)"
                     } else {
                         ""

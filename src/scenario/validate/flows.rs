@@ -53,6 +53,12 @@ impl Validator<'_> {
             Some(d) => self.positive_span(&join_key(&p, "duration"), d),
             None => ov.duration,
         };
+        // `--iterations` for this flow (named, or unnamed: the only flow, checked later) bounds
+        // it as the key in the file does.
+        let bounded_by_cli = ov
+            .iterations
+            .iter()
+            .any(|o| o.flow.as_deref().is_none_or(|n| n == name));
         let start = f
             .start
             .as_ref()
@@ -130,9 +136,7 @@ impl Validator<'_> {
                 }
                 // Arrivals without a duration last as long as they take (cut in the overrides,
                 // once the rate is final), up to the cap a closed batch has.
-                let duration = duration.or(f
-                    .iterations
-                    .is_some()
+                let duration = duration.or((f.iterations.is_some() || bounded_by_cli)
                     .then_some(super::super::plan::ITERATIONS_CAP));
                 let curve = self.curve(rate, &join_key(&p, "rate"), duration, true, &p);
                 if f.max_vus == Some(0) {
@@ -170,7 +174,8 @@ impl Validator<'_> {
                     .think
                     .as_ref()
                     .and_then(|t| self.think(t, &join_key(&p, "think")));
-                let bounded = f.iterations.is_some() || f.per_vu_iterations.is_some();
+                let bounded =
+                    f.iterations.is_some() || f.per_vu_iterations.is_some() || bounded_by_cli;
                 // An iteration-bounded batch without a duration may run up to a day.
                 let duration = duration.or(bounded.then_some(super::super::plan::ITERATIONS_CAP));
                 for (k, v) in [

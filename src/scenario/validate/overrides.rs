@@ -146,6 +146,7 @@ impl Validator<'_> {
             if let LoadModel::Open(o) = &f.model
                 && let Some(n) = o.iterations
                 && f.length() >= super::super::plan::ITERATIONS_CAP
+                && o.curve.arrivals() < n
             {
                 let path = super::join_key(&format!("flows.{}", f.name), "iterations");
                 self.err(
