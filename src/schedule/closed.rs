@@ -185,11 +185,12 @@ fn vu_loop(
                 Some(p) => start + p * i,
                 None => next_due,
             };
-            // Nothing starts once the flow's load has ended: not an iteration due after it (a
+            // Nothing starts once the flow's load has ended, and an iteration starts when it is
+            // due or when its user comes free, whichever is later: not one due after the end (a
             // paced user waiting for it would run one more), nor an overdue one whose user came
             // free after it (it would run only if the controller's next tick had not yet noticed
             // the end, up to 50 ms later).
-            if due >= end || free_at >= end {
+            if due.max(free_at) >= end {
                 return;
             }
             // Only a user that waits for its due time can start late by its own fault (the

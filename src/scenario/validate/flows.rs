@@ -53,12 +53,23 @@ impl Validator<'_> {
             Some(d) => self.positive_span(&join_key(&p, "duration"), d),
             None => ov.duration,
         };
-        // `--iterations` for this flow (named, or unnamed: the only flow, checked later) bounds
-        // it as the key in the file does.
-        let bounded_by_cli = ov
-            .iterations
-            .iter()
-            .any(|o| o.flow.as_deref().is_none_or(|n| n == name));
+        // Iterations bound either model, from the file or from `--iterations` for this flow
+        // (named, or unnamed: the only flow, checked later). Without a duration, a bounded flow
+        // runs as long as they take, up to a day (an open flow's curve is cut to its arrivals in
+        // the overrides, once the rate is final).
+        if f.iterations == Some(0) {
+            self.err(
+                &join_key(&p, "iterations"),
+                "`iterations` must be at least 1",
+            );
+            ok = false;
+        }
+        let bounded = f.iterations.is_some()
+            || ov
+                .iterations
+                .iter()
+                .any(|o| o.flow.as_deref().is_none_or(|n| n == name));
+        let cap = |bounded: bool| bounded.then_some(super::super::plan::ITERATIONS_CAP);
         let start = f
             .start
             .as_ref()
@@ -127,17 +138,7 @@ impl Validator<'_> {
                         Arrivals::Uniform
                     }
                 };
-                if f.iterations == Some(0) {
-                    self.err(
-                        &join_key(&p, "iterations"),
-                        "`iterations` must be at least 1",
-                    );
-                    ok = false;
-                }
-                // Arrivals without a duration last as long as they take (cut in the overrides,
-                // once the rate is final), up to the cap a closed batch has.
-                let duration = duration.or((f.iterations.is_some() || bounded_by_cli)
-                    .then_some(super::super::plan::ITERATIONS_CAP));
+                let duration = duration.or(cap(bounded));
                 let curve = self.curve(rate, &join_key(&p, "rate"), duration, true, &p);
                 if f.max_vus == Some(0) {
                     self.err(&join_key(&p, "max_vus"), "max_vus must be at least 1");
@@ -174,18 +175,13 @@ impl Validator<'_> {
                     .think
                     .as_ref()
                     .and_then(|t| self.think(t, &join_key(&p, "think")));
-                let bounded =
-                    f.iterations.is_some() || f.per_vu_iterations.is_some() || bounded_by_cli;
-                // An iteration-bounded batch without a duration may run up to a day.
-                let duration = duration.or(bounded.then_some(super::super::plan::ITERATIONS_CAP));
-                for (k, v) in [
-                    ("iterations", f.iterations),
-                    ("per_vu_iterations", f.per_vu_iterations),
-                ] {
-                    if v == Some(0) {
-                        self.err(&join_key(&p, k), format!("`{k}` must be at least 1"));
-                        ok = false;
-                    }
+                let duration = duration.or(cap(bounded || f.per_vu_iterations.is_some()));
+                if f.per_vu_iterations == Some(0) {
+                    self.err(
+                        &join_key(&p, "per_vu_iterations"),
+                        "`per_vu_iterations` must be at least 1",
+                    );
+                    ok = false;
                 }
                 self.curve(vus, &join_key(&p, "vus"), duration, false, &p)
                     .map(|curve| {
